@@ -1,0 +1,3 @@
+from afgen.cli import main
+
+main()

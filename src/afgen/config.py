@@ -1,0 +1,182 @@
+"""Every default afgen uses, in one place.
+
+The CLI and the Python API both read their defaults from these dataclasses, so a default
+is changed here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+#: File extensions treated as video clips when a folder is scanned.
+VIDEO_EXTENSIONS: tuple[str, ...] = (
+    ".mp4", ".avi", ".mkv", ".webm", ".mov", ".mpg", ".mpeg", ".m4v", ".flv", ".wmv", ".3gp",
+)
+
+#: Names of the three splits afgen knows.
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class VideoConfig:
+    """How clips are decoded: the paper samples 6 frames per second, resized for ResNet50."""
+
+    fps: float = 6.0
+    height: int = 224
+    width: int = 224
+    audio_rate: int = 16_000
+    #: A clip whose decoded video is shorter than this fraction of the duration its container
+    #: declares is reported as truncated instead of silently giving partial features.
+    min_decoded_fraction: float = 0.9
+    #: Decoder threads per clip; 0 lets FFmpeg choose. Extraction workers set 1.
+    decoder_threads: int = 0
+
+
+@dataclass(frozen=True)
+class FlowConfig:
+    """Optical flow between consecutive sampled frames, encoded as 3-channel images."""
+
+    algorithm: str = "farneback"  # farneback | dis | tvl1
+    encoding: str = "hsv"  # hsv | xy
+    # The seed's cv2.calcOpticalFlowFarneback parameters.
+    farneback_pyr_scale: float = 0.5
+    farneback_levels: int = 3
+    farneback_winsize: int = 15
+    farneback_iterations: int = 3
+    farneback_poly_n: int = 5
+    farneback_poly_sigma: float = 1.2
+    farneback_flags: int = 0
+    dis_preset: str = "medium"  # fast | medium | ultrafast
+    #: HSV value channel: magnitudes are min-max normalised over at least this range (px),
+    #: so a still scene stays dark instead of amplifying noise.
+    hsv_min_range: float = 1.0
+    #: xy encoding (TSN): displacements clipped to +-this many pixels.
+    xy_bound: float = 20.0
+
+
+@dataclass(frozen=True)
+class AudioFeatureConfig:
+    """The audio feature the generator learns to produce (log-mel statistics by default)."""
+
+    encoder: str = "logmel"
+    sample_rate: int = 16_000
+    n_mels: int = 64
+    win_seconds: float = 0.025
+    hop_seconds: float = 0.010
+    fmin: float = 0.0
+    fmax: float | None = None
+    log_floor: float = 1e-6
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    """Feature extraction: backbone, precision, batching and parallelism."""
+
+    backbone: str = "resnet50"
+    weights: str = "imagenet"  # imagenet | none | path to a state dict
+    audio: str = "logmel"
+    batch_size: int = 16
+    precision: str = "auto"  # fp32 | bf16 | auto
+    device: str = "auto"  # auto | cpu | cuda
+    workers: int = max(1, (os.cpu_count() or 2) - 1)
+    #: Decoded clips waiting for the backbone; bounds memory together with batch_size.
+    queue_depth: int = 4
+    #: On-disk dtype of the visual features.
+    dtype: str = "float16"
+    limit: int | None = None
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """The embedded synthetic audio-visual dataset (see synth.py for the classes)."""
+
+    classes: int = 6
+    clips_per_class: int = 24
+    seed: int = 0
+    missing_audio: float = 0.0
+    size: int = 96
+    seconds: float = 3.0
+    frame_rates: tuple[float, ...] = (25.0, 30000 / 1001)
+    audio_rate: int = 16_000
+    val_fraction: float = 0.2
+    test_fraction: float = 0.2
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The LSTM generator and the audio-visual classifier (Lightning)."""
+
+    epochs: int = 40
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    #: Weight of the audio regression MSE against the cross-entropy. Features are
+    #: standardised per dimension, so an MSE of 1 means "no better than the mean"; at 1.0
+    #: both terms start near the same scale and neither drowns the other.
+    lambda_reg: float = 1.0
+    hidden: int = 512
+    layers: int = 1
+    dropout: float = 0.3
+    input_dropout: float = 0.2
+    fusion_hidden: int = 256
+    #: Probability that a training clip's audio is zeroed (modality dropout variant).
+    modality_dropout: float = 0.5
+    class_balance: str = "weighted_loss"  # weighted_loss | sampler | none
+    patience: int = 10
+    seed: int = 0
+    devices: str = "auto"
+    accelerator: str = "auto"
+    val_fraction: float = 0.2
+    test_fraction: float = 0.2
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """The missing-audio protocol."""
+
+    split: str = "test"
+    missing_rates: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+    seed: int = 0
+    top_k: int = 5
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Settings of `afgen demo`, chosen to finish in a few minutes on a 2-core CPU."""
+
+    classes: int = 6
+    clips_per_class: int = 30
+    size: int = 96
+    backbone: str = "resnet18"
+    image_size: int = 112
+    missing_audio: float = 0.1
+    epochs: int = 30
+    hidden: int = 256
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    top: int = 5
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A JSON-ready dict of a config dataclass (tuples become lists)."""
+    out = asdict(cfg)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+
+def from_dict(cls: type, data: dict[str, Any]):
+    """Build a config from a dict, ignoring keys the dataclass does not know."""
+    names = {f.name for f in fields(cls)}
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names}
+    return cls(**kwargs)
+
+
+__all__ = [
+    "VIDEO_EXTENSIONS", "SPLITS", "VideoConfig", "FlowConfig", "AudioFeatureConfig",
+    "ExtractConfig", "SynthConfig", "TrainConfig", "EvalConfig", "DemoConfig",
+    "PredictConfig", "to_dict", "from_dict", "replace", "field",
+]

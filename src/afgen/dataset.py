@@ -1,0 +1,296 @@
+"""Discover clips and labels: folder per class, Moments in Time, or a generic CSV list.
+
+Every clip gets a unique, filesystem-safe id derived from its path relative to the dataset
+root (two `0001.mp4` in different class folders never collide). Paths that escape the root
+are rejected.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import logging
+import random
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePosixPath
+
+from afgen.config import SPLITS, VIDEO_EXTENSIONS, TrainConfig
+from afgen.errors import DatasetError
+
+log = logging.getLogger(__name__)
+
+#: Top-level folder names read as splits (Moments in Time, Kinetics, UCF-style trees).
+SPLIT_FOLDERS = {
+    "training": "train", "train": "train",
+    "validation": "val", "val": "val", "valid": "val",
+    "testing": "test", "test": "test",
+}
+#: Moments in Time ships one CSV per split beside the split folders.
+MIT_CSVS = {"training": "trainingSet.csv", "validation": "validationSet.csv"}
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_MAX_ID = 160
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One clip: its id (safe as a file name), file, label and split (None if unassigned)."""
+
+    id: str
+    path: Path
+    label: str
+    split: str | None
+    source: str  # the path relative to the dataset root, with forward slashes
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Clips and the sorted class list of a dataset."""
+
+    root: Path
+    layout: str
+    clips: tuple[Clip, ...]
+    classes: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def label_index(self) -> dict[str, int]:
+        return {c: i for i, c in enumerate(self.classes)}
+
+
+def clip_id(relative: str) -> str:
+    """A filesystem-safe id from a clip's relative path (extension dropped, folders kept)."""
+    stem = str(PurePosixPath(relative).with_suffix(""))
+    safe = "__".join(_UNSAFE.sub("_", part) for part in stem.split("/") if part)
+    safe = safe.lstrip(".") or "clip"
+    if len(safe) > _MAX_ID:
+        safe = safe[:_MAX_ID] + "-" + _digest(relative)
+    return safe
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:8]
+
+
+def _unique_ids(relatives: Sequence[str]) -> list[str]:
+    """Ids for the given relative paths; ids that would collide get a hash of the full path."""
+    ids = [clip_id(r) for r in relatives]
+    counts = Counter(ids)
+    return [f"{i}-{_digest(r)}" if counts[i] > 1 else i for i, r in zip(ids, relatives)]
+
+
+def safe_relative(root: Path, entry: str, listing: Path) -> str:
+    """Check that `entry` (from `listing`) stays inside `root`; return it with '/' separators."""
+    posix = entry.strip().replace("\\", "/")
+    if not posix:
+        raise DatasetError("empty path in a row; every row needs `path,label`", listing)
+    if posix.startswith("/") or re.match(r"^[A-Za-z]:/", posix):
+        raise DatasetError(
+            f"absolute path {entry!r} is not allowed; write paths relative to the list's folder",
+            listing,
+        )
+    parts = PurePosixPath(posix).parts
+    if ".." in parts:
+        raise DatasetError(
+            f"path {entry!r} escapes the dataset root with '..'; move the clip under {root}",
+            listing,
+        )
+    resolved = (root / posix).resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise DatasetError(f"path {entry!r} resolves outside the dataset root {root}", listing)
+    return str(PurePosixPath(*parts))
+
+
+def _is_video(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS and not path.name.startswith(".")
+
+
+def _scan_class_folders(base: Path, root: Path) -> list[tuple[str, str]]:
+    """(relative path, label) for every video under base/<class>/, warning on empty classes."""
+    rows = []
+    for class_dir in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        videos = sorted(p for p in class_dir.rglob("*") if _is_video(p))
+        if not videos:
+            log.warning("class folder %s holds no video files; skipping it", class_dir)
+            continue
+        rows += [(v.relative_to(root).as_posix(), class_dir.name) for v in videos]
+    return rows
+
+
+def _read_rows(listing: Path) -> list[list[str]]:
+    try:
+        with listing.open(newline="", encoding="utf-8-sig") as fh:
+            return [row for row in csv.reader(fh) if row and any(c.strip() for c in row)]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DatasetError(f"cannot read the list: {exc}", listing) from exc
+
+
+def _dedupe(rows: Iterable[tuple[str, str, str | None]], listing: Path):
+    """Drop exact duplicate rows with a warning; a path listed with two labels is an error."""
+    seen: dict[str, tuple[str, str | None]] = {}
+    out = []
+    for rel, label, split in rows:
+        if rel in seen:
+            if seen[rel][0] != label:
+                raise DatasetError(
+                    f"{rel} is listed with two labels ({seen[rel][0]!r} and {label!r}); "
+                    "keep one row per clip",
+                    listing,
+                )
+            log.warning("%s: duplicate row for %s ignored", listing, rel)
+            continue
+        seen[rel] = (label, split)
+        out.append((rel, label, split))
+    return out
+
+
+def _from_csv(listing: Path) -> tuple[Path, list[tuple[str, str, str | None]]]:
+    root = listing.parent
+    rows = _read_rows(listing)
+    if rows and rows[0][0].strip().lower() == "path":
+        rows = rows[1:]
+    out = []
+    for n, row in enumerate(rows, start=1):
+        if len(row) < 2 or not row[1].strip():
+            raise DatasetError(f"row {n} has no label; rows are `path,label[,split]`", listing)
+        split = _split_name(row[2], listing) if len(row) > 2 and row[2].strip() else None
+        out.append((safe_relative(root, row[0], listing), row[1].strip(), split))
+    return root, _dedupe(out, listing)
+
+
+def _split_name(value: str, listing: Path) -> str:
+    name = SPLIT_FOLDERS.get(value.strip().lower())
+    if name is None:
+        raise DatasetError(f"unknown split {value!r}; use one of {', '.join(SPLITS)}", listing)
+    return name
+
+
+def _from_split_folders(root: Path) -> list[tuple[str, str, str | None]]:
+    out = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        split = SPLIT_FOLDERS.get(folder.name.lower())
+        if split is None:
+            continue
+        listing = root / MIT_CSVS.get(folder.name, "")
+        if folder.name in MIT_CSVS and listing.is_file():
+            class_names = {p.name for p in folder.iterdir() if p.is_dir()}
+            rows = []
+            for n, row in enumerate(_read_rows(listing), start=1):
+                if len(row) < 2:
+                    raise DatasetError(f"row {n} has no label; rows are `class/file,label,...`", listing)
+                label = row[1].strip()
+                if label not in class_names:
+                    raise DatasetError(
+                        f"row {n}: unknown label {label!r} (no folder {folder / label})", listing
+                    )
+                rel = safe_relative(folder, row[0], listing)
+                rows.append((f"{folder.name}/{rel}", label, split))
+            out += _dedupe(rows, listing)
+        else:
+            out += [(rel, label, split) for rel, label in _scan_class_folders(folder, root)]
+    return out
+
+
+def detect_layout(source: Path) -> str:
+    """'csv' for a list file, 'splits' for train/val/test (or MiT) folders, else 'folders'."""
+    if source.is_file():
+        return "csv"
+    if not source.is_dir():
+        raise DatasetError("no such folder or list; give a dataset folder or a CSV", source)
+    names = {p.name.lower() for p in source.iterdir() if p.is_dir()}
+    return "splits" if names & set(SPLIT_FOLDERS) else "folders"
+
+
+def discover(
+    source: str | Path,
+    layout: str = "auto",
+    classes: Sequence[str] | None = None,
+    per_class: int | None = None,
+) -> Dataset:
+    """Find every clip of a dataset with its label and split.
+
+    `classes` keeps only those classes (e.g. the paper's 10 Moments-in-Time classes) and
+    `per_class` keeps the first N clips of each class in path order.
+    """
+    source = Path(source)
+    layout = detect_layout(source) if layout == "auto" else layout
+    if layout == "csv":
+        root, rows = _from_csv(source)
+    elif layout == "splits":
+        root, rows = source, _from_split_folders(source)
+    elif layout == "folders":
+        root = source
+        rows = [(rel, label, None) for rel, label in _scan_class_folders(source, source)]
+    else:
+        raise DatasetError(f"unknown layout {layout!r}; use auto, folders, splits or csv", source)
+    if not rows:
+        raise DatasetError(
+            "no clips found; expected ROOT/<class>/<clip>.mp4, ROOT/training/<class>/..., "
+            "or a CSV of `path,label[,split]`",
+            source,
+        )
+    found = sorted({label for _, label, _ in rows})
+    if classes is not None:
+        unknown = sorted(set(classes) - set(found))
+        if unknown:
+            raise DatasetError(
+                f"unknown classes {unknown}; the dataset has {len(found)} classes, "
+                f"e.g. {found[:10]}",
+                source,
+            )
+        rows = [r for r in rows if r[1] in set(classes)]
+        found = sorted(set(classes))
+    if per_class is not None:
+        taken: Counter[str] = Counter()
+        kept = []
+        for row in sorted(rows):
+            if taken[row[1]] < per_class:
+                taken[row[1]] += 1
+                kept.append(row)
+        rows = kept
+    rows.sort()
+    ids = _unique_ids([rel for rel, _, _ in rows])
+    clips = tuple(
+        Clip(id=i, path=root / rel, label=label, split=split, source=rel)
+        for i, (rel, label, split) in zip(ids, rows)
+    )
+    return Dataset(root=root, layout=layout, clips=clips, classes=tuple(found))
+
+
+def stratified_splits(
+    labels: dict[str, str],
+    val_fraction: float = TrainConfig.val_fraction,
+    test_fraction: float = TrainConfig.test_fraction,
+    seed: int = 0,
+) -> dict[str, str]:
+    """A deterministic stratified train/val/test assignment of clip ids, by label.
+
+    Each class with at least three clips gets at least one val and one test clip.
+    """
+    by_class: dict[str, list[str]] = defaultdict(list)
+    for cid, label in labels.items():
+        by_class[label].append(cid)
+    out = {}
+    for label in sorted(by_class):
+        ids = sorted(by_class[label])
+        random.Random(f"{seed}:{label}").shuffle(ids)
+        n = len(ids)
+        n_test = max(1, round(n * test_fraction)) if n >= 3 and test_fraction > 0 else 0
+        n_val = max(1, round(n * val_fraction)) if n >= 3 and val_fraction > 0 else 0
+        for k, cid in enumerate(ids):
+            out[cid] = "test" if k < n_test else "val" if k < n_test + n_val else "train"
+    return out
+
+
+def with_splits(dataset: Dataset, seed: int = 0) -> Dataset:
+    """Fill in a stratified split for clips that have none; clips with a split keep it."""
+    missing = {c.id: c.label for c in dataset.clips if c.split is None}
+    if not missing:
+        return dataset
+    assigned = stratified_splits(missing, seed=seed)
+    clips = tuple(replace(c, split=assigned.get(c.id, c.split)) for c in dataset.clips)
+    return replace(dataset, clips=clips)

@@ -1,0 +1,56 @@
+"""An append-only JSON-lines log of per-clip outcomes; the last line for a clip wins.
+
+Appends are flushed and fsynced line by line, so a killed run loses at most the line being
+written, and a torn last line is ignored on reading.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class Manifest:
+    """Per-clip records keyed by `id`, stored in a .jsonl file."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def records(self) -> dict[str, dict[str, Any]]:
+        """The latest record of every clip, in first-seen order."""
+        out: dict[str, dict[str, Any]] = {}
+        if not self.path.exists():
+            return out
+        with self.path.open(encoding="utf-8") as fh:
+            for n, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    log.warning("%s: line %d is torn (killed run?); ignoring it", self.path, n)
+                    continue
+                out[rec["id"]] = rec
+        return out
+
+    def ids_with_status(self, status: str) -> set[str]:
+        return {cid for cid, rec in self.records().items() if rec.get("status") == status}
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Append one record durably."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = json.dumps(record, sort_keys=True, default=str)
+        with self.path.open("a+", encoding="utf-8") as fh:
+            fh.seek(0, os.SEEK_END)
+            if fh.tell() > 0:
+                fh.seek(fh.tell() - 1)
+                if fh.read(1) != "\n":  # a torn line from a killed run: start a fresh one
+                    fh.write("\n")
+            fh.write(line + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())

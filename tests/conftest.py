@@ -1,0 +1,74 @@
+"""Shared fixtures: tiny clips written with PyAV (H.264 + AAC), made fresh by each test."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+
+def write_clip(
+    path: Path,
+    fps: float = 25.0,
+    seconds: float = 2.0,
+    size: int = 64,
+    audio: bool = True,
+    tone_hz: float = 440.0,
+    audio_rate: int = 16_000,
+    times: list[float] | None = None,
+    start: float = 0.0,
+) -> Path:
+    """A clip with a square moving right by 2 px per frame and a sine tone.
+
+    `times` gives explicit frame times in seconds (variable frame rate); `start` offsets
+    every timestamp, so the stream starts late.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if times is None:
+        times = [i / fps for i in range(int(round(seconds * fps)))]
+    with av.open(str(path), "w", format="mp4") as container:
+        rate = Fraction(fps).limit_denominator(1001)
+        stream = container.add_stream("libx264", rate=rate, options={"threads": "1"})
+        stream.width = stream.height = size
+        stream.pix_fmt = "yuv420p"
+        tb = Fraction(1, 90_000)
+        stream.codec_context.time_base = tb
+        stream.time_base = tb
+        astream = None
+        if audio:
+            astream = container.add_stream("aac", rate=audio_rate)
+            astream.layout = "mono"
+        rng = np.random.default_rng(0)
+        texture = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
+        for i, t in enumerate(times):
+            img = (texture // 3).copy()
+            x = (4 + 2 * i) % (size - 16)
+            img[20:36, x:x + 16] = texture[20:36, 0:16]
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts = int(round((t + start) / tb))
+            frame.time_base = tb
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+        if astream is not None:
+            total = times[-1] + (times[-1] - times[-2] if len(times) > 1 else 1 / fps)
+            n = int(round(total * audio_rate))
+            wave = (0.5 * np.sin(2 * np.pi * tone_hz * np.arange(n) / audio_rate)).astype(np.float32)
+            for s in range(0, n, 1024):
+                frame = av.AudioFrame.from_ndarray(wave[None, s:s + 1024].copy(), format="fltp", layout="mono")
+                frame.sample_rate, frame.pts = audio_rate, s
+                container.mux(astream.encode(frame))
+            container.mux(astream.encode())
+    return path
+
+
+@pytest.fixture
+def clip_factory(tmp_path):
+    """Call with a file name (and write_clip options) to get a fresh clip under tmp_path."""
+
+    def make(name: str = "clip.mp4", **kwargs) -> Path:
+        return write_clip(tmp_path / name, **kwargs)
+
+    return make
