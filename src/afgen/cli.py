@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -31,9 +31,9 @@ err_console = Console(stderr=True)
 
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log debug messages.")]
 Layout = Annotated[str, typer.Option(help="Dataset layout: auto, folders, splits (MiT) or csv.")]
-ClassesOpt = Annotated[Optional[str], typer.Option(
+ClassesOpt = Annotated[str | None, typer.Option(
     "--only-classes", help="Comma-separated class names to keep (e.g. the paper's 10 MiT classes).")]
-PerClass = Annotated[Optional[int], typer.Option(help="Keep at most N clips per class.")]
+PerClass = Annotated[int | None, typer.Option(help="Keep at most N clips per class.")]
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -106,6 +106,62 @@ def frames(
         C.FlowConfig(algorithm=flow, encoding=flow_encoding), workers=workers)
     console.print(f"{summary.done} done, {summary.skipped} already done, {summary.failed} failed; "
                   f"manifest: {summary.manifest}")
+
+
+@app.command()
+def extract(
+    clips: Annotated[Path, typer.Argument(help="Dataset folder (folder per class or MiT) or CSV list.")],
+    features: Annotated[Path, typer.Argument(help="Feature store folder to write (or resume).")],
+    fps: Annotated[float, typer.Option(help="Frames sampled per second, by timestamp.")] = C.VideoConfig.fps,
+    size: Annotated[int, typer.Option(help="Image size fed to the backbone.")] = C.VideoConfig.height,
+    flow: Annotated[str, typer.Option(help="Flow algorithm: farneback, dis or tvl1.")] = C.FlowConfig.algorithm,
+    flow_encoding: Annotated[str, typer.Option(help="Flow image encoding: hsv (seed) or xy (TSN).")] = C.FlowConfig.encoding,
+    backbone: Annotated[str, typer.Option(help="torchvision model: resnet50, resnet18, efficientnet_b0, ...")] = C.ExtractConfig.backbone,
+    weights: Annotated[str, typer.Option(help="imagenet (torchvision weights API), none (random), or a state-dict PATH.")] = C.ExtractConfig.weights,
+    audio: Annotated[str, typer.Option(help="Audio feature encoder (logmel).")] = C.ExtractConfig.audio,
+    workers: Annotated[int, typer.Option(help="Decode/flow worker processes (0: in this process).")] = C.ExtractConfig.workers,
+    batch_size: Annotated[int, typer.Option(help="Images per backbone batch (8-16 is fastest on CPU).")] = C.ExtractConfig.batch_size,
+    precision: Annotated[str, typer.Option(help="fp32, bf16 or auto (bf16 where supported).")] = C.ExtractConfig.precision,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = C.ExtractConfig.device,
+    dtype: Annotated[str, typer.Option(help="On-disk dtype of visual features: float16 or float32.")] = C.ExtractConfig.dtype,
+    limit: Annotated[int | None, typer.Option(help="Extract only the first N clips.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Start the store afresh if its settings differ.")] = False,
+    layout: Layout = "auto",
+    only_classes: ClassesOpt = None,
+    per_class: PerClass = None,
+    verbose: Verbose = False,
+) -> None:
+    """Extract v_R [t,D], v_F [t-1,D] and the audio feature of every clip into a feature store.
+
+    Resumable: a rerun skips finished clips; a failed clip is recorded and the batch goes on.
+    """
+    from afgen.extract import extract as run_extract
+
+    _setup_logging(verbose)
+    dataset = _dataset(clips, layout, only_classes, per_class)
+    cfg = C.ExtractConfig(backbone=backbone, weights=weights, audio=audio, workers=workers,
+                          batch_size=batch_size, precision=precision, device=device, dtype=dtype,
+                          limit=limit)
+    s = run_extract(dataset, features, cfg, C.VideoConfig(fps=fps, height=size, width=size),
+                    C.FlowConfig(algorithm=flow, encoding=flow_encoding),
+                    C.AudioFeatureConfig(encoder=audio), overwrite=overwrite)
+    rate = s.images / s.seconds if s.seconds else 0.0
+    console.print(f"{s.done} extracted, {s.skipped} already done, {s.failed} failed in "
+                  f"{s.seconds:.1f} s ({rate:.1f} images/s); store: {s.store}")
+
+
+@app.command()
+def export(
+    features: Annotated[Path, typer.Argument(help="Feature store folder.")],
+    out: Annotated[Path, typer.Argument(help="Output folder.")],
+    format: Annotated[str, typer.Option("--format", help="seed: <id>_rgb/_flow/_combined.npy per class.")] = "seed",
+    verbose: Verbose = False,
+) -> None:
+    """Write a feature store in the seed's file naming (v_R, v_F and v_C per clip)."""
+    from afgen.export import export as run_export
+
+    _setup_logging(verbose)
+    console.print(f"exported {run_export(features, out, format)} clips to {out}")
 
 
 def main() -> None:

@@ -1,0 +1,196 @@
+"""Image backbones (torchvision) and batched feature extraction.
+
+Any torchvision classification model by name; its last linear layer is removed, so ResNet50
+gives its penultimate 2048-d output. Weights come from torchvision's weights API
+(`imagenet`), a local state dict (loaded with weights_only=True), or a seeded random init
+(`none`, for tests and offline demos).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import urllib.error
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchvision
+from torch import nn
+
+from afgen.config import ExtractConfig
+from afgen.errors import AfgenError
+
+log = logging.getLogger(__name__)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+#: Random weights are drawn from this seed, so `--weights none` is the same network everywhere.
+RANDOM_WEIGHTS_SEED = 0
+
+
+@dataclass
+class Backbone:
+    """A feature network ready for inference, with what is needed to reproduce it."""
+
+    model: nn.Module
+    name: str
+    dim: int
+    weights_id: str
+    device: torch.device
+    precision: str  # fp32 | bf16
+    batch_size: int
+
+    def identity(self) -> dict:
+        return {"backbone": self.name, "dim": self.dim, "weights": self.weights_id,
+                "precision": self.precision}
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        """Features [N, dim] float32 for uint8 RGB images [N, H, W, 3], in fixed-size batches."""
+        return extract_features(self, images)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise AfgenError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu")
+    return torch.device(device)
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Whether bf16 runs natively here (a GPU with bf16, or a CPU with AVX-512 bf16 / AMX)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    if precision == "auto":
+        return "bf16" if bf16_supported(device) else "fp32"
+    if precision not in ("fp32", "bf16"):
+        raise AfgenError(f"unknown precision {precision!r}; use fp32, bf16 or auto")
+    return precision
+
+
+def _strip_head(model: nn.Module) -> int:
+    """Replace the model's last linear layer with Identity; return its input dimension."""
+    last = None
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Linear):
+            last = (name, module)
+    if last is None:
+        raise AfgenError("the backbone has no final linear layer to remove")
+    name, linear = last
+    parent = model.get_submodule(name.rpartition(".")[0]) if "." in name else model
+    setattr(parent, name.rpartition(".")[2], nn.Identity())
+    return linear.in_features
+
+
+def _imagenet_model(name: str) -> tuple[nn.Module, str]:
+    weights = torchvision.models.get_model_weights(name).DEFAULT
+    try:
+        model = torchvision.models.get_model(name, weights=weights)
+    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
+        cache = Path(torch.hub.get_dir()) / "checkpoints"
+        raise AfgenError(
+            f"cannot load ImageNet weights {weights} for {name}: not in the cache ({cache}) "
+            f"and the download failed ({exc}). Offline, pass a local state dict with "
+            "`--weights PATH`, or random weights with `--weights none`.") from exc
+    return model, f"torchvision:{weights}"
+
+
+def _load_state_dict(path: Path) -> tuple[dict, str]:
+    if not path.is_file():
+        raise AfgenError("weights file not found; give a state dict saved with torch.save, "
+                         "`--weights imagenet` or `--weights none`", path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for bad or unsafe files
+        raise AfgenError(f"not a loadable state dict ({exc})", path) from exc
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise AfgenError("expected a state dict (a mapping of tensor names to tensors)", path)
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    return state, f"file:{path.name}:sha256={digest}"
+
+
+def build_backbone(
+    name: str = ExtractConfig.backbone,
+    weights: str = ExtractConfig.weights,
+    device: str = ExtractConfig.device,
+    precision: str = ExtractConfig.precision,
+    batch_size: int = ExtractConfig.batch_size,
+) -> Backbone:
+    """A torchvision classification model without its head, in eval mode, channels_last."""
+    if name not in torchvision.models.list_models(torchvision.models):
+        raise AfgenError(f"unknown backbone {name!r}; use a torchvision classification model "
+                         "such as resnet50, resnet18 or efficientnet_b0")
+    state_path = None
+    if weights == "imagenet":
+        model, weights_id = _imagenet_model(name)
+    elif weights == "none":
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_WEIGHTS_SEED)
+            model = torchvision.models.get_model(name, weights=None)
+        weights_id = f"random:seed={RANDOM_WEIGHTS_SEED}"
+    else:
+        state_path = Path(weights)
+        model = torchvision.models.get_model(name, weights=None)
+        weights_id = ""
+    head_name = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)][-1:]
+    dim = _strip_head(model)
+    if state_path is not None:
+        state, weights_id = _load_state_dict(state_path)
+        head = head_name[0] + "." if head_name else None
+        state = {k: v for k, v in state.items() if head is None or not k.startswith(head)}
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise AfgenError(
+                f"state dict does not fit {name}: {len(missing)} missing keys "
+                f"(e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]})",
+                state_path)
+    dev = resolve_device(device)
+    model = model.eval().to(dev, memory_format=torch.channels_last)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return Backbone(model=model, name=name, dim=dim, weights_id=weights_id, device=dev,
+                    precision=resolve_precision(precision, dev), batch_size=batch_size)
+
+
+def _to_input(images: np.ndarray, device: torch.device) -> torch.Tensor:
+    x = torch.from_numpy(np.ascontiguousarray(images)).to(device, non_blocking=True)
+    x = x.permute(0, 3, 1, 2).float().div_(255.0)
+    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
+    return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
+
+
+def extract_features(backbone: Backbone, images: np.ndarray) -> np.ndarray:
+    """Features for any number of images, run in batches of exactly backbone.batch_size.
+
+    The last batch is zero-padded to full size: every image then goes through the same
+    kernels whatever its neighbours, so a resumed run gives the same bytes as a clean one.
+    """
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+        raise AfgenError(f"expected uint8 images [N, H, W, 3], got {images.dtype} {images.shape}")
+    n, bs = len(images), backbone.batch_size
+    out = np.empty((n, backbone.dim), np.float32)
+    autocast = (torch.autocast(backbone.device.type, dtype=torch.bfloat16)
+                if backbone.precision == "bf16" else nullcontext())
+    with torch.inference_mode(), autocast:
+        for start in range(0, n, bs):
+            chunk = images[start:start + bs]
+            if len(chunk) < bs:
+                pad = np.zeros((bs - len(chunk),) + chunk.shape[1:], np.uint8)
+                chunk = np.concatenate([chunk, pad])
+            feats = backbone.model(_to_input(chunk, backbone.device))
+            out[start:start + bs] = feats[: min(bs, n - start)].float().cpu().numpy()
+    return out
