@@ -164,6 +164,133 @@ def export(
     console.print(f"exported {run_export(features, out, format)} clips to {out}")
 
 
+@app.command("train")
+def train_cmd(
+    features: Annotated[Path, typer.Argument(help="Feature store written by `afgen extract`.")],
+    run: Annotated[Path, typer.Argument(help="Run folder for checkpoints, logs, curves and model.pt.")],
+    epochs: Annotated[int, typer.Option(help="Maximum epochs per stage (early stopping on val accuracy).")] = C.TrainConfig.epochs,
+    batch_size: Annotated[int, typer.Option(help="Clips per batch.")] = C.TrainConfig.batch_size,
+    lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = C.TrainConfig.lr,
+    lambda_reg: Annotated[float, typer.Option(help="Weight λ of the audio regression MSE (standardised units).")] = C.TrainConfig.lambda_reg,
+    hidden: Annotated[int, typer.Option(help="LSTM hidden size.")] = C.TrainConfig.hidden,
+    layers: Annotated[int, typer.Option(help="LSTM layers.")] = C.TrainConfig.layers,
+    dropout: Annotated[float, typer.Option(help="Dropout on the LSTM state and classifier.")] = C.TrainConfig.dropout,
+    modality_dropout: Annotated[float, typer.Option(help="P(audio zeroed) for the modality-dropout classifier.")] = C.TrainConfig.modality_dropout,
+    class_balance: Annotated[str, typer.Option(help="weighted_loss, sampler or none.")] = C.TrainConfig.class_balance,
+    patience: Annotated[int, typer.Option(help="Early-stopping patience in epochs.")] = C.TrainConfig.patience,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same metrics).")] = C.TrainConfig.seed,
+    devices: Annotated[str, typer.Option(help="Lightning devices (auto, 1, ...).")] = C.TrainConfig.devices,
+    resume: Annotated[bool, typer.Option(help="Resume each stage from its last checkpoint.")] = False,
+    verbose: Verbose = False,
+) -> None:
+    """Train the LSTM generator (CE + λ·MSE), then the audio-visual classifiers."""
+    from afgen.train import train
+
+    _setup_logging(verbose)
+    cfg = C.TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, lambda_reg=lambda_reg, hidden=hidden,
+                        layers=layers, dropout=dropout, modality_dropout=modality_dropout,
+                        class_balance=class_balance, patience=patience, seed=seed, devices=devices)
+    result = train(features, run, cfg, resume=resume)
+    _print_train_metrics(result.metrics)
+    console.print(f"run: {result.run} ({result.seconds:.0f} s); curves: {run}/*/learning_curve.png")
+
+
+def _print_train_metrics(metrics: dict) -> None:
+    from rich.table import Table
+
+    table = Table(title="validation")
+    for col in ("stage", "top-1", "top-5", "generated-vs-real cosine (centred)"):
+        table.add_column(col)
+    for stage, m in metrics.items():
+        cos = m.get("val_cos_centered")
+        table.add_row(stage, f"{100 * m['val_acc']:.1f}", f"{100 * m['val_top5']:.1f}",
+                      f"{cos:.3f}" if cos is not None else "")
+    console.print(table)
+
+
+def _rates(text: str) -> tuple[float, ...]:
+    try:
+        rates = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise AfgenError(f"--missing-rates takes comma-separated fractions, got {text!r}") from None
+    if not all(0 <= r <= 1 for r in rates):
+        raise AfgenError(f"missing rates must be within [0, 1], got {text!r}")
+    return rates
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    run: Annotated[Path, typer.Argument(help="Run folder written by `afgen train`.")],
+    features: Annotated[Path | None, typer.Option(help="Feature store (default: the one the run trained on).")] = None,
+    split: Annotated[str, typer.Option(help="Split to score.")] = C.EvalConfig.split,
+    missing_rates: Annotated[str, typer.Option(help="Comma-separated missing-audio rates.")] = ",".join(f"{r:g}" for r in C.EvalConfig.missing_rates),
+    seed: Annotated[int, typer.Option(help="Seed of the missing-audio masks.")] = C.EvalConfig.seed,
+    verbose: Verbose = False,
+) -> None:
+    """The missing-audio protocol: every method at every missing rate, on the same masks."""
+    from afgen.evaluate import evaluate
+
+    _setup_logging(verbose)
+    result = evaluate(run, features, C.EvalConfig(split=split, missing_rates=_rates(missing_rates), seed=seed))
+    console.print(result.table, soft_wrap=True)
+    console.print(f"tables and plots: {result.out}")
+
+
+@app.command("predict")
+def predict_cmd(
+    clip: Annotated[Path, typer.Argument(help="A video clip (with or without an audio track).")],
+    run: Annotated[Path, typer.Option(help="Run folder written by `afgen train`.")],
+    top: Annotated[int, typer.Option(help="How many actions to list.")] = C.PredictConfig.top,
+    weights: Annotated[str | None, typer.Option(help="Backbone weights, if not those the run's features used.")] = None,
+    save_audio_feature: Annotated[Path | None, typer.Option(help="Save the audio feature used (generated if missing) as .npy.")] = None,
+    verbose: Verbose = False,
+) -> None:
+    """Top-k actions for one clip; generated audio stands in when the clip has none."""
+    from rich.table import Table
+
+    from afgen.predict import predict
+
+    _setup_logging(verbose)
+    p = predict(clip, run, top=top, weights=weights, save_audio_feature=save_audio_feature)
+    table = Table(title=f"{clip.name}: {p.t} frames at the run's fps")
+    table.add_column("rank")
+    table.add_column("action")
+    table.add_column("probability", justify="right")
+    for i, (name, prob) in enumerate(p.top, start=1):
+        table.add_row(str(i), name, f"{prob:.3f}")
+    console.print(table)
+    if p.had_audio:
+        console.print("audio: the clip has an audio track; its real audio feature was used")
+    else:
+        console.print("audio: [bold]missing[/] — the generated audio feature was used in its place")
+    console.print(f"visual only: {p.visual_top[0][0]} ({p.visual_top[0][1]:.3f})")
+    if save_audio_feature:
+        console.print(f"audio feature saved to {save_audio_feature}")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Argument(help="Folder for the demo's clips, features and run.")] = Path("afgen-demo"),
+    workers: Annotated[int, typer.Option(help="Decode/flow worker processes.")] = C.ExtractConfig.workers,
+    classes: Annotated[int, typer.Option(help="Synthetic classes.")] = C.DemoConfig.classes,
+    clips_per_class: Annotated[int, typer.Option(help="Synthetic clips per class.")] = C.DemoConfig.clips_per_class,
+    epochs: Annotated[int, typer.Option(help="Maximum training epochs per stage.")] = C.DemoConfig.epochs,
+    verbose: Verbose = False,
+) -> None:
+    """The main job, offline: synth -> extract -> train -> evaluate, then the results table."""
+    from afgen.demo import run_demo
+
+    _setup_logging(verbose)
+    cfg = C.DemoConfig(classes=classes, clips_per_class=clips_per_class, epochs=epochs)
+    result = run_demo(out, cfg, workers=workers)
+    console.print(f"[bold]backbone weights:[/] {result.weights_note}")
+    if result.train_metrics:
+        _print_train_metrics(result.train_metrics)
+    console.print(result.evaluation.table, soft_wrap=True)
+    console.print(f"plots: {result.evaluation.out}/accuracy_vs_missing.png, "
+                  f"{result.evaluation.out}/confusion_generated_r1.png")
+
+
 def main() -> None:
     """Entry point: run the app and turn afgen errors into one clear line and exit code 2."""
     try:

@@ -170,7 +170,7 @@ def store_config(backbone: Backbone, cfg: ExtractConfig, video: VideoConfig, flo
     }
     return {"settings": settings, "versions": package_versions(),
             "extract": {"batch_size": cfg.batch_size, "device": str(backbone.device),
-                        "workers": cfg.workers}}
+                        "workers": cfg.workers, "weights_arg": cfg.weights}}
 
 
 def _ordered_messages(clips: list[Clip], settings: Settings, workers: int, depth: int,

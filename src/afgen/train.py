@@ -60,7 +60,7 @@ class ClipSet(Dataset):
         if audio is None:
             audio = self.audio_override.get(i, np.zeros(self.audio_dim, np.float32))
         return (torch.from_numpy(self.packed.v_c(i)), self.label_index[self.packed.labels[i]],
-                torch.from_numpy(np.asarray(audio, np.float32)), has)
+                torch.from_numpy(np.array(audio, np.float32)), has)
 
 
 def collate(batch):
@@ -335,6 +335,7 @@ def train(features: str | Path, run: str | Path, cfg: TrainConfig = TrainConfig(
         "generator": generator.state_dict(), "fusion": fusions["fusion"].state_dict(),
         "fusion_md": fusions["fusion_md"].state_dict(), "classes": classes, "dims": hparams,
         "train": to_dict(cfg), "features": str(Path(features).resolve()),
+        "store_config": json.dumps(FeatureStore(features).config()),
     }, run / BUNDLE)
     seconds = time.perf_counter() - start
     atomic_write_json(run / "provenance.json", {
@@ -356,6 +357,7 @@ class TrainedRun:
     classes: list[str]
     train: TrainConfig
     features: Path
+    store_config: dict
 
 
 def load_run(run: str | Path) -> TrainedRun:
@@ -377,4 +379,4 @@ def load_run(run: str | Path) -> TrainedRun:
                                                cfg.fusion_hidden, cfg.dropout)
         fusions[stage].load_state_dict(bundle[stage])
     return TrainedRun(gen.eval(), fusions["fusion"].eval(), fusions["fusion_md"].eval(), list(bundle["classes"]),
-                      cfg, Path(bundle["features"]))
+                      cfg, Path(bundle["features"]), json.loads(bundle["store_config"]))

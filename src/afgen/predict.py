@@ -1,0 +1,78 @@
+"""`afgen predict`: the actions in one clip, with generated audio when its track is missing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from afgen.config import AudioFeatureConfig, ExtractConfig, FlowConfig, PredictConfig, VideoConfig, from_dict
+from afgen.data import v_c
+from afgen.errors import AfgenError
+from afgen.extract import features_in_process
+from afgen.producer import Settings
+from afgen.store import atomic_save_npy
+from afgen.train import load_run
+from afgen.visual import build_backbone
+
+
+@dataclass
+class Prediction:
+    clip: Path
+    top: list[tuple[str, float]]  # audio-visual classifier
+    visual_top: list[tuple[str, float]]  # generator's classification branch
+    had_audio: bool
+    used_generated_audio: bool
+    audio_feature: np.ndarray  # the audio feature the classifier used (raw space)
+    t: int
+
+
+def weights_for(store_settings: dict, store_extract: dict, override: str | None) -> str:
+    """The --weights value that rebuilds the backbone a store was extracted with."""
+    if override:
+        return override
+    ident = store_settings["weights"]
+    if ident.startswith("random:"):
+        return "none"
+    if ident.startswith("torchvision:"):
+        return "imagenet"
+    path = store_extract.get("weights_arg")
+    if path and Path(path).is_file():
+        return path
+    raise AfgenError(f"the run's features used local weights ({ident}); pass the same file with --weights PATH")
+
+
+def predict(clip: str | Path, run: str | Path, top: int = PredictConfig.top, weights: str | None = None,
+            device: str = ExtractConfig.device, save_audio_feature: str | Path | None = None) -> Prediction:
+    """Decode and extract one clip with the run's extraction settings, then classify it."""
+    clip = Path(clip)
+    trained = load_run(run)
+    store = trained.store_config
+    s = store["settings"]
+    video = from_dict(VideoConfig, {**s["video"], "decoder_threads": 0})
+    flow = from_dict(FlowConfig, s["flow"])
+    audio_cfg = from_dict(AudioFeatureConfig, {**s["audio"], "encoder": s["audio"]["name"]})
+    backbone = build_backbone(s["backbone"], weights_for(s, store.get("extract", {}), weights), device,
+                              s["precision"], store.get("extract", {}).get("batch_size", ExtractConfig.batch_size))
+    feats = features_in_process("clip", clip, backbone, Settings(video, flow, audio_cfg, backbone.batch_size))
+    dtype = s.get("dtype", "float32")
+    seq = torch.from_numpy(v_c(feats.rgb.astype(dtype).astype(np.float32), feats.flow.astype(dtype).astype(np.float32)))[None]
+    lengths = torch.tensor([seq.shape[1]])
+    with torch.no_grad():
+        vis_logits, audio_hat = trained.generator(seq, lengths)
+        had_audio = "audio" in feats.audio
+        audio = (torch.from_numpy(feats.audio["audio"])[None] if had_audio
+                 else trained.generator.audio_norm.inverse(audio_hat))
+        logits = trained.fusion(seq, lengths, audio)
+    if save_audio_feature is not None:
+        atomic_save_npy(Path(save_audio_feature), audio[0].numpy())
+
+    def ranked(lg: torch.Tensor) -> list[tuple[str, float]]:
+        probs = lg.softmax(1)[0]
+        values, order = probs.topk(min(top, len(trained.classes)))
+        return [(trained.classes[i], float(v)) for v, i in zip(values.tolist(), order.tolist())]
+
+    return Prediction(clip=clip, top=ranked(logits), visual_top=ranked(vis_logits), had_audio=had_audio,
+                      used_generated_audio=not had_audio, audio_feature=audio[0].numpy(), t=feats.meta["t"])
