@@ -88,7 +88,7 @@ def evaluate(run: str | Path, features: str | Path | None = None, cfg: EvalConfi
         raise AfgenError(f"the {split} split has classes the run never saw: {unknown}", run)
     label_index = {c: i for i, c in enumerate(classes)}
     dl = DataLoader(ClipSet(packed, idx, label_index), batch_size=64, collate_fn=collate)
-    seqs, lengths, labels, real, has = [], [], [], [], []
+    seqs, labels, real, has = [], [], [], []
     vis_logits, generated = [], []
     with torch.no_grad():
         for v_c, lens, y, audio, h in dl:
@@ -123,7 +123,7 @@ def evaluate(run: str | Path, features: str | Path | None = None, cfg: EvalConfi
     for rate in cfg.missing_rates:
         missing = torch.from_numpy(missing_mask(n, has_np, rate, cfg.seed))[:, None]
 
-        def fill(value: torch.Tensor) -> torch.Tensor:
+        def fill(value: torch.Tensor, missing: torch.Tensor = missing) -> torch.Tensor:
             return torch.where(missing, value.expand_as(real_t), real_t)
 
         gen_logits = fused(trained.fusion, fill(generated_t))
