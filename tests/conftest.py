@@ -9,6 +9,8 @@ import av
 import numpy as np
 import pytest
 
+from afgen.config import TrainConfig
+
 
 def write_clip(
     path: Path,
@@ -72,3 +74,32 @@ def clip_factory(tmp_path):
         return write_clip(tmp_path / name, **kwargs)
 
     return make
+
+
+TINY_TRAIN = TrainConfig(epochs=4, hidden=32, fusion_hidden=32, batch_size=8, patience=10)
+TINY_SYNTH = dict(classes=3, clips_per_class=6, size=48, seconds=1.0, missing_audio=0.2)
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tmp_path_factory):
+    """A synthetic dataset (3 classes x 6 clips, some silent) extracted with a random ResNet18."""
+    from afgen.config import ExtractConfig, SynthConfig, VideoConfig
+    from afgen.dataset import discover
+    from afgen.extract import extract
+    from afgen.synth import generate
+
+    root = tmp_path_factory.mktemp("tiny")
+    listing = generate(root / "clips", SynthConfig(**TINY_SYNTH), show_progress=False)
+    extract(discover(listing), root / "features",
+            ExtractConfig(backbone="resnet18", weights="none", workers=0, batch_size=8, precision="fp32"),
+            VideoConfig(height=32, width=32), show_progress=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_store):
+    """A run trained for a few epochs on tiny_store."""
+    from afgen.train import train
+
+    train(tiny_store / "features", tiny_store / "run", TINY_TRAIN, show_progress=False)
+    return tiny_store / "run"
