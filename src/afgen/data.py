@@ -24,7 +24,7 @@ PACKED = "packed"
 
 
 def _fingerprint(records: list[dict]) -> str:
-    key = json.dumps(sorted((r["id"], r.get("t"), bool(r.get("has_audio"))) for r in records))
+    key = "packed-v2" + json.dumps(sorted((r["id"], r.get("t"), bool(r.get("has_audio"))) for r in records))
     return hashlib.sha1(key.encode()).hexdigest()
 
 
@@ -65,6 +65,7 @@ def pack(root: str | Path, force: bool = False) -> Path:
         "rgb_offsets": np.concatenate([[0], np.cumsum(rgb_len)]).tolist(),
         "flow_offsets": np.concatenate([[0], np.cumsum(flow_len)]).tolist(),
         "audio_index": audio_index,
+        "audio_dim": int(store.config()["settings"]["audio"]["dim"]),
     })
     log.info("packed %d clips into %s", len(records), out)
     return out
@@ -83,15 +84,10 @@ class PackedFeatures:
     rgb_offsets: np.ndarray
     flow_offsets: np.ndarray
     audio_index: np.ndarray
+    audio_dim: int
 
     def __len__(self) -> int:
         return len(self.ids)
-
-    @property
-    def audio_dim(self) -> int:
-        if self.audio_rows is None:
-            raise StoreError("the store has no clip with audio; the regression target is unknown")
-        return self.audio_rows.shape[1]
 
     @property
     def visual_dim(self) -> int:
@@ -135,4 +131,5 @@ def load_packed(root: str | Path) -> PackedFeatures:
         rgb_offsets=np.asarray(index["rgb_offsets"]),
         flow_offsets=np.asarray(index["flow_offsets"]),
         audio_index=np.asarray(index["audio_index"]),
+        audio_dim=index["audio_dim"],
     )

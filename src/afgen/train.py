@@ -285,7 +285,7 @@ def train(features: str | Path, run: str | Path, cfg: TrainConfig = TrainConfig(
     if not packed.has_audio()[splits["train"]].any():
         log.warning("no training clip has audio: the regression branch gets no signal, only "
                     "the classification branch trains")
-    audio_dim = packed.audio_dim if packed.audio_rows is not None else 1
+    audio_dim = packed.audio_dim
     train_labels = [label_index[packed.labels[i]] for i in splits["train"]]
     weights = _class_weights(train_labels, len(classes), cfg.class_balance)
 
