@@ -91,7 +91,22 @@ def _topk(logits: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
 
 
 # -- Lightning modules --------------------------------------------------------------------
-class GeneratorModule(L.LightningModule):
+class _Stage(L.LightningModule):
+    """Shared by both stages: one `_step(batch, stage)` for training and validation, AdamW."""
+
+    cfg: TrainConfig
+
+    def training_step(self, batch, _):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, _):
+        self._step(batch, "val")
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+
+
+class GeneratorModule(_Stage):
     def __init__(self, model: SoundFeatureGenerator, cfg: TrainConfig, class_weights: torch.Tensor | None) -> None:
         super().__init__()
         self.model, self.cfg = model, cfg
@@ -116,17 +131,9 @@ class GeneratorModule(L.LightningModule):
                 self.log("val_cos", cos.mean(), on_epoch=True, on_step=False, batch_size=int(has.sum()))
         return loss
 
-    def training_step(self, batch, _):
-        return self._step(batch, "train")
-
-    def validation_step(self, batch, _):
-        self._step(batch, "val")
-
-    def configure_optimizers(self):
-        return torch.optim.AdamW(self.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
 
 
-class FusionModule(L.LightningModule):
+class FusionModule(_Stage):
     def __init__(self, model: AudioVisualClassifier, cfg: TrainConfig, class_weights: torch.Tensor | None,
                  modality_dropout: float) -> None:
         super().__init__()
@@ -149,14 +156,6 @@ class FusionModule(L.LightningModule):
             self.log("val_top5", _topk(logits, labels, 5), on_epoch=True, on_step=False, batch_size=n)
         return loss
 
-    def training_step(self, batch, _):
-        return self._step(batch, "train")
-
-    def validation_step(self, batch, _):
-        self._step(batch, "val")
-
-    def configure_optimizers(self):
-        return torch.optim.AdamW(self.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
 
 
 # -- fitting ------------------------------------------------------------------------------
