@@ -47,7 +47,7 @@ def backbone_alone(name: str, precision: str, batch: int, n: int) -> float:
 
 def naive(clips: list[Path], name: str) -> tuple[float, int]:
     """The seed's way: cv2 decode, int(fps/6) stride, JPEGs on disk, fp32, one batch per clip."""
-    bb = build_backbone(name, "none", "cpu", "fp32", batch_size=10_000)
+    bb = build_backbone(name, "none", "cpu", "fp32")
     images = 0
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -80,7 +80,8 @@ def naive(clips: list[Path], name: str) -> tuple[float, int]:
                     paths.append(p)
                 prev = g
             batch = np.stack([cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in paths])
-            bb(batch)
+            with torch.inference_mode():
+                bb.model(_to_input(batch, bb.device))  # the whole clip as one batch
             images += len(batch)
     return len(clips) / (time.perf_counter() - start), images
 
