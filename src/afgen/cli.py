@@ -35,6 +35,11 @@ Layout = Annotated[str, typer.Option(help="Dataset layout: auto, folders, splits
 ClassesOpt = Annotated[str | None, typer.Option(
     "--only-classes", help="Comma-separated class names to keep (e.g. the paper's 10 MiT classes).")]
 PerClass = Annotated[int | None, typer.Option(help="Keep at most N clips per class.")]
+# Options shared by `frames` and `extract`.
+ClipsArg = Annotated[Path, typer.Argument(help="Dataset folder (folder per class or MiT) or CSV list.")]
+FpsOpt = Annotated[float, typer.Option(help="Frames sampled per second, by timestamp.")]
+FlowOpt = Annotated[str, typer.Option(help="Flow algorithm: farneback, dis or tvl1.")]
+EncodingOpt = Annotated[str, typer.Option(help="Flow image encoding: hsv (seed) or xy (TSN).")]
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -82,12 +87,12 @@ def synth(
 
 @app.command()
 def frames(
-    clips: Annotated[Path, typer.Argument(help="Dataset folder (folder per class or MiT) or CSV list.")],
+    clips: ClipsArg,
     out: Annotated[Path, typer.Argument(help="Output folder for rgb/ and flow/ JPEGs.")],
-    fps: Annotated[float, typer.Option(help="Frames sampled per second, by timestamp.")] = C.VideoConfig.fps,
+    fps: FpsOpt = C.VideoConfig.fps,
     size: Annotated[int, typer.Option(help="Frame width and height.")] = C.VideoConfig.height,
-    flow: Annotated[str, typer.Option(help="Flow algorithm: farneback, dis or tvl1.")] = C.FlowConfig.algorithm,
-    flow_encoding: Annotated[str, typer.Option(help="Flow image encoding: hsv (seed) or xy (TSN).")] = C.FlowConfig.encoding,
+    flow: FlowOpt = C.FlowConfig.algorithm,
+    flow_encoding: EncodingOpt = C.FlowConfig.encoding,
     workers: Annotated[int, typer.Option(help="Parallel worker processes.")] = C.ExtractConfig.workers,
     layout: Layout = "auto",
     only_classes: ClassesOpt = None,
@@ -111,12 +116,12 @@ def frames(
 
 @app.command()
 def extract(
-    clips: Annotated[Path, typer.Argument(help="Dataset folder (folder per class or MiT) or CSV list.")],
+    clips: ClipsArg,
     features: Annotated[Path, typer.Argument(help="Feature store folder to write (or resume).")],
-    fps: Annotated[float, typer.Option(help="Frames sampled per second, by timestamp.")] = C.VideoConfig.fps,
+    fps: FpsOpt = C.VideoConfig.fps,
     size: Annotated[int, typer.Option(help="Image size fed to the backbone.")] = C.VideoConfig.height,
-    flow: Annotated[str, typer.Option(help="Flow algorithm: farneback, dis or tvl1.")] = C.FlowConfig.algorithm,
-    flow_encoding: Annotated[str, typer.Option(help="Flow image encoding: hsv (seed) or xy (TSN).")] = C.FlowConfig.encoding,
+    flow: FlowOpt = C.FlowConfig.algorithm,
+    flow_encoding: EncodingOpt = C.FlowConfig.encoding,
     backbone: Annotated[str, typer.Option(help="torchvision model: resnet50, resnet18, efficientnet_b0, ...")] = C.ExtractConfig.backbone,
     weights: Annotated[str, typer.Option(help="imagenet (torchvision weights API), none (random), or a state-dict PATH.")] = C.ExtractConfig.weights,
     audio: Annotated[str, typer.Option(help="Audio feature encoder (logmel).")] = C.ExtractConfig.audio,
