@@ -102,6 +102,8 @@ class SynthConfig:
     audio_rate: int = 16_000
     val_fraction: float = 0.2
     test_fraction: float = 0.2
+    #: Processes writing clips (the output is the same bytes for any number).
+    workers: int = os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,12 @@ class TrainConfig:
     class_balance: str = "weighted_loss"  # weighted_loss | sampler | none
     patience: int = 10
     seed: int = 0
+    #: Seed of the stratified split of clips the store gives no split; separate from `seed`,
+    #: so runs with different seeds train and validate on the same clips.
+    split_seed: int = 0
+    #: Folds of out-of-fold generation: the classifiers train on generated audio from
+    #: generators that never saw the clip (< 2: the main generator's own, optimistic output).
+    oof_folds: int = 3
     devices: str = "auto"
     accelerator: str = "auto"
     val_fraction: float = 0.2
@@ -140,6 +148,11 @@ class EvalConfig:
     missing_rates: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
     seed: int = 0
     top_k: int = 5
+    #: Random missing-audio masks per rate; every cell averages over them (0 < r < 1).
+    mask_draws: int = 5
+    #: Bootstrap resamples of the test clips (and mask draws and seeds) per interval.
+    bootstrap: int = 2000
+    confidence: float = 0.95
 
 
 @dataclass(frozen=True)

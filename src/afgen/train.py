@@ -1,13 +1,20 @@
-"""`afgen train`: the generator, then the audio-visual classifiers, with Lightning.
+"""`afgen train`: the generators, then the audio-visual classifiers, with Lightning.
 
-Stages, each in RUN/<stage>/ with checkpoints (best on validation accuracy, and last), CSV
-and TensorBoard logs and a learning-curve PNG:
-  generator  LSTM over v_C, loss = CE + λ·MSE on clips with audio
-  fusion     audio-visual classifier on real audio; training clips without audio get the
-             generator's audio (trained first, so the two are sequential, not joint)
-  fusion_md  the same with modality dropout (audio zeroed with probability p)
-RUN/model.pt bundles the best weights of all three (loaded with weights_only=True) and
+What is trained is the STAGES registry (methods.py), each in RUN/<stage>/ with checkpoints,
+CSV and TensorBoard logs and a learning-curve PNG:
+  generator      LSTM over v_C, loss = CE + λ·MSE on clips with audio; the checkpoint kept is
+                 the one with the lowest validation objective (CE + λ·MSE), and early
+                 stopping watches the same; the best-accuracy checkpoint is kept beside it
+  generator_l0   the same with λ = 0 (the multi-task ablation)
+  oof/fold-k     k generators on k-1 folds of the training clips: their outputs on the held-out
+                 fold are the "generated audio" the classifiers train with (out-of-fold, so
+                 training sees generated audio as good as testing will, not memorised)
+  fusion*        audio-visual classifiers (real audio; modality dropout with zeros, a learned
+                 token or generated audio), chosen on validation accuracy, ties broken by
+                 validation loss
+RUN/model.pt bundles the chosen weights of all of them (loaded with weights_only=True) and
 RUN/provenance.json records the settings, the store's config, versions and the git commit.
+With several seeds, RUN/seed-<s>/ holds one such run per seed and RUN/seeds.json lists them.
 """
 
 from __future__ import annotations
@@ -16,38 +23,46 @@ import json
 import logging
 import subprocess
 import time
-from collections import Counter
-from dataclasses import dataclass
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
-from afgen.config import TrainConfig, to_dict
+from afgen.config import TrainConfig, from_dict, to_dict
 from afgen.data import PackedFeatures, load_packed
 from afgen.dataset import stratified_splits
 from afgen.errors import AfgenError
 from afgen.extract import package_versions
-from afgen.models import AudioVisualClassifier, SoundFeatureGenerator, generator_loss
+from afgen.methods import GENERATOR_ACC, STAGES, Stage
+from afgen.models import AudioVisualClassifier, SoundFeatureGenerator, masked_mse
 from afgen.store import FeatureStore, atomic_write_json
 
 log = logging.getLogger(__name__)
 
 BUNDLE = "model.pt"
-STAGES = ("generator", "fusion", "fusion_md")
+SEEDS_FILE = "seeds.json"
+OOF_DIR = "oof"
 
 
 # -- data ---------------------------------------------------------------------------------
 class ClipSet(Dataset):
-    """(v_C, label, raw audio feature or zeros, has_audio) for clips of a packed store."""
+    """(v_C, label, real audio or zeros, has real audio, generated audio or zeros) per clip.
+
+    `generated` maps clip index -> a generated audio feature (raw space): what a classifier
+    sees where a clip's audio is missing or dropped and its stage fills with generated audio.
+    """
 
     def __init__(self, packed: PackedFeatures, indices: list[int], label_index: dict[str, int],
-                 audio_override: dict[int, np.ndarray] | None = None) -> None:
+                 generated: dict[int, np.ndarray] | None = None) -> None:
         self.packed, self.indices, self.label_index = packed, indices, label_index
-        self.audio_override = audio_override or {}
+        self.generated = generated or {}
         self.audio_dim = packed.audio_dim
 
     def __len__(self) -> int:
@@ -57,18 +72,18 @@ class ClipSet(Dataset):
         i = self.indices[k]
         audio = self.packed.audio(i)
         has = audio is not None
-        if audio is None:
-            audio = self.audio_override.get(i, np.zeros(self.audio_dim, np.float32))
+        zeros = np.zeros(self.audio_dim, np.float32)
         return (torch.from_numpy(self.packed.v_c(i)), self.label_index[self.packed.labels[i]],
-                torch.from_numpy(np.array(audio, np.float32)), has)
+                torch.from_numpy(audio if has else zeros),
+                has, torch.from_numpy(np.asarray(self.generated.get(i, zeros), np.float32)))
 
 
 def collate(batch):
-    """Pad v_C to the longest clip; returns (v_c, lengths, labels, audio, has_audio)."""
-    seqs, labels, audio, has = zip(*batch)
+    """Pad v_C to the longest clip; returns (v_c, lengths, labels, audio, has_audio, generated)."""
+    seqs, labels, audio, has, gen = zip(*batch)
     lengths = torch.tensor([len(s) for s in seqs])
     padded = torch.nn.utils.rnn.pad_sequence(list(seqs), batch_first=True)
-    return padded, lengths, torch.tensor(labels), torch.stack(audio), torch.tensor(has)
+    return padded, lengths, torch.tensor(labels), torch.stack(audio), torch.tensor(has), torch.stack(gen)
 
 
 def resolve_splits(packed: PackedFeatures, cfg: TrainConfig) -> dict[str, list[int]]:
@@ -76,7 +91,7 @@ def resolve_splits(packed: PackedFeatures, cfg: TrainConfig) -> dict[str, list[i
     splits = list(packed.splits)
     unassigned = {packed.ids[i]: packed.labels[i] for i, s in enumerate(splits) if s is None}
     if unassigned:
-        assigned = stratified_splits(unassigned, cfg.val_fraction, cfg.test_fraction, cfg.seed)
+        assigned = stratified_splits(unassigned, cfg.val_fraction, cfg.test_fraction, cfg.split_seed)
         splits = [s if s is not None else assigned[packed.ids[i]] for i, s in enumerate(splits)]
     out = {s: [i for i, x in enumerate(splits) if x == s] for s in ("train", "val", "test")}
     if not out["train"] or not out["val"]:
@@ -90,11 +105,20 @@ def _topk(logits: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
     return (logits.topk(k, dim=1).indices == labels[:, None]).any(1).float().mean()
 
 
+def selection_score(correct: float, loss: float) -> float:
+    """Validation accuracy with ties broken by loss: the number of correct clips minus a
+    penalty in [0, 1) that grows with the loss, so one more correct clip always wins and,
+    at equal accuracy, the lower loss wins (never the earlier epoch by default)."""
+    return float(correct) - float(loss) / (1.0 + float(loss))
+
+
 # -- Lightning modules --------------------------------------------------------------------
 class _Stage(L.LightningModule):
-    """Shared by both stages: one `_step(batch, stage)` for training and validation, AdamW."""
+    """Shared by both kinds: `_step(batch, stage)` for training and validation, AdamW, and
+    exact epoch-level validation sums (CE, MSE, correct clips) for checkpoint selection."""
 
     cfg: TrainConfig
+    lambda_reg: float = 0.0
 
     def training_step(self, batch, _):
         return self._step(batch, "train")
@@ -102,22 +126,49 @@ class _Stage(L.LightningModule):
     def validation_step(self, batch, _):
         self._step(batch, "val")
 
+    def on_validation_epoch_start(self) -> None:
+        self._sums: dict[str, float] = defaultdict(float)
+
+    def _accumulate(self, logits, labels, weights, mse_per_clip=None, has=None) -> None:
+        ce = F.cross_entropy(logits, labels, weight=weights, reduction="none")
+        w = weights[labels] if weights is not None else torch.ones_like(ce)
+        self._sums["ce"] += float(ce.sum())
+        self._sums["w"] += float(w.sum())
+        self._sums["correct"] += float((logits.argmax(1) == labels).sum())
+        self._sums["n"] += len(labels)
+        if mse_per_clip is not None:
+            self._sums["mse"] += float(mse_per_clip[has].sum())
+            self._sums["n_audio"] += float(has.sum())
+
+    def on_validation_epoch_end(self) -> None:
+        s = self._sums
+        if not s.get("n"):
+            return
+        ce = s["ce"] / s["w"]
+        objective = ce + self.lambda_reg * (s["mse"] / s["n_audio"] if s.get("n_audio") else 0.0)
+        self.log("val_objective", objective, prog_bar=False)
+        self.log("val_select", selection_score(s["correct"], objective))
+        self.log("val_acc_exact", s["correct"] / s["n"])
+
     def configure_optimizers(self):
         return torch.optim.AdamW(self.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
 
 
 class GeneratorModule(_Stage):
-    def __init__(self, model: SoundFeatureGenerator, cfg: TrainConfig, class_weights: torch.Tensor | None) -> None:
+    def __init__(self, model: SoundFeatureGenerator, cfg: TrainConfig, class_weights: torch.Tensor | None,
+                 lambda_reg: float) -> None:
         super().__init__()
-        self.model, self.cfg = model, cfg
+        self.model, self.cfg, self.lambda_reg = model, cfg, lambda_reg
         self.register_buffer("class_weights", class_weights if class_weights is not None else torch.empty(0))
 
     def _step(self, batch, stage: str):
-        v_c, lengths, labels, audio, has = batch
+        v_c, lengths, labels, audio, has, _ = batch
         logits, audio_hat = self.model(v_c, lengths)
         weights = self.class_weights if self.class_weights.numel() else None
-        loss, ce, mse = generator_loss(logits, audio_hat, labels, self.model.audio_norm(audio), has,
-                                       self.cfg.lambda_reg, weights)
+        target = self.model.audio_norm(audio)
+        ce = F.cross_entropy(logits, labels, weight=weights)
+        mse = masked_mse(audio_hat, target, has)
+        loss = ce + self.lambda_reg * mse
         n = len(labels)
         self.log(f"{stage}_loss", loss, on_epoch=True, on_step=False, batch_size=n, prog_bar=stage == "val")
         self.log(f"{stage}_ce", ce, on_epoch=True, on_step=False, batch_size=n)
@@ -125,6 +176,7 @@ class GeneratorModule(_Stage):
         self.log(f"{stage}_acc", _topk(logits, labels, 1), on_epoch=True, on_step=False, batch_size=n,
                  prog_bar=stage == "val")
         if stage == "val":
+            self._accumulate(logits, labels, weights, ((audio_hat - target) ** 2).mean(1), has)
             self.log("val_top5", _topk(logits, labels, 5), on_epoch=True, on_step=False, batch_size=n)
             if has.any():
                 cos = F.cosine_similarity(self.model.audio_norm.inverse(audio_hat[has]), audio[has], dim=1)
@@ -132,20 +184,38 @@ class GeneratorModule(_Stage):
         return loss
 
 
+def fill_audio(audio: torch.Tensor, missing: torch.Tensor, fill: str, generated: torch.Tensor | None = None,
+               mean: torch.Tensor | None = None) -> torch.Tensor:
+    """The audio a classifier is given: real where present, `fill` where `missing` [B].
+
+    "token" leaves the values alone (the model swaps in its token where `missing` is set)."""
+    m = missing[:, None]
+    if fill == "zero":
+        return audio.masked_fill(m, 0.0)
+    if fill == "mean":
+        return torch.where(m, mean.expand_as(audio), audio)
+    if fill == "generated":
+        return torch.where(m, generated, audio)
+    if fill in ("token", "real"):
+        return audio.masked_fill(m, 0.0)
+    raise AfgenError(f"unknown audio fill {fill!r}")
+
 
 class FusionModule(_Stage):
     def __init__(self, model: AudioVisualClassifier, cfg: TrainConfig, class_weights: torch.Tensor | None,
-                 modality_dropout: float) -> None:
+                 stage: Stage) -> None:
         super().__init__()
-        self.model, self.cfg, self.p = model, cfg, modality_dropout
+        self.model, self.cfg, self.stage = model, cfg, stage
+        self.p = cfg.modality_dropout if stage.dropout else 0.0
         self.register_buffer("class_weights", class_weights if class_weights is not None else torch.empty(0))
 
     def _step(self, batch, stage: str):
-        v_c, lengths, labels, audio, _ = batch
+        v_c, lengths, labels, audio, has, generated = batch
+        missing = ~has
         if stage == "train" and self.p > 0:
-            drop = torch.rand(len(audio), device=audio.device) < self.p
-            audio = audio.masked_fill(drop[:, None], 0.0)
-        logits = self.model(v_c, lengths, audio)
+            missing = missing | (torch.rand(len(audio), device=audio.device) < self.p)
+        audio = fill_audio(audio, missing, self.stage.fill, generated)
+        logits = self.model(v_c, lengths, audio, missing)
         weights = self.class_weights if self.class_weights.numel() else None
         loss = F.cross_entropy(logits, labels, weight=weights)
         n = len(labels)
@@ -153,9 +223,9 @@ class FusionModule(_Stage):
         self.log(f"{stage}_acc", _topk(logits, labels, 1), on_epoch=True, on_step=False, batch_size=n,
                  prog_bar=stage == "val")
         if stage == "val":
+            self._accumulate(logits, labels, weights)
             self.log("val_top5", _topk(logits, labels, 5), on_epoch=True, on_step=False, batch_size=n)
         return loss
-
 
 
 # -- fitting ------------------------------------------------------------------------------
@@ -164,6 +234,7 @@ class TrainResult:
     run: Path
     metrics: dict[str, dict[str, float]]
     seconds: float
+    per_seed: dict[int, dict] | None = None
 
 
 def _class_weights(labels: list[int], n_classes: int, mode: str) -> torch.Tensor | None:
@@ -185,16 +256,26 @@ def _loader(ds: ClipSet, cfg: TrainConfig, train: bool, labels: list[int]) -> Da
 
 
 def _fit(module: L.LightningModule, stage_dir: Path, cfg: TrainConfig, train_dl, val_dl,
-         resume: bool, show_progress: bool) -> tuple[dict[str, float], Path]:
+         resume: bool, show_progress: bool) -> tuple[dict[str, float], dict[str, Path]]:
+    """Fit one stage; load and return its selected weights' validation metrics and checkpoints.
+
+    Generators are selected (and early-stopped) on their own objective, validation CE + λ·MSE,
+    with the best-accuracy checkpoint kept too (best_acc.ckpt); classifiers on validation
+    accuracy with ties broken by validation loss (`selection_score`)."""
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
     ckpt_dir = stage_dir / "checkpoints"
-    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_acc", mode="max",
+    generator = isinstance(module, GeneratorModule)
+    monitor, mode = ("val_objective", "min") if generator else ("val_select", "max")
+    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode=mode,
                            save_last=True, enable_version_counter=False)
+    callbacks = [best, EarlyStopping(monitor=monitor, mode=mode, patience=cfg.patience)]
+    if generator:
+        callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename="best_acc", monitor="val_select", mode="max",
+                                         enable_version_counter=False))
     trainer = L.Trainer(
-        max_epochs=cfg.epochs, accelerator=cfg.accelerator, devices=cfg.devices,
-        callbacks=[best, EarlyStopping(monitor="val_acc", mode="max", patience=cfg.patience)],
+        max_epochs=cfg.epochs, accelerator=cfg.accelerator, devices=cfg.devices, callbacks=callbacks,
         logger=[CSVLogger(stage_dir, name="logs", version=0),
                 TensorBoardLogger(stage_dir, name="tensorboard", version=0)],
         deterministic=True, enable_progress_bar=show_progress, enable_model_summary=False,
@@ -202,12 +283,14 @@ def _fit(module: L.LightningModule, stage_dir: Path, cfg: TrainConfig, train_dl,
     )
     last = ckpt_dir / "last.ckpt"
     trainer.fit(module, train_dl, val_dl, ckpt_path=str(last) if resume and last.is_file() else None)
-    best_path = Path(best.best_model_path) if best.best_model_path else last
-    state = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"]
-    module.load_state_dict(state)
+    paths = {"best": Path(best.best_model_path) if best.best_model_path else last}
+    if generator:
+        acc_path = ckpt_dir / "best_acc.ckpt"
+        paths["best_acc"] = acc_path if acc_path.is_file() else paths["best"]
+    module.load_state_dict(torch.load(paths["best"], map_location="cpu", weights_only=True)["state_dict"])
     metrics = trainer.validate(module, val_dl, verbose=False)[0]
     plot_curves(stage_dir / "logs" / "version_0" / "metrics.csv", stage_dir / "learning_curve.png", stage_dir.name)
-    return {k: float(v) for k, v in metrics.items()}, best_path
+    return {k: float(v) for k, v in metrics.items()}, paths
 
 
 def plot_curves(metrics_csv: Path, out: Path, title: str) -> None:
@@ -261,87 +344,201 @@ def generated_audio(model: SoundFeatureGenerator, packed: PackedFeatures, indice
     dl = DataLoader(ClipSet(packed, indices, label_index), batch_size=batch_size, collate_fn=collate)
     k = 0
     for v_c, lengths, *_ in dl:
-        gen = model.generate(v_c, lengths).numpy()
-        for row in gen:
+        for row in model.generate(v_c, lengths).numpy():
             out[indices[k]] = row
             k += 1
     return out
 
 
-def train(features: str | Path, run: str | Path, cfg: TrainConfig = TrainConfig(), resume: bool = False,
-          show_progress: bool = True) -> TrainResult:
-    """Train the generator and both audio-visual classifiers; write RUN/ as described above."""
-    start = time.perf_counter()
+def kfold(indices: list[int], labels: list[str], k: int, seed: int) -> list[list[int]]:
+    """k stratified, seeded folds of `indices` (every class spread evenly over the folds)."""
+    by_class: dict[str, list[int]] = defaultdict(list)
+    for i, lab in zip(indices, labels):
+        by_class[lab].append(i)
+    folds: list[list[int]] = [[] for _ in range(k)]
+    offset = 0
+    for lab in sorted(by_class):
+        members = np.random.default_rng([seed, 7]).permutation(sorted(by_class[lab])).tolist()
+        for j, i in enumerate(members):
+            folds[(j + offset) % k].append(i)
+        offset += len(members)
+    return [sorted(f) for f in folds]
+
+
+@dataclass
+class _Context:
+    """What every stage of one seed's run shares."""
+
+    packed: PackedFeatures
+    cfg: TrainConfig
+    run: Path
+    splits: dict[str, list[int]]
+    label_index: dict[str, int]
+    resume: bool
+    show_progress: bool
+
+    def labels(self, indices: list[int]) -> list[int]:
+        return [self.label_index[self.packed.labels[i]] for i in indices]
+
+    def weights(self, indices: list[int]) -> torch.Tensor | None:
+        return _class_weights(self.labels(indices), len(self.label_index), self.cfg.class_balance)
+
+    def fitted(self, model: nn.Module, indices: list[int]) -> nn.Module:
+        """Standardisation statistics from these (training) clips only."""
+        model.visual_norm.fit(torch.from_numpy(np.concatenate([self.packed.v_c(i) for i in indices])))
+        rows = [self.packed.audio(i) for i in indices if self.packed.audio(i) is not None]
+        model.audio_norm.fit(torch.from_numpy(np.stack(rows)) if rows else torch.zeros(1, self.packed.audio_dim))
+        return model
+
+    def new_generator(self, train_idx: list[int]) -> SoundFeatureGenerator:
+        c = self.cfg
+        return self.fitted(SoundFeatureGenerator(self.packed.visual_dim, len(self.label_index), self.packed.audio_dim,
+                                                 c.hidden, c.layers, c.dropout, c.input_dropout), train_idx)
+
+    def fit_generator(self, name: str, train_idx: list[int], lambda_reg: float):
+        L.seed_everything(self.cfg.seed, workers=True, verbose=False)
+        model = self.new_generator(train_idx)
+        train_dl = _loader(ClipSet(self.packed, train_idx, self.label_index), self.cfg, True, self.labels(train_idx))
+        val_dl = _loader(ClipSet(self.packed, self.splits["val"], self.label_index), self.cfg, False, [])
+        module = GeneratorModule(model, self.cfg, self.weights(train_idx), lambda_reg)
+        metrics, paths = _fit(module, self.run / name, self.cfg, train_dl, val_dl, self.resume, self.show_progress)
+        return model, metrics, paths
+
+
+def _out_of_fold(ctx: _Context, generator: SoundFeatureGenerator) -> dict[int, np.ndarray]:
+    """Generated audio for every training clip from a generator that never saw it (k-fold),
+    cached in RUN/oof/generated.npz; with oof_folds < 2, the main generator's own output."""
+    train_idx = ctx.splits["train"]
+    if ctx.cfg.oof_folds < 2:
+        log.warning("oof_folds < 2: classifiers train on the main generator's output for its own training clips, "
+                    "which is better than what it generates for unseen clips")
+        return generated_audio(generator, ctx.packed, train_idx)
+    cache = ctx.run / OOF_DIR / "generated.npz"
+    ids = [ctx.packed.ids[i] for i in train_idx]
+    if ctx.resume and cache.is_file():
+        saved = np.load(cache)
+        if list(saved["ids"]) == ids:
+            return {i: row for i, row in zip(train_idx, saved["audio"])}
+    out: dict[int, np.ndarray] = {}
+    folds = kfold(train_idx, [ctx.packed.labels[i] for i in train_idx], ctx.cfg.oof_folds, ctx.cfg.seed)
+    lam = ctx.cfg.lambda_reg
+    for j, held in enumerate(folds):
+        rest = sorted(set(train_idx) - set(held))
+        model, _, _ = ctx.fit_generator(f"{OOF_DIR}/fold-{j}", rest, lam)
+        out.update(generated_audio(model, ctx.packed, held))
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_name(".generated.tmp.npz")
+    np.savez(tmp, ids=np.array(ids), audio=np.stack([out[i] for i in train_idx]))
+    tmp.replace(cache)
+    return out
+
+
+def seed_runs(run: str | Path) -> list[Path]:
+    """The single-seed run folders of RUN: RUN itself, or RUN/seed-<s>/ for a multi-seed run."""
     run = Path(run)
+    listing = run / SEEDS_FILE
+    if listing.is_file():
+        return [run / name for name in json.loads(listing.read_text())["runs"]]
+    return [run]
+
+
+def train(features: str | Path, run: str | Path, cfg: TrainConfig = TrainConfig(), resume: bool = False,
+          show_progress: bool = True, seeds: Sequence[int] | None = None) -> TrainResult:
+    """Train every stage; write RUN/ as described above. With `seeds`, one independent run per
+    seed in RUN/seed-<s>/ (same store, same splits), and `metrics` is their mean."""
+    run = Path(run)
+    if not seeds:
+        return _train_one(features, run, cfg, resume, show_progress)
+    seeds = list(dict.fromkeys(int(s) for s in seeds))
+    if (run / BUNDLE).exists():
+        raise AfgenError("this run folder holds a single-seed run; use another RUN for --seeds", run)
+    if (run / SEEDS_FILE).exists() and not resume:
+        raise AfgenError("this run folder already holds a trained multi-seed run; use another RUN or --resume", run)
+    start = time.perf_counter()
+    run.mkdir(parents=True, exist_ok=True)
+    per_seed = {}
+    for seed in seeds:
+        sub = run / f"seed-{seed}"
+        if resume and (sub / BUNDLE).is_file():
+            log.info("seed %d is already trained in %s; skipping it", seed, sub)
+            per_seed[seed] = json.loads((sub / "metrics.json").read_text())
+            continue
+        log.info("training seed %d of %s", seed, seeds)
+        per_seed[seed] = _train_one(features, sub, replace(cfg, seed=seed), resume, show_progress).metrics
+    atomic_write_json(run / SEEDS_FILE, {"seeds": seeds, "runs": [f"seed-{s}" for s in seeds]})
+    mean = {stage: {k: float(np.mean([per_seed[s][stage][k] for s in seeds if k in per_seed[s].get(stage, {})]))
+                    for k in per_seed[seeds[0]][stage]} for stage in per_seed[seeds[0]]}
+    (run / "metrics.json").write_text(json.dumps({"mean": mean, "per_seed": per_seed}, indent=2))
+    return TrainResult(run=run, metrics=mean, seconds=time.perf_counter() - start, per_seed=per_seed)
+
+
+def _train_one(features: str | Path, run: Path, cfg: TrainConfig, resume: bool, show_progress: bool) -> TrainResult:
+    start = time.perf_counter()
     if (run / BUNDLE).exists() and not resume:
         raise AfgenError("this run folder already holds a trained model; use another RUN or --resume", run)
+    if (run / SEEDS_FILE).exists():
+        raise AfgenError("this run folder holds a multi-seed run; pass --seeds to resume it", run)
     run.mkdir(parents=True, exist_ok=True)
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
     packed = load_packed(features)
     classes = sorted(set(packed.labels))
-    label_index = {c: i for i, c in enumerate(classes)}
     splits = resolve_splits(packed, cfg)
     if not packed.has_audio()[splits["train"]].any():
         log.warning("no training clip has audio: the regression branch gets no signal, only "
                     "the classification branch trains")
-    audio_dim = packed.audio_dim
-    train_labels = [label_index[packed.labels[i]] for i in splits["train"]]
-    weights = _class_weights(train_labels, len(classes), cfg.class_balance)
-
-    # statistics from the training split only
-    train_vc = torch.from_numpy(np.concatenate([packed.v_c(i) for i in splits["train"]]))
-    audio_rows = [packed.audio(i) for i in splits["train"] if packed.audio(i) is not None]
-    train_audio = torch.from_numpy(np.stack(audio_rows)) if audio_rows else torch.zeros(1, audio_dim)
-
-    def fitted(model):
-        model.visual_norm.fit(train_vc)
-        model.audio_norm.fit(train_audio)
-        return model
-
-    metrics, best = {}, {}
-    generator = fitted(SoundFeatureGenerator(packed.visual_dim, len(classes), audio_dim, cfg.hidden, cfg.layers,
-                                             cfg.dropout, cfg.input_dropout))
-    train_set = ClipSet(packed, splits["train"], label_index)
-    val_set = ClipSet(packed, splits["val"], label_index)
-    metrics["generator"], best["generator"] = _fit(
-        GeneratorModule(generator, cfg, weights), run / "generator", cfg,
-        _loader(train_set, cfg, True, train_labels), _loader(val_set, cfg, False, []), resume, show_progress)
-
-    # fill training clips without audio with generated audio for the classifiers
-    missing_train = [i for i in splits["train"] if packed.audio(i) is None]
-    filled = generated_audio(generator, packed, missing_train) if missing_train else {}
-    fusion_train = ClipSet(packed, splits["train"], label_index, audio_override=filled)
-    fusions = {}
-    for stage, p in (("fusion", 0.0), ("fusion_md", cfg.modality_dropout)):
+    ctx = _Context(packed, cfg, run, splits, {c: i for i, c in enumerate(classes)}, resume, show_progress)
+    train_idx = splits["train"]
+    models: dict[str, nn.Module] = {}
+    metrics: dict[str, dict[str, float]] = {}
+    best: dict[str, str] = {}
+    for stage in (s for s in STAGES.values() if s.kind == "generator"):
+        lam = cfg.lambda_reg if stage.lambda_reg is None else stage.lambda_reg
+        models[stage.name], metrics[stage.name], paths = ctx.fit_generator(stage.name, train_idx, lam)
+        best[stage.name] = str(paths["best"])
+        if stage.name == "generator":
+            acc = ctx.new_generator(train_idx)
+            state = torch.load(paths["best_acc"], map_location="cpu", weights_only=True)["state_dict"]
+            acc.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
+            models[GENERATOR_ACC] = acc.eval()
+            best[GENERATOR_ACC] = str(paths["best_acc"])
+    generator = models["generator"]
+    generated = {**_out_of_fold(ctx, generator), **generated_audio(generator, packed, splits["val"])}
+    fusion_train = ClipSet(packed, train_idx, ctx.label_index, generated)
+    fusion_val = ClipSet(packed, splits["val"], ctx.label_index, generated)
+    for stage in (s for s in STAGES.values() if s.kind == "fusion"):
         L.seed_everything(cfg.seed, workers=True, verbose=False)
-        model = fitted(AudioVisualClassifier(packed.visual_dim, len(classes), audio_dim, cfg.fusion_hidden, cfg.dropout))
-        metrics[stage], best[stage] = _fit(
-            FusionModule(model, cfg, weights, p), run / stage, cfg,
-            _loader(fusion_train, cfg, True, train_labels), _loader(val_set, cfg, False, []), resume, show_progress)
-        fusions[stage] = model
+        model = ctx.fitted(AudioVisualClassifier(packed.visual_dim, len(classes), packed.audio_dim, cfg.fusion_hidden,
+                                                 cfg.dropout, missing_token=stage.fill == "token"), train_idx)
+        metrics[stage.name], paths = _fit(
+            FusionModule(model, cfg, ctx.weights(train_idx), stage), run / stage.name, cfg,
+            _loader(fusion_train, cfg, True, ctx.labels(train_idx)), _loader(fusion_val, cfg, False, []),
+            resume, show_progress)
+        models[stage.name] = model.eval()
+        best[stage.name] = str(paths["best"])
 
-    gen_val = generated_audio(generator, packed, splits["val"])
     with_audio = [i for i in splits["val"] if packed.audio(i) is not None]
     if with_audio:
         real = torch.from_numpy(np.stack([packed.audio(i) for i in with_audio]))
-        fake = torch.from_numpy(np.stack([gen_val[i] for i in with_audio]))
+        fake = torch.from_numpy(np.stack([generated[i] for i in with_audio]))
         metrics["generator"]["val_cos_raw"] = float(F.cosine_similarity(fake, real, dim=1).mean())
         metrics["generator"]["val_cos_centered"] = float(F.cosine_similarity(
             fake - generator.audio_norm.mean, real - generator.audio_norm.mean, dim=1).mean())
 
-    hparams = {"input_dim": packed.visual_dim, "num_classes": len(classes), "audio_dim": audio_dim}
+    dims = {"input_dim": packed.visual_dim, "num_classes": len(classes), "audio_dim": packed.audio_dim}
+    store_config = FeatureStore(features).config()
     torch.save({
-        "generator": generator.state_dict(), "fusion": fusions["fusion"].state_dict(),
-        "fusion_md": fusions["fusion_md"].state_dict(), "classes": classes, "dims": hparams,
-        "train": to_dict(cfg), "features": str(Path(features).resolve()),
-        "store_config": json.dumps(FeatureStore(features).config()),
+        "format": 2, "models": {k: m.state_dict() for k, m in models.items()},
+        "tokens": [k for k, m in models.items() if getattr(m, "token", None) is not None],
+        "classes": classes, "dims": dims, "train": to_dict(cfg), "features": str(Path(features).resolve()),
+        "store_config": json.dumps(store_config),
     }, run / BUNDLE)
     seconds = time.perf_counter() - start
     atomic_write_json(run / "provenance.json", {
         "train": to_dict(cfg), "features": str(Path(features).resolve()),
-        "store_config": FeatureStore(features).config(), "versions": package_versions(),
+        "store_config": store_config, "versions": package_versions(),
         "git_commit": _git_commit(), "seed": cfg.seed, "classes": classes,
-        "splits": {k: len(v) for k, v in splits.items()}, "best_checkpoints": {k: str(v) for k, v in best.items()},
+        "splits": {k: len(v) for k, v in splits.items()}, "best_checkpoints": best,
+        "stages": {name: stage.description for name, stage in STAGES.items()},
+        "out_of_fold": {"folds": cfg.oof_folds, "cache": f"{OOF_DIR}/generated.npz" if cfg.oof_folds >= 2 else None},
         "metrics": metrics, "seconds": round(seconds, 1), "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
     })
     (run / "metrics.json").write_text(json.dumps(metrics, indent=2))
@@ -350,32 +547,49 @@ def train(features: str | Path, run: str | Path, cfg: TrainConfig = TrainConfig(
 
 @dataclass
 class TrainedRun:
-    generator: SoundFeatureGenerator
-    fusion: AudioVisualClassifier
-    fusion_md: AudioVisualClassifier
+    """The models of one trained (single-seed) run, by name (see methods.STAGES), in eval mode."""
+
+    models: dict[str, nn.Module]
     classes: list[str]
     train: TrainConfig
     features: Path
     store_config: dict
+    path: Path
+
+    @property
+    def generator(self) -> SoundFeatureGenerator:
+        return self.models["generator"]
+
+    @property
+    def fusion(self) -> AudioVisualClassifier:
+        return self.models["fusion"]
 
 
 def load_run(run: str | Path) -> TrainedRun:
-    """The trained models of a run (RUN/model.pt, loaded with weights_only=True), in eval mode."""
-    path = Path(run) / BUNDLE
+    """The trained models of a run (RUN/model.pt, loaded with weights_only=True), in eval mode.
+
+    For a multi-seed run, the first seed's run."""
+    runs = seed_runs(run)
+    if len(runs) > 1:
+        log.info("%s holds %d seeds; using %s", run, len(runs), runs[0].name)
+    path = runs[0] / BUNDLE
     if not path.is_file():
         raise AfgenError("no model.pt: not a finished run (train it with `afgen train`)", Path(run))
     bundle = torch.load(path, map_location="cpu", weights_only=True)
-    from afgen.config import from_dict
-
+    if bundle.get("format") != 2:
+        raise AfgenError("this run was trained by an older afgen (model.pt format 1); retrain it with `afgen train`",
+                         path)
     cfg = from_dict(TrainConfig, bundle["train"])
     d = bundle["dims"]
-    gen = SoundFeatureGenerator(d["input_dim"], d["num_classes"], d["audio_dim"], cfg.hidden, cfg.layers,
-                                cfg.dropout, cfg.input_dropout)
-    gen.load_state_dict(bundle["generator"])
-    fusions = {}
-    for stage in ("fusion", "fusion_md"):
-        fusions[stage] = AudioVisualClassifier(d["input_dim"], d["num_classes"], d["audio_dim"],
-                                               cfg.fusion_hidden, cfg.dropout)
-        fusions[stage].load_state_dict(bundle[stage])
-    return TrainedRun(gen.eval(), fusions["fusion"].eval(), fusions["fusion_md"].eval(), list(bundle["classes"]),
-                      cfg, Path(bundle["features"]), json.loads(bundle["store_config"]))
+    models: dict[str, nn.Module] = {}
+    for name, state in bundle["models"].items():
+        if "classify.weight" in state:
+            model = SoundFeatureGenerator(d["input_dim"], d["num_classes"], d["audio_dim"], cfg.hidden, cfg.layers,
+                                          cfg.dropout, cfg.input_dropout)
+        else:
+            model = AudioVisualClassifier(d["input_dim"], d["num_classes"], d["audio_dim"], cfg.fusion_hidden,
+                                          cfg.dropout, missing_token=name in bundle["tokens"])
+        model.load_state_dict(state)
+        models[name] = model.eval()
+    return TrainedRun(models, list(bundle["classes"]), cfg, Path(bundle["features"]),
+                      json.loads(bundle["store_config"]), runs[0])

@@ -1,0 +1,87 @@
+"""The registry of what `afgen train` trains (stages) and what `afgen evaluate` scores (methods).
+
+A *stage* is one trained model: a generator (LSTM, CE + λ·MSE) or an audio-visual classifier
+with a rule for the audio it sees in training. A *method* is one row of the evaluation
+table: a trained model plus the rule that fills a test clip's missing audio. Adding a row
+is one entry in METHODS (and one in STAGES when it needs a model of its own); train.py and
+evaluate.py only loop over these tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A model `afgen train` fits, in RUN/<name>/.
+
+    kind        "generator" (SoundFeatureGenerator) or "fusion" (AudioVisualClassifier)
+    lambda_reg  generator only: the λ of CE + λ·MSE; None takes TrainConfig.lambda_reg
+    dropout     fusion only: train with modality dropout (TrainConfig.modality_dropout)
+    fill        fusion only: what a training clip's missing or dropped audio becomes:
+                "zero", "token" (a learned embedding) or "generated" (out-of-fold
+                generator output, so training sees what testing will)
+    """
+
+    name: str
+    kind: str
+    description: str
+    lambda_reg: float | None = None
+    dropout: bool = False
+    fill: str = "generated"
+
+
+@dataclass(frozen=True)
+class Method:
+    """One row of the evaluation table.
+
+    model      the trained model that scores it: a stage name, or "generator_acc" (the main
+               generator's checkpoint chosen on validation accuracy instead of its objective)
+    fill       how a missing test audio is filled: "real" (never missing: the upper bound),
+               "zero", "mean" (training mean), "generated", "token"; None for a generator's
+               own classification branch (visual only)
+    generator  which generator produces "generated" audio
+    """
+
+    key: str
+    label: str
+    model: str
+    fill: str | None
+    generator: str = "generator"
+
+
+STAGES: dict[str, Stage] = {s.name: s for s in (
+    Stage("generator", "generator", "LSTM generator, CE + λ·MSE (the paper)"),
+    Stage("generator_l0", "generator", "the same LSTM with λ = 0 (no audio regression)", lambda_reg=0.0),
+    Stage("fusion", "fusion", "audio-visual classifier on real audio (train clips without audio: generated)"),
+    Stage("fusion_md", "fusion", "audio-visual classifier, modality dropout, zero-filled", dropout=True, fill="zero"),
+    Stage("fusion_token", "fusion", "audio-visual classifier, modality dropout, learned missing-audio token",
+          dropout=True, fill="token"),
+    Stage("fusion_gen", "fusion", "audio-visual classifier, modality dropout, dropped audio replaced by "
+          "out-of-fold generated audio", dropout=True, fill="generated"),
+)}
+
+#: The extra generator weights kept from the main generator's run (no training of its own).
+GENERATOR_ACC = "generator_acc"
+
+METHODS: dict[str, Method] = {m.key: m for m in (
+    Method("visual_only", "Visual only (generator's classification branch)", "generator", None),
+    Method("visual_only_l0", "Visual only, λ = 0 (no audio regression)", "generator_l0", None),
+    Method("av_real", "AV + real audio (upper bound)", "fusion", "real"),
+    Method("av_zero", "AV + zero-filled audio", "fusion", "zero"),
+    Method("av_mean", "AV + training-mean audio", "fusion", "mean"),
+    Method("av_generated", "AV + generated audio (paper)", "fusion", "generated"),
+    Method("av_generated_acc", "AV + generated audio, generator chosen on val accuracy", "fusion", "generated",
+           generator=GENERATOR_ACC),
+    Method("av_md_zero", "AV trained with modality dropout, zero-filled", "fusion_md", "zero"),
+    Method("av_md_token", "AV trained with modality dropout, learned missing token", "fusion_token", "token"),
+    Method("av_md_generated", "AV trained on generated audio (out-of-fold), generated", "fusion_gen", "generated"),
+)}
+
+#: The paper's method: every other row is compared with it, paired.
+PAPER = "av_generated"
+#: Methods compared against at every rate, paired (the paper's and visual-only).
+BASELINES: tuple[str, ...] = (PAPER, "visual_only")
+#: Rows that may not compete for "best method": the upper bound sees audio that is missing.
+NOT_COMPETING: frozenset[str] = frozenset({"av_real"})
