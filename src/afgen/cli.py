@@ -4,6 +4,7 @@ calls the API and prints."""
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +15,11 @@ from rich.markup import escape
 
 from afgen import config as C
 from afgen.errors import AfgenError
+
+# Idle OpenMP threads sleep instead of spinning: torch's pool otherwise keeps a core busy
+# between batches, and decoding, flow and small training steps in the same process slow
+# down several-fold on a 2-core machine. Must be set before torch is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 app = typer.Typer(
     name="afgen",
@@ -63,7 +69,7 @@ def _dataset(source: Path, layout: str, only_classes: str | None, per_class: int
 @app.command()
 def synth(
     out: Annotated[Path, typer.Argument(help="Folder to write the clips into.")],
-    classes: Annotated[int, typer.Option(help="Number of classes (at most 8).")] = C.SynthConfig.classes,
+    classes: Annotated[int, typer.Option(help="Number of classes (at most 10; from 7 on, two pairs look alike and differ only in sound).")] = C.SynthConfig.classes,
     clips_per_class: Annotated[int, typer.Option(help="Clips per class.")] = C.SynthConfig.clips_per_class,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives byte-identical clips.")] = C.SynthConfig.seed,
     missing_audio: Annotated[float, typer.Option(help="Fraction of clips written without an audio stream.")] = C.SynthConfig.missing_audio,
@@ -184,19 +190,26 @@ def train_cmd(
     modality_dropout: Annotated[float, typer.Option(help="P(audio zeroed) for the modality-dropout classifier.")] = C.TrainConfig.modality_dropout,
     class_balance: Annotated[str, typer.Option(help="weighted_loss, sampler or none.")] = C.TrainConfig.class_balance,
     patience: Annotated[int, typer.Option(help="Early-stopping patience in epochs.")] = C.TrainConfig.patience,
-    seed: Annotated[int, typer.Option(help="Random seed (same seed, same metrics).")] = C.TrainConfig.seed,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same metrics on the same machine).")] = C.TrainConfig.seed,
+    seeds: Annotated[str | None, typer.Option(help="Comma-separated seeds, e.g. 0,1,2: one independent run per seed in RUN/seed-<s>/ (same clips and splits); `afgen evaluate RUN` then reports every seed and their spread.")] = None,
+    oof_folds: Annotated[int, typer.Option(help="Folds of the out-of-fold generated audio the classifiers train on (< 2: the generator's own, optimistic output).")] = C.TrainConfig.oof_folds,
+    seed_workers: Annotated[int, typer.Option(help="With --seeds: train this many seeds at once, one process each (faster on CPU).")] = C.TrainConfig.seed_workers,
     devices: Annotated[str, typer.Option(help="Lightning devices (auto, 1, ...).")] = C.TrainConfig.devices,
     resume: Annotated[bool, typer.Option(help="Resume each stage from its last checkpoint.")] = False,
     verbose: Verbose = False,
 ) -> None:
-    """Train the LSTM generator (CE + λ·MSE), then the audio-visual classifiers."""
+    """Train every model the evaluation table needs: the LSTM generator (CE + λ·MSE; chosen on
+    that objective) and its λ = 0 ablation, out-of-fold generators, then the audio-visual
+    classifiers (real audio; modality dropout with zeros, a learned token or generated audio).
+    """
     from afgen.train import train
 
     _setup_logging(verbose)
     cfg = C.TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, lambda_reg=lambda_reg, hidden=hidden,
                         layers=layers, dropout=dropout, modality_dropout=modality_dropout,
-                        class_balance=class_balance, patience=patience, seed=seed, devices=devices)
-    result = train(features, run, cfg, resume=resume)
+                        class_balance=class_balance, patience=patience, seed=seed, oof_folds=oof_folds, seed_workers=seed_workers,
+                        devices=devices)
+    result = train(features, run, cfg, resume=resume, seeds=_ints(seeds, "--seeds") if seeds else None)
     _print_train_metrics(result.metrics)
     console.print(f"run: {result.run} ({result.seconds:.0f} s); curves: {run}/*/learning_curve.png")
 
@@ -204,7 +217,7 @@ def train_cmd(
 def _print_train_metrics(metrics: dict) -> None:
     from rich.table import Table
 
-    table = Table(title="validation")
+    table = Table(title="validation (mean over seeds when there are several)")
     for col in ("stage", "top-1", "top-5", "generated-vs-real cosine (centred)"):
         table.add_column(col)
     for stage, m in metrics.items():
@@ -212,6 +225,13 @@ def _print_train_metrics(metrics: dict) -> None:
         table.add_row(stage, f"{100 * m['val_acc']:.1f}", f"{100 * m['val_top5']:.1f}",
                       f"{cos:.3f}" if cos is not None else "")
     console.print(table)
+
+
+def _ints(text: str, option: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise AfgenError(f"{option} takes comma-separated integers, e.g. 0,1,2; got {text!r}") from None
 
 
 def _rates(text: str) -> tuple[float, ...]:
@@ -230,14 +250,24 @@ def evaluate_cmd(
     features: Annotated[Path | None, typer.Option(help="Feature store (default: the one the run trained on).")] = None,
     split: Annotated[str, typer.Option(help="Split to score.")] = C.EvalConfig.split,
     missing_rates: Annotated[str, typer.Option(help="Comma-separated missing-audio rates.")] = ",".join(f"{r:g}" for r in C.EvalConfig.missing_rates),
-    seed: Annotated[int, typer.Option(help="Seed of the missing-audio masks.")] = C.EvalConfig.seed,
+    seed: Annotated[int, typer.Option(help="Seed of the missing-audio masks and of the bootstrap.")] = C.EvalConfig.seed,
+    mask_draws: Annotated[int, typer.Option(help="Random missing-audio masks per rate; each cell averages over them.")] = C.EvalConfig.mask_draws,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples per interval.")] = C.EvalConfig.bootstrap,
     verbose: Verbose = False,
 ) -> None:
-    """The missing-audio protocol: every method at every missing rate, on the same masks."""
+    """The missing-audio protocol: every method at every missing rate, on the same masks.
+
+    Each accuracy comes with a 95% bootstrap interval (over test clips, mask draws and seeds);
+    each method is compared, paired, with the paper's method and with visual-only, and the
+    verdicts (better / worse / no resolvable difference) are what a conclusion may quote.
+    """
     from afgen.evaluate import evaluate
 
     _setup_logging(verbose)
-    result = evaluate(run, features, C.EvalConfig(split=split, missing_rates=_rates(missing_rates), seed=seed))
+    if mask_draws < 1 or bootstrap < 100:
+        raise AfgenError("--mask-draws must be at least 1 and --bootstrap at least 100")
+    result = evaluate(run, features, C.EvalConfig(split=split, missing_rates=_rates(missing_rates), seed=seed,
+                                                  mask_draws=mask_draws, bootstrap=bootstrap))
     console.print(result.table, soft_wrap=True)
     console.print(f"tables and plots: {result.out}")
 
@@ -281,13 +311,15 @@ def demo(
     classes: Annotated[int, typer.Option(help="Synthetic classes.")] = C.DemoConfig.classes,
     clips_per_class: Annotated[int, typer.Option(help="Synthetic clips per class.")] = C.DemoConfig.clips_per_class,
     epochs: Annotated[int, typer.Option(help="Maximum training epochs per stage.")] = C.DemoConfig.epochs,
+    seeds: Annotated[str, typer.Option(help="Comma-separated training seeds.")] = ",".join(map(str, C.DemoConfig.seeds)),
     verbose: Verbose = False,
 ) -> None:
-    """The main job, offline: synth -> extract -> train -> evaluate, then the results table."""
+    """The main job, offline: synth -> extract -> train (3 seeds) -> evaluate, then the table
+    with 95% intervals and paired verdicts."""
     from afgen.demo import run_demo
 
     _setup_logging(verbose)
-    cfg = C.DemoConfig(classes=classes, clips_per_class=clips_per_class, epochs=epochs)
+    cfg = C.DemoConfig(classes=classes, clips_per_class=clips_per_class, epochs=epochs, seeds=_ints(seeds, "--seeds"))
     result = run_demo(out, cfg, workers=workers)
     console.print(f"[bold]backbone weights:[/] {result.weights_note}")
     if result.train_metrics:

@@ -119,11 +119,14 @@ def _seed_logits(trained: TrainedRun, inputs: _Inputs, masks: dict[str, np.ndarr
                 logits[rate][key] = [generators[method.model][0]] * len(rate_masks)
                 continue
             model = trained.models[method.model]
-            draws = []
+            draws, seen = [], {}  # identical masks (r = 0, r = 1, the upper bound) are scored once
             for mask in rate_masks:
                 missing = ~inputs.has if method.fill == "real" else torch.from_numpy(mask)
-                audio = fill_audio(inputs.real, missing, method.fill, generators[method.generator][1], mean)
-                draws.append(fused(model, audio, missing))
+                token = missing.numpy().tobytes()
+                if token not in seen:
+                    audio = fill_audio(inputs.real, missing, method.fill, generators[method.generator][1], mean)
+                    seen[token] = fused(model, audio, missing)
+                draws.append(seen[token])
             logits[rate][key] = draws
     return logits
 
@@ -170,12 +173,12 @@ def evaluate(run: str | Path, features: str | Path | None = None, cfg: EvalConfi
                      f"{len(idx)} test clips, the {cfg.mask_draws} missing-audio mask draws and the "
                      f"{len(runs)} seed(s), paired across methods"),
     }
+    seed_boot = Bootstrap((1,) + shape[1:], cfg.bootstrap, cfg.seed, cfg.confidence)
     for rate in masks:
         cells = {}
         for key in METHODS:
             s = scores[(rate, key)]
             seed_values = [float(x) for x in s.mean(axis=(1, 2))]
-            seed_boot = Bootstrap((1,) + shape[1:], cfg.bootstrap, cfg.seed, cfg.confidence)
             cells[key] = {
                 "top1": boot.accuracy(s).as_dict(),
                 f"top{k}": float(np.mean(topk[(rate, key)])),

@@ -32,7 +32,9 @@ SETTINGS_KEY = "settings"
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    # The process id keeps two writers of the same file (e.g. parallel seeds packing one
+    # store) from renaming each other's temporary file away; the last rename wins, whole.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with tmp.open("wb") as fh:
         fh.write(data)
         fh.flush()

@@ -57,18 +57,27 @@ class ClipSet(Dataset):
 
     `generated` maps clip index -> a generated audio feature (raw space): what a classifier
     sees where a clip's audio is missing or dropped and its stage fills with generated audio.
+    Sets up to `cache_mb` of v_C are held in memory (training reads each clip every epoch);
+    larger ones are read from the memory-mapped store per item.
     """
 
     def __init__(self, packed: PackedFeatures, indices: list[int], label_index: dict[str, int],
-                 generated: dict[int, np.ndarray] | None = None) -> None:
+                 generated: dict[int, np.ndarray] | None = None, cache_mb: float = TrainConfig.cache_mb) -> None:
         self.packed, self.indices, self.label_index = packed, indices, label_index
         self.generated = generated or {}
         self.audio_dim = packed.audio_dim
+        rows = sum(int(packed.rgb_offsets[i + 1] - packed.rgb_offsets[i]) for i in indices)
+        self._cache = None
+        if rows * packed.visual_dim * 4 <= cache_mb * 2**20:
+            self._cache = [self._item(k) for k in range(len(indices))]
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def __getitem__(self, k: int):
+        return self._cache[k] if self._cache is not None else self._item(k)
+
+    def _item(self, k: int):
         i = self.indices[k]
         audio = self.packed.audio(i)
         has = audio is not None
@@ -456,20 +465,51 @@ def train(features: str | Path, run: str | Path, cfg: TrainConfig = TrainConfig(
         raise AfgenError("this run folder already holds a trained multi-seed run; use another RUN or --resume", run)
     start = time.perf_counter()
     run.mkdir(parents=True, exist_ok=True)
-    per_seed = {}
+    per_seed: dict[int, dict] = {}
+    todo = []
     for seed in seeds:
         sub = run / f"seed-{seed}"
         if resume and (sub / BUNDLE).is_file():
             log.info("seed %d is already trained in %s; skipping it", seed, sub)
             per_seed[seed] = json.loads((sub / "metrics.json").read_text())
-            continue
-        log.info("training seed %d of %s", seed, seeds)
-        per_seed[seed] = _train_one(features, sub, replace(cfg, seed=seed), resume, show_progress).metrics
+        else:
+            todo.append(seed)
+    workers = min(cfg.seed_workers, len(todo))
+    load_packed(features)  # build the packed view once, before any worker reads it
+    if workers > 1:
+        import multiprocessing as mp
+        import os
+        from concurrent.futures import ProcessPoolExecutor
+
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        log.info("training seeds %s in %d parallel processes (%d torch thread(s) each)", todo, workers, threads)
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            futures = {seed: pool.submit(_train_seed_process, features, run / f"seed-{seed}", replace(cfg, seed=seed),
+                                         resume, threads) for seed in todo}
+            per_seed.update({seed: f.result() for seed, f in futures.items()})
+    else:
+        for seed in todo:
+            log.info("training seed %d of %s", seed, seeds)
+            per_seed[seed] = _train_one(features, run / f"seed-{seed}", replace(cfg, seed=seed), resume,
+                                        show_progress).metrics
+    per_seed = {seed: per_seed[seed] for seed in seeds}
     atomic_write_json(run / SEEDS_FILE, {"seeds": seeds, "runs": [f"seed-{s}" for s in seeds]})
     mean = {stage: {k: float(np.mean([per_seed[s][stage][k] for s in seeds if k in per_seed[s].get(stage, {})]))
                     for k in per_seed[seeds[0]][stage]} for stage in per_seed[seeds[0]]}
     (run / "metrics.json").write_text(json.dumps({"mean": mean, "per_seed": per_seed}, indent=2))
     return TrainResult(run=run, metrics=mean, seconds=time.perf_counter() - start, per_seed=per_seed)
+
+
+def _train_seed_process(features: str | Path, run: Path, cfg: TrainConfig, resume: bool, threads: int) -> dict:
+    """One seed's run in a worker process (spawned): no progress bars, Lightning's chatter off."""
+    import warnings
+
+    torch.set_num_threads(threads)
+    logging.basicConfig(level=logging.WARNING)
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+    return _train_one(features, run, cfg, resume, show_progress=False).metrics
 
 
 def _train_one(features: str | Path, run: Path, cfg: TrainConfig, resume: bool, show_progress: bool) -> TrainResult:
