@@ -8,10 +8,11 @@ from afgen.cli import app
 
 @pytest.mark.slow
 def test_demo_runs_end_to_end_with_tiny_settings(tmp_path):
-    result = CliRunner().invoke(app, ["demo", str(tmp_path / "demo"), "--classes", "3", "--clips-per-class", "6",
-                                      "--epochs", "2", "--workers", "0"])
+    result = CliRunner().invoke(app, ["demo", str(tmp_path / "demo"), "--classes", "3", "--clips-per-class", "8",
+                                      "--epochs", "2", "--workers", "0", "--seeds", "0"])
     assert result.exit_code == 0, result.output
     assert "AV + generated audio (paper)" in result.output
+    assert "Best method at each rate" in result.output and "resolvabl" in result.output
     assert "RANDOM weights" in result.output or "ImageNet weights" in result.output
     assert (tmp_path / "demo" / "run" / "eval" / "results.md").is_file()
     assert (tmp_path / "demo" / "run" / "eval" / "accuracy_vs_missing.png").is_file()

@@ -75,3 +75,20 @@ def test_bad_settings_are_clear_errors(tmp_path):
         generate(tmp_path, SynthConfig(classes=99), show_progress=False)
     with pytest.raises(AfgenError, match="--missing-audio"):
         generate(tmp_path, SynthConfig(missing_audio=2.0), show_progress=False)
+
+
+@pytest.mark.parametrize("looks_like, sounds_other", [("bounce", "clang"), ("hammer", "knock")])
+def test_sound_only_pairs_look_the_same_and_sound_different(looks_like, sounds_other):
+    from afgen.synth import SOUND_ONLY_PAIRS, make_clip
+
+    assert (looks_like, sounds_other) in SOUND_ONLY_PAIRS
+    cfg = SynthConfig(size=48, seconds=1.0)
+    frames_a, audio_a, fps_a = make_clip(looks_like, np.random.default_rng([3, 1]), cfg)
+    frames_b, audio_b, fps_b = make_clip(sounds_other, np.random.default_rng([3, 1]), cfg)
+    assert fps_a == fps_b and all(np.array_equal(a, b) for a, b in zip(frames_a, frames_b))  # same pictures
+
+    def spectrum(x):
+        s = np.abs(np.fft.rfft(x))
+        return s / np.linalg.norm(s)
+
+    assert float(spectrum(audio_a) @ spectrum(audio_b)) < 0.8  # different sounds

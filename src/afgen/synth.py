@@ -91,9 +91,10 @@ def _bounce(rng, s: int, t: np.ndarray, rate: int, sound: str = "thud") -> Event
 
     hits = [(k - phase + 0.5) * period for k in range(-1, 20)]
     hits = [h for h in hits if 0 <= h < t[-1]]
+    sound_rng = np.random.default_rng(rng.integers(2**63))  # one draw either way: same pictures
     if sound == "clang":
-        return Event(draw, _impacts(t, hits, rng, decay=0.12, freq=rng.uniform(600, 1400)))
-    return Event(draw, _impacts(t, hits, rng, decay=0.012, freq=None))
+        return Event(draw, _impacts(t, hits, sound_rng, decay=0.12, freq=sound_rng.uniform(600, 1400)))
+    return Event(draw, _impacts(t, hits, sound_rng, decay=0.012, freq=None))
 
 
 def _roll(rng, s: int, t: np.ndarray, rate: int) -> Event:
@@ -145,9 +146,10 @@ def _hammer(rng, s: int, t: np.ndarray, rate: int, sound: str = "ring") -> Event
 
     hits = [(k + 1 - phase) * period for k in range(-1, 20)]
     hits = [h for h in hits if 0 <= h < t[-1]]
+    sound_rng = np.random.default_rng(rng.integers(2**63))  # one draw either way: same pictures
     if sound == "knock":
-        return Event(draw, _impacts(t, hits, rng, decay=0.025, freq=pitch / 6))
-    return Event(draw, _impacts(t, hits, rng, decay=0.08, freq=pitch))
+        return Event(draw, _impacts(t, hits, sound_rng, decay=0.025, freq=pitch / 6))
+    return Event(draw, _impacts(t, hits, sound_rng, decay=0.08, freq=pitch))
 
 
 def _swing(rng, s: int, t: np.ndarray, rate: int) -> Event:
