@@ -310,12 +310,13 @@ def results_table(results: dict) -> str:
         cells = [f"{100 * c['value']:+.1f} {_SHORT[c['verdict']]}"
                  for c in (results["comparisons"][r][key][results["paper_method"]] for r in rates)]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", f"At r = {last}, paired differences with their intervals:", "",
-              "| method | vs AV + generated (paper) | verdict | vs visual only | verdict |", "|---|---:|---|---:|---|"]
+    bases = list(next(iter(results["comparisons"][last].values())))
+    lines += ["", f"At r = {last}, paired differences (row minus column method, percentage points) with their "
+              "95% intervals and verdicts:", "",
+              "| method | " + " | ".join(f"vs {methods[b]}" for b in bases) + " |", "|---|" + "---:|" * len(bases)]
     for key, name in methods.items():
         c = results["comparisons"][last][key]
-        p, v = c[results["paper_method"]], c["visual_only"]
-        lines.append(f"| {name} | {_signed(p)} | {p['verdict']} | {_signed(v)} | {v['verdict']} |")
+        lines.append(f"| {name} | " + " | ".join(f"{_signed(c[b])} {c[b]['verdict']}" for b in bases) + " |")
     lines += ["", "Best method at each rate (the upper bound with real audio excluded):", ""]
     for r in rates:
         b = results["best"][r]
@@ -359,7 +360,7 @@ def _plot_rates(results: dict, out: Path) -> None:
 
     keys = list(results["rates"])
     rates = [float(r) for r in keys]
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = plt.subplots(figsize=(11, 5))
     for i, (key, name) in enumerate(results["methods"].items()):
         cells = [results["rates"][r][key] for r in keys]
         value = [100 * c["top1"]["value"] for c in cells]
@@ -376,7 +377,7 @@ def _plot_rates(results: dict, out: Path) -> None:
     ax.set_title(f"Accuracy vs missing audio ({results['split']}, {results['n_clips']} clips, "
                  f"{len(results['seeds'])} seed(s)); bands: 95% interval, dots: seeds", fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=6.5, loc="lower left")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)

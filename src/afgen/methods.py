@@ -81,7 +81,8 @@ METHODS: dict[str, Method] = {m.key: m for m in (
 
 #: The paper's method: every other row is compared with it, paired.
 PAPER = "av_generated"
-#: Methods compared against at every rate, paired (the paper's and visual-only).
-BASELINES: tuple[str, ...] = (PAPER, "visual_only")
+#: Methods every row is compared against at every rate, paired: the paper's, visual-only
+#: and the usual missing-modality baseline (modality dropout with zeros).
+BASELINES: tuple[str, ...] = (PAPER, "visual_only", "av_md_zero")
 #: Rows that may not compete for "best method": the upper bound sees audio that is missing.
 NOT_COMPETING: frozenset[str] = frozenset({"av_real"})
