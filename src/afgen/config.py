@@ -123,7 +123,8 @@ class TrainConfig:
     dropout: float = 0.3
     input_dropout: float = 0.2
     fusion_hidden: int = 256
-    #: Probability that a training clip's audio is zeroed (modality dropout variant).
+    #: Probability that a training clip's audio is dropped in the modality-dropout classifiers
+    #: (replaced by zeros, a learned token or generated audio, by stage; see methods.py).
     modality_dropout: float = 0.5
     class_balance: str = "weighted_loss"  # weighted_loss | sampler | none
     patience: int = 10
