@@ -77,6 +77,8 @@ def test_moments_in_time_unknown_label(tmp_path):
     _touch(tmp_path / "training" / "barking" / "a.mp4")
     (tmp_path / "trainingSet.csv").write_text("barking/a.mp4,meowing,3,0\n")
     with pytest.raises(DatasetError, match="trainingSet.csv.*unknown label 'meowing'"):
+        discover(tmp_path, strict=True)
+    with pytest.raises(DatasetError, match="no clips found"):  # skipped: nothing is left
         discover(tmp_path)
 
 
@@ -123,7 +125,7 @@ def test_class_filter_and_per_class_limit(tmp_path):
             _touch(tmp_path / label / f"{k}.mp4")
     ds = discover(tmp_path, classes=["a", "c"], per_class=2)
     assert ds.classes == ("a", "c") and len(ds) == 4
-    with pytest.raises(DatasetError, match="unknown classes"):
+    with pytest.raises(DatasetError, match="--only-classes.*zebra"):
         discover(tmp_path, classes=["zebra"])
 
 
@@ -152,3 +154,65 @@ def test_with_splits_keeps_existing_splits(tmp_path):
     ds = with_splits(discover(listing))
     assert all(c.split is not None for c in ds.clips)
     assert {c.id: c.split for c in ds.clips}["a0"] == "test"
+
+
+def _mit(tmp_path, present=("barking", "clapping"), listed=("barking", "clapping", "singing")):
+    for label in present:
+        for k in range(4):
+            _touch(tmp_path / "training" / label / f"{label}_{k}.mp4")
+        _touch(tmp_path / "validation" / label / f"{label}_v.mp4")
+    rows = [f"{label}/{label}_{k}.mp4,{label},3,1" for label in listed for k in range(4)]
+    (tmp_path / "trainingSet.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "validationSet.csv").write_text("\n".join(f"{c}/{c}_v.mp4,{c},2,0" for c in listed) + "\n")
+    return tmp_path
+
+
+def test_mit_csv_with_absent_classes_warns_once_and_keeps_the_present_ones(tmp_path, caplog):
+    root = _mit(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        ds = discover(root, classes=["barking", "clapping"])
+    assert ds.classes == ("barking", "clapping") and len(ds) == 10
+    assert caplog.text.count("--strict") == 0  # asked-for classes only: nothing absent to report
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        ds = discover(root)
+    assert ds.classes == ("barking", "clapping") and len(ds) == 10
+    warnings = [r.getMessage() for r in caplog.records if "no folder" in r.getMessage()]
+    assert len(warnings) == 2  # one summary per CSV, not one per row
+    assert "skipped 4 rows of 1 classes" in warnings[0] and "singing" in warnings[0]
+
+
+def test_mit_strict_keeps_the_error(tmp_path):
+    with pytest.raises(DatasetError, match="trainingSet.csv.*unknown label 'singing'"):
+        discover(_mit(tmp_path), strict=True)
+
+
+def test_only_classes_naming_a_class_that_exists_nowhere_is_a_clear_error(tmp_path):
+    with pytest.raises(DatasetError, match="zebra"):
+        discover(_mit(tmp_path), classes=["barking", "zebra"])
+    with pytest.raises(DatasetError, match="singing"):  # listed in the CSV, but not copied
+        discover(_mit(tmp_path), classes=["singing"])
+
+
+def test_moments_categories_order_and_names_with_spaces(tmp_path):
+    root = _mit(tmp_path, present=("rock climbing", "barking", "playing+fun"),
+                listed=("rock climbing", "barking", "playing+fun"))
+    (root / "moments_categories.txt").write_text("playing+fun,0\nsinging,1\nrock climbing,2\nbarking,3\n")
+    ds = discover(root)
+    assert ds.classes == ("playing+fun", "rock climbing", "barking")
+    assert ds.selection["classes"] == list(ds.classes)
+    assert {c.label for c in ds.clips} == set(ds.classes)
+    assert all(" " not in c.id and "+" not in c.id for c in ds.clips)
+
+
+def test_per_class_is_seeded_and_stable(tmp_path):
+    for label in ("a", "b"):
+        for k in range(20):
+            _touch(tmp_path / label / f"{k:02d}.mp4")
+    first = discover(tmp_path, per_class=5, seed=0)
+    again = discover(tmp_path, per_class=5, seed=0)
+    other = discover(tmp_path, per_class=5, seed=1)
+    assert [c.id for c in first.clips] == [c.id for c in again.clips] and len(first) == 10
+    assert [c.id for c in first.clips] != [c.id for c in other.clips]
+    assert [c.id for c in first.clips] != [c.id for c in discover(tmp_path).clips[:5] + discover(tmp_path).clips[20:25]]
+    assert first.selection["per_class"] == 5 and first.selection["per_class_seed"] == 0

@@ -92,3 +92,29 @@ def test_sound_only_pairs_look_the_same_and_sound_different(looks_like, sounds_o
         return s / np.linalg.norm(s)
 
     assert float(spectrum(audio_a) @ spectrum(audio_b)) < 0.8  # different sounds
+
+
+def test_mit_layout_has_official_style_files(tmp_path, caplog):
+    import logging
+
+    from afgen.synth import ABSENT_CLASS
+
+    cfg = SynthConfig(classes=3, clips_per_class=5, size=32, seconds=1.0, layout="mit", workers=1)
+    root = generate(tmp_path, cfg, show_progress=False)
+    assert root == tmp_path and (root / "moments_categories.txt").is_file()
+    rows = [line.split(",") for line in (root / "trainingSet.csv").read_text().splitlines()]
+    assert all(len(r) == 4 for r in rows)  # class/file,label,agree,disagree; no header
+    assert any(r[1] == ABSENT_CLASS for r in rows) and not (root / "training" / ABSENT_CLASS).exists()
+    missing = [r[0] for r in rows if not (root / "training" / r[0]).exists() and r[1] != ABSENT_CLASS]
+    assert len(missing) == 1  # one listed clip was never copied
+    with caplog.at_level(logging.WARNING):
+        ds = discover(root)
+    assert ds.layout == "splits" and set(ds.classes) == set(list(CLASSES)[:3])
+    assert ABSENT_CLASS in caplog.text
+    assert {c.split for c in ds.clips} == {"train", "val"}
+    assert sum(not c.path.exists() for c in ds.clips) == 1
+    # the same clips, the same bytes as the folder layout
+    flat = generate(tmp_path / "flat", SynthConfig(**{**cfg.__dict__, "layout": "folders"}), show_progress=False)
+    for clip in discover(flat).clips:
+        twin = [c for c in ds.clips if c.path.name == clip.path.name]
+        assert len(twin) == 1 and twin[0].path.read_bytes() == clip.path.read_bytes()

@@ -40,7 +40,9 @@ Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log debug messag
 Layout = Annotated[str, typer.Option(help="Dataset layout: auto, folders, splits (MiT) or csv.")]
 ClassesOpt = Annotated[str | None, typer.Option(
     "--only-classes", help="Comma-separated class names to keep (e.g. the paper's 10 MiT classes).")]
-PerClass = Annotated[int | None, typer.Option(help="Keep at most N clips per class.")]
+PerClass = Annotated[int | None, typer.Option(help="Keep N clips per class in each split: a seeded random choice, the same on every machine (recorded in the store's config.json).")]
+PerClassSeed = Annotated[int, typer.Option(help="Seed of --per-class's choice.")]
+Strict = Annotated[bool, typer.Option(help="Moments in Time: a CSV row whose class folder is absent is an error (default: skipped, with one warning).")]
 # Options shared by `frames` and `extract`.
 ClipsArg = Annotated[Path, typer.Argument(help="Dataset folder (folder per class or MiT) or CSV list.")]
 FpsOpt = Annotated[float, typer.Option(help="Frames sampled per second, by timestamp.")]
@@ -59,11 +61,12 @@ def _setup_logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def _dataset(source: Path, layout: str, only_classes: str | None, per_class: int | None):
+def _dataset(source: Path, layout: str, only_classes: str | None, per_class: int | None,
+             strict: bool = C.DatasetConfig.strict, seed: int = C.DatasetConfig.per_class_seed):
     from afgen.dataset import discover
 
-    classes = [c.strip() for c in only_classes.split(",")] if only_classes else None
-    return discover(source, layout=layout, classes=classes, per_class=per_class)
+    classes = [c.strip() for c in only_classes.split(",") if c.strip()] if only_classes else None
+    return discover(source, layout=layout, classes=classes, per_class=per_class, strict=strict, seed=seed)
 
 
 @app.command()
@@ -75,6 +78,7 @@ def synth(
     missing_audio: Annotated[float, typer.Option(help="Fraction of clips written without an audio stream.")] = C.SynthConfig.missing_audio,
     size: Annotated[int, typer.Option(help="Frame width and height in pixels.")] = C.SynthConfig.size,
     seconds: Annotated[float, typer.Option(help="Clip length in seconds.")] = C.SynthConfig.seconds,
+    layout: Annotated[str, typer.Option(help="folders (folder per class + clips.csv) or mit (Moments in Time's layout and CSVs, with a listed class that has no folder and a listed clip that has no file, as users' copies have).")] = C.SynthConfig.layout,
     verbose: Verbose = False,
 ) -> None:
     """Write the synthetic audio-visual dataset (H.264 + AAC mp4, folder per class, clips.csv).
@@ -86,9 +90,10 @@ def synth(
 
     _setup_logging(verbose)
     cfg = C.SynthConfig(classes=classes, clips_per_class=clips_per_class, seed=seed,
-                        missing_audio=missing_audio, size=size, seconds=seconds)
+                        missing_audio=missing_audio, size=size, seconds=seconds, layout=layout)
     listing = generate(out, cfg)
-    console.print(f"[green]wrote[/] {classes * clips_per_class} clips; list with splits: {listing}")
+    what = "list with splits" if layout == "folders" else "Moments-in-Time folder"
+    console.print(f"[green]wrote[/] {classes * clips_per_class} clips; {what}: {listing}")
 
 
 @app.command()
@@ -103,6 +108,8 @@ def frames(
     layout: Layout = "auto",
     only_classes: ClassesOpt = None,
     per_class: PerClass = None,
+    per_class_seed: PerClassSeed = C.DatasetConfig.per_class_seed,
+    strict: Strict = C.DatasetConfig.strict,
     verbose: Verbose = False,
 ) -> None:
     """Write the seed's image layout: OUT/rgb/<class>/<clip>/frame_0000.jpg and OUT/flow/....
@@ -112,7 +119,7 @@ def frames(
     from afgen.frames import write_frames
 
     _setup_logging(verbose)
-    dataset = _dataset(clips, layout, only_classes, per_class)
+    dataset = _dataset(clips, layout, only_classes, per_class, strict, per_class_seed)
     summary = write_frames(
         dataset, out, C.VideoConfig(fps=fps, height=size, width=size),
         C.FlowConfig(algorithm=flow, encoding=flow_encoding), workers=workers)
@@ -141,6 +148,8 @@ def extract(
     layout: Layout = "auto",
     only_classes: ClassesOpt = None,
     per_class: PerClass = None,
+    per_class_seed: PerClassSeed = C.DatasetConfig.per_class_seed,
+    strict: Strict = C.DatasetConfig.strict,
     verbose: Verbose = False,
 ) -> None:
     """Extract v_R [t,D], v_F [t-1,D] and the audio feature of every clip into a feature store.
@@ -150,7 +159,7 @@ def extract(
     from afgen.extract import extract as run_extract
 
     _setup_logging(verbose)
-    dataset = _dataset(clips, layout, only_classes, per_class)
+    dataset = _dataset(clips, layout, only_classes, per_class, strict, per_class_seed)
     cfg = C.ExtractConfig(backbone=backbone, weights=weights, audio=audio, workers=workers,
                           batch_size=batch_size, precision=precision, device=device, dtype=dtype,
                           limit=limit)

@@ -14,10 +14,10 @@ import random
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
-from afgen.config import SPLITS, VIDEO_EXTENSIONS, TrainConfig
+from afgen.config import SPLITS, VIDEO_EXTENSIONS, DatasetConfig, TrainConfig
 from afgen.errors import DatasetError
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,8 @@ SPLIT_FOLDERS = {
 }
 #: Moments in Time ships one CSV per split beside the split folders.
 MIT_CSVS = {"training": "trainingSet.csv", "validation": "validationSet.csv"}
+#: ... and its class list, `name,index` per line, which gives the class order.
+MIT_CATEGORIES = "moments_categories.txt"
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _MAX_ID = 160
@@ -48,12 +50,14 @@ class Clip:
 
 @dataclass(frozen=True)
 class Dataset:
-    """Clips and the sorted class list of a dataset."""
+    """Clips and the class list of a dataset (sorted, or in moments_categories.txt's order),
+    with how they were selected (recorded in the feature store's config.json)."""
 
     root: Path
     layout: str
     clips: tuple[Clip, ...]
     classes: tuple[str, ...]
+    selection: dict = field(default_factory=dict, compare=False)
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -169,7 +173,10 @@ def _split_name(value: str, listing: Path) -> str:
     return name
 
 
-def _from_split_folders(root: Path) -> list[tuple[str, str, str | None]]:
+def _from_split_folders(root: Path, wanted: set[str] | None, strict: bool) -> list[tuple[str, str, str | None]]:
+    """Rows of a train/val/test (or Moments in Time) tree. MiT's CSVs list every class; rows
+    of classes the user did not ask for are dropped first, and rows of classes whose folder
+    is absent (not copied) are skipped with one warning, or are an error with `strict`."""
     out = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         split = SPLIT_FOLDERS.get(folder.name.lower())
@@ -178,21 +185,56 @@ def _from_split_folders(root: Path) -> list[tuple[str, str, str | None]]:
         listing = root / MIT_CSVS.get(folder.name, "")
         if folder.name in MIT_CSVS and listing.is_file():
             class_names = {p.name for p in folder.iterdir() if p.is_dir()}
-            rows = []
+            rows, absent = [], Counter()
             for n, row in enumerate(_read_rows(listing), start=1):
                 if len(row) < 2:
                     raise DatasetError(f"row {n} has no label; rows are `class/file,label,...`", listing)
                 label = row[1].strip()
+                if wanted is not None and label not in wanted:
+                    continue
                 if label not in class_names:
-                    raise DatasetError(
-                        f"row {n}: unknown label {label!r} (no folder {folder / label})", listing
-                    )
+                    if strict:
+                        raise DatasetError(f"row {n}: unknown label {label!r} (no folder {folder / label}); "
+                                           "copy that class folder, or drop --strict to skip its rows", listing)
+                    absent[label] += 1
+                    continue
                 rel = safe_relative(folder, row[0], listing)
                 rows.append((f"{folder.name}/{rel}", label, split))
+            if absent:
+                names = sorted(absent)
+                log.warning("%s: skipped %d rows of %d classes with no folder in %s (%s%s); --strict makes "
+                            "this an error", listing, sum(absent.values()), len(names), folder,
+                            ", ".join(names[:5]), ", ..." if len(names) > 5 else "")
             out += _dedupe(rows, listing)
         else:
-            out += [(rel, label, split) for rel, label in _scan_class_folders(folder, root)]
+            out += [(rel, label, split) for rel, label in _scan_class_folders(folder, root)
+                    if wanted is None or label in wanted]
     return out
+
+
+def read_categories(path: Path) -> list[str]:
+    """Class names in MiT's order from moments_categories.txt (`name,index` per line)."""
+    pairs = []
+    for n, row in enumerate(_read_rows(path), start=1):
+        try:
+            pairs.append((int(row[-1]), ",".join(row[:-1]).strip()))
+        except (ValueError, IndexError):
+            raise DatasetError(f"line {n}: expected `name,index`, got {','.join(row)!r}", path) from None
+    return [name for _, name in sorted(pairs)]
+
+
+def _pick_per_class(rows: list[tuple[str, str, str | None]], per_class: int, seed: int):
+    """At most `per_class` clips of each class in each split, a seeded random choice that is
+    the same on every machine (random.Random with a string seed hashes it with SHA-512)."""
+    groups: dict[tuple[str, str], list] = defaultdict(list)
+    for row in sorted(rows):
+        groups[(row[1], row[2] or "")].append(row)
+    kept = []
+    for (label, split), items in sorted(groups.items()):
+        if len(items) > per_class:
+            items = sorted(random.Random(f"{seed}:{label}:{split}").sample(items, per_class))
+        kept += items
+    return kept
 
 
 def detect_layout(source: Path) -> str:
@@ -210,23 +252,36 @@ def discover(
     layout: str = "auto",
     classes: Sequence[str] | None = None,
     per_class: int | None = None,
+    strict: bool = DatasetConfig.strict,
+    seed: int = DatasetConfig.per_class_seed,
 ) -> Dataset:
     """Find every clip of a dataset with its label and split.
 
-    `classes` keeps only those classes (e.g. the paper's 10 Moments-in-Time classes) and
-    `per_class` keeps the first N clips of each class in path order.
+    `classes` keeps only those classes (e.g. the paper's 10 Moments-in-Time classes), checked
+    before anything else; `per_class` keeps a seeded random N clips of each class in each
+    split (the same N clips on every machine for the same `seed`). With `strict`, a MiT CSV
+    row whose class folder is absent is an error instead of a skipped row.
     """
     source = Path(source)
     layout = detect_layout(source) if layout == "auto" else layout
+    wanted = {c.strip() for c in classes} if classes is not None else None
     if layout == "csv":
         root, rows = _from_csv(source)
     elif layout == "splits":
-        root, rows = source, _from_split_folders(source)
+        root, rows = source, _from_split_folders(source, wanted, strict)
     elif layout == "folders":
         root = source
         rows = [(rel, label, None) for rel, label in _scan_class_folders(source, source)]
     else:
         raise DatasetError(f"unknown layout {layout!r}; use auto, folders, splits or csv", source)
+    if wanted is not None:
+        present = {label for _, label, _ in rows}
+        unknown = sorted(wanted - present)
+        if unknown:
+            hint = "" if layout == "splits" else f"; the dataset has e.g. {sorted(present)[:10]}"
+            raise DatasetError(f"--only-classes names classes with no clips here: {unknown} (no such class "
+                               f"folder with videos){hint}", source)
+        rows = [r for r in rows if r[1] in wanted]
     if not rows:
         raise DatasetError(
             "no clips found; expected ROOT/<class>/<clip>.mp4, ROOT/training/<class>/..., "
@@ -234,31 +289,25 @@ def discover(
             source,
         )
     found = sorted({label for _, label, _ in rows})
-    if classes is not None:
-        unknown = sorted(set(classes) - set(found))
-        if unknown:
-            raise DatasetError(
-                f"unknown classes {unknown}; the dataset has {len(found)} classes, "
-                f"e.g. {found[:10]}",
-                source,
-            )
-        rows = [r for r in rows if r[1] in set(classes)]
-        found = sorted(set(classes))
+    categories = source / MIT_CATEGORIES if layout == "splits" else None
+    if categories is not None and categories.is_file():
+        order = read_categories(categories)
+        unlisted = [c for c in found if c not in order]
+        if unlisted:
+            log.warning("%s does not list %s; they go after its classes", categories, unlisted[:5])
+        found = [c for c in order if c in set(found)] + unlisted
     if per_class is not None:
-        taken: Counter[str] = Counter()
-        kept = []
-        for row in sorted(rows):
-            if taken[row[1]] < per_class:
-                taken[row[1]] += 1
-                kept.append(row)
-        rows = kept
+        rows = _pick_per_class(rows, per_class, seed)
     rows.sort()
     ids = _unique_ids([rel for rel, _, _ in rows])
     clips = tuple(
         Clip(id=i, path=root / rel, label=label, split=split, source=rel)
         for i, (rel, label, split) in zip(ids, rows)
     )
-    return Dataset(root=root, layout=layout, clips=clips, classes=tuple(found))
+    selection = {"source": str(source), "layout": layout, "only_classes": sorted(wanted) if wanted else None,
+                 "per_class": per_class, "per_class_seed": seed if per_class is not None else None,
+                 "strict": strict, "classes": list(found)}
+    return Dataset(root=root, layout=layout, clips=clips, classes=tuple(found), selection=selection)
 
 
 def stratified_splits(

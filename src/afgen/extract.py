@@ -243,6 +243,8 @@ def extract(
                                           cfg.batch_size)
     store = FeatureStore(out)
     store.open_for_writing(store_config(backbone, cfg, video, flow, audio), overwrite=overwrite)
+    if dataset.selection:
+        store.record("dataset", dataset.selection)  # which clips, chosen how, and the class order
     clips = list(dataset.clips[: cfg.limit] if cfg.limit else dataset.clips)
     done = store.done_ids()
     todo = [c for c in clips if c.id not in done]

@@ -66,6 +66,12 @@ class FeatureStore:
             raise StoreError("no config.json: not a feature store (run `afgen extract` first)", self.root)
         return json.loads(path.read_text())
 
+    def record(self, key: str, value: Any) -> None:
+        """Set one provenance entry of config.json (not a setting: a rerun may change it)."""
+        config = self.config()
+        config[key] = value
+        atomic_write_json(self.root / CONFIG, config)
+
     def open_for_writing(self, config: dict[str, Any], overwrite: bool = False) -> None:
         """Create the store, or check that an existing one was made with the same settings."""
         path = self.root / CONFIG

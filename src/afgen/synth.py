@@ -292,7 +292,8 @@ def _write_one(path: Path, label: str, seed: list[int], silent: bool, cfg: Synth
 
 
 def generate(out: str | Path, cfg: SynthConfig = SynthConfig(), show_progress: bool = True) -> Path:
-    """Write the synthetic dataset under `out`; returns the path of its CSV list.
+    """Write the synthetic dataset under `out`; returns what to give `discover`: the path of its
+    CSV list (clips.csv), or with `cfg.layout == "mit"` the folder in Moments in Time's layout.
 
     Existing clips are kept (writes are atomic, so a finished file is complete), which makes
     a rerun after an interruption finish the rest. Each clip has its own seeded generator, so
@@ -304,20 +305,26 @@ def generate(out: str | Path, cfg: SynthConfig = SynthConfig(), show_progress: b
         raise AfgenError(f"--missing-audio is a fraction in [0, 1], got {cfg.missing_audio}")
     if cfg.clips_per_class < 1:
         raise AfgenError(f"--clips-per-class must be at least 1, got {cfg.clips_per_class}")
+    if cfg.layout not in ("folders", "mit"):
+        raise AfgenError(f"--layout is folders or mit, got {cfg.layout!r}")
     out = Path(out)
     labels = list(CLASSES)[: cfg.classes]
-    rows, by_id, todo = [], {}, []
+    names, todo = [], []
     for ci, label in enumerate(labels):
-        (out / label).mkdir(parents=True, exist_ok=True)
         silent_rng = np.random.default_rng([cfg.seed, ci, 10**6])
         n_silent = int(round(cfg.missing_audio * cfg.clips_per_class))
         silent = set(silent_rng.permutation(cfg.clips_per_class)[:n_silent].tolist())
-        for k in range(cfg.clips_per_class):
-            rel = f"{label}/{label}_{k:04d}.mp4"
-            if not (out / rel).exists():
-                todo.append((out / rel, label, [cfg.seed, ci, k], k in silent, cfg))
-            rows.append((rel, label))
-            by_id[rel] = label
+        names += [(f"{label}/{label}_{k:04d}.mp4", label, ci, k, k in silent) for k in range(cfg.clips_per_class)]
+    # The split depends on the clip's name only, so both layouts split the same clips alike.
+    splits = stratified_splits({name: label for name, label, *_ in names}, cfg.val_fraction, cfg.test_fraction,
+                               seed=cfg.seed)
+    rows = []
+    for name, label, ci, k, silent in names:
+        rel = name if cfg.layout == "folders" else f"{_MIT_FOLDER[splits[name]]}/{name}"
+        if not (out / rel).exists():
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            todo.append((out / rel, label, [cfg.seed, ci, k], silent, cfg))
+        rows.append((rel, label, splits[name]))
     with progress_bar(len(rows), "synth", enabled=show_progress) as bar:
         bar.advance(len(rows) - len(todo))
         if cfg.workers > 1 and len(todo) > 1:
@@ -331,15 +338,47 @@ def generate(out: str | Path, cfg: SynthConfig = SynthConfig(), show_progress: b
             for job in todo:
                 _write_one(*job)
                 bar.advance()
-    splits = stratified_splits(by_id, cfg.val_fraction, cfg.test_fraction, seed=cfg.seed)
+    listing = _write_mit_lists(out, rows, labels) if cfg.layout == "mit" else _write_list(out, rows)
+    settings = {k: v for k, v in to_dict(cfg).items() if k != "workers"}  # workers do not change the bytes
+    (out / "synth.json").write_text(json.dumps({"synth": settings, "classes": labels}, indent=2))
+    log.info("wrote %d clips of %d classes to %s", len(rows), len(labels), out)
+    return listing
+
+
+#: MiT has training/ and validation/ only: val and test clips go to validation/.
+_MIT_FOLDER = {"train": "training", "val": "validation", "test": "validation"}
+#: A class MiT's CSVs list whose folder the synthetic MiT copy leaves out, as users do.
+ABSENT_CLASS = "singing"
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _write_list(out: Path, rows: list[tuple[str, str, str]]) -> Path:
+    """clips.csv: `path,label,split` with a header."""
     listing = out / LIST_NAME
     tmp = listing.with_suffix(".tmp")
     with tmp.open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["path", "label", "split"])
-        writer.writerows((rel, label, splits[rel]) for rel, label in rows)
+        writer.writerows(rows)
     os.replace(tmp, listing)
-    settings = {k: v for k, v in to_dict(cfg).items() if k != "workers"}  # workers do not change the bytes
-    (out / "synth.json").write_text(json.dumps({"synth": settings, "classes": labels}, indent=2))
-    log.info("wrote %d clips of %d classes to %s", len(rows), len(labels), out)
     return listing
+
+
+def _write_mit_lists(out: Path, rows: list[tuple[str, str, str]], labels: list[str]) -> Path:
+    """MiT's own files: trainingSet.csv / validationSet.csv (`class/file,label,agree,disagree`,
+    no header) listing every class, including one whose folder is absent and one clip whose
+    file is missing, and moments_categories.txt (`name,index`, alphabetical like MiT's)."""
+    for folder, csv_name in (("training", "trainingSet.csv"), ("validation", "validationSet.csv")):
+        lines = [f"{rel.split('/', 1)[1]},{label},3,0" for rel, label, _ in rows if rel.startswith(folder + "/")]
+        lines += [f"{ABSENT_CLASS}/{ABSENT_CLASS}_{k:04d}.mp4,{ABSENT_CLASS},2,1" for k in range(2)]
+        if folder == "training":
+            lines.append(f"{labels[0]}/{labels[0]}_missing.mp4,{labels[0]},3,0")  # listed, never copied
+        _atomic_text(out / csv_name, "\n".join(lines) + "\n")
+    categories = sorted(set(CLASSES) | {ABSENT_CLASS})
+    _atomic_text(out / "moments_categories.txt", "".join(f"{name},{i}\n" for i, name in enumerate(categories)))
+    return out

@@ -442,6 +442,14 @@ def _out_of_fold(ctx: _Context, generator: SoundFeatureGenerator) -> dict[int, n
     return out
 
 
+def class_order(store_config: dict, labels: list[str]) -> list[str]:
+    """The classes of a store in the dataset's order (e.g. moments_categories.txt), recorded
+    at extraction; classes it does not list follow, sorted."""
+    order = (store_config.get("dataset") or {}).get("classes") or []
+    present = set(labels)
+    return [c for c in order if c in present] + sorted(present - set(order))
+
+
 def seed_runs(run: str | Path) -> list[Path]:
     """The single-seed run folders of RUN: RUN itself, or RUN/seed-<s>/ for a multi-seed run."""
     run = Path(run)
@@ -520,7 +528,7 @@ def _train_one(features: str | Path, run: Path, cfg: TrainConfig, resume: bool, 
         raise AfgenError("this run folder holds a multi-seed run; pass --seeds to resume it", run)
     run.mkdir(parents=True, exist_ok=True)
     packed = load_packed(features)
-    classes = sorted(set(packed.labels))
+    classes = class_order(FeatureStore(features).config(), packed.labels)
     splits = resolve_splits(packed, cfg)
     if not packed.has_audio()[splits["train"]].any():
         log.warning("no training clip has audio: the regression branch gets no signal, only "
