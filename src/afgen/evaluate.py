@@ -27,7 +27,7 @@ from afgen.config import EvalConfig, to_dict
 from afgen.data import PackedFeatures, load_packed
 from afgen.errors import AfgenError
 from afgen.methods import BASELINES, METHODS, NOT_COMPETING, PAPER
-from afgen.statistics import Bootstrap, Interval, mean_std, verdict
+from afgen.statistics import Bootstrap, mean_std, verdict
 from afgen.store import atomic_write_json
 from afgen.train import ClipSet, TrainedRun, collate, fill_audio, load_run, resolve_splits, seed_runs
 
@@ -407,4 +407,4 @@ def load_results(run: str | Path) -> dict:
     return json.loads((Path(run) / "eval" / "results.json").read_text())
 
 
-__all__ = ["evaluate", "missing_mask", "mask_draws", "results_table", "load_results", "EvalResult", "Interval"]
+__all__ = ["evaluate", "missing_mask", "mask_draws", "results_table", "load_results", "EvalResult"]
