@@ -528,7 +528,8 @@ def _train_one(features: str | Path, run: Path, cfg: TrainConfig, resume: bool, 
         raise AfgenError("this run folder holds a multi-seed run; pass --seeds to resume it", run)
     run.mkdir(parents=True, exist_ok=True)
     packed = load_packed(features)
-    classes = class_order(FeatureStore(features).config(), packed.labels)
+    store_config = FeatureStore(features).config()
+    classes = class_order(store_config, packed.labels)
     splits = resolve_splits(packed, cfg)
     if not packed.has_audio()[splits["train"]].any():
         log.warning("no training clip has audio: the regression branch gets no signal, only "
@@ -572,7 +573,6 @@ def _train_one(features: str | Path, run: Path, cfg: TrainConfig, resume: bool, 
             fake - generator.audio_norm.mean, real - generator.audio_norm.mean, dim=1).mean())
 
     dims = {"input_dim": packed.visual_dim, "num_classes": len(classes), "audio_dim": packed.audio_dim}
-    store_config = FeatureStore(features).config()
     torch.save({
         "format": 2, "models": {k: m.state_dict() for k, m in models.items()},
         "tokens": [k for k, m in models.items() if getattr(m, "token", None) is not None],
