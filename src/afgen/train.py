@@ -25,7 +25,7 @@ import subprocess
 import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import lightning as L
@@ -42,6 +42,7 @@ from afgen.errors import AfgenError
 from afgen.extract import package_versions
 from afgen.methods import GENERATOR_ACC, STAGES, Stage
 from afgen.models import AudioVisualClassifier, SoundFeatureGenerator, masked_mse
+from afgen.models.standardize import Standardizer
 from afgen.store import FeatureStore, atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -385,6 +386,7 @@ class _Context:
     label_index: dict[str, int]
     resume: bool
     show_progress: bool
+    _norms: dict = field(default_factory=dict)
 
     def labels(self, indices: list[int]) -> list[int]:
         return [self.label_index[self.packed.labels[i]] for i in indices]
@@ -393,10 +395,19 @@ class _Context:
         return _class_weights(self.labels(indices), len(self.label_index), self.cfg.class_balance)
 
     def fitted(self, model: nn.Module, indices: list[int]) -> nn.Module:
-        """Standardisation statistics from these (training) clips only."""
-        model.visual_norm.fit(torch.from_numpy(np.concatenate([self.packed.v_c(i) for i in indices])))
-        rows = [self.packed.audio(i) for i in indices if self.packed.audio(i) is not None]
-        model.audio_norm.fit(torch.from_numpy(np.stack(rows)) if rows else torch.zeros(1, self.packed.audio_dim))
+        """Standardisation statistics from these (training) clips only, computed once per set
+        of clips (every stage of a run reuses them instead of re-reading the features)."""
+        key = tuple(indices)
+        if key not in self._norms:
+            visual = Standardizer(self.packed.visual_dim).fit(
+                torch.from_numpy(np.concatenate([self.packed.v_c(i) for i in indices])))
+            rows = [self.packed.audio(i) for i in indices if self.packed.audio(i) is not None]
+            audio = Standardizer(self.packed.audio_dim).fit(
+                torch.from_numpy(np.stack(rows)) if rows else torch.zeros(1, self.packed.audio_dim))
+            self._norms[key] = (visual.state_dict(), audio.state_dict())
+        visual_state, audio_state = self._norms[key]
+        model.visual_norm.load_state_dict(visual_state)
+        model.audio_norm.load_state_dict(audio_state)
         return model
 
     def new_generator(self, train_idx: list[int]) -> SoundFeatureGenerator:
