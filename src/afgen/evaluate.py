@@ -92,8 +92,10 @@ def _inputs(packed: PackedFeatures, idx: list[int], classes: list[str]) -> _Inpu
 
 
 @torch.no_grad()
-def _seed_logits(trained: TrainedRun, inputs: _Inputs, masks: dict[str, np.ndarray]) -> dict[str, dict[str, list]]:
-    """Logits [D][N, C] of every method at every rate for one trained seed."""
+def _seed_logits(trained: TrainedRun, inputs: _Inputs,
+                 masks: dict[str, np.ndarray]) -> tuple[dict[str, dict[str, list]], torch.Tensor]:
+    """Logits [D][N, C] of every method at every rate for one trained seed, and the main
+    generator's audio features [N, A] (raw space)."""
     def run_generator(name: str) -> tuple[torch.Tensor, torch.Tensor]:
         model = trained.models[name]
         outs = [model(v_c, lens) for v_c, lens in inputs.batches]
@@ -128,7 +130,7 @@ def _seed_logits(trained: TrainedRun, inputs: _Inputs, masks: dict[str, np.ndarr
                     seen[token] = fused(model, audio, missing)
                 draws.append(seen[token])
             logits[rate][key] = draws
-    return logits
+    return logits, generators["generator"][1]
 
 
 def evaluate(run: str | Path, features: str | Path | None = None, cfg: EvalConfig = EvalConfig()) -> EvalResult:
@@ -154,14 +156,15 @@ def evaluate(run: str | Path, features: str | Path | None = None, cfg: EvalConfi
         if trained.classes != classes:
             raise AfgenError(f"{sub.name} was trained on other classes than {runs[0].name}; retrain the run", run)
         seeds.append(trained.train.seed)
-        for rate, per_method in _seed_logits(trained, inputs, masks).items():
+        logits, generated = _seed_logits(trained, inputs, masks)
+        for rate, per_method in logits.items():
             for key, draws in per_method.items():
                 lg = torch.stack(draws)  # [D, N, C]
                 top1.setdefault((rate, key), []).append((lg.argmax(-1) == labels).numpy())
                 hits = (lg.topk(min(k, lg.shape[-1]), dim=-1).indices == labels[None, :, None]).any(-1)
                 topk.setdefault((rate, key), []).append(hits.numpy())
                 preds.setdefault((rate, key), []).append(lg.argmax(-1).numpy())
-        quality.append(_quality(trained, inputs, classes))
+        quality.append(_quality(trained, inputs, generated, classes))
     shape = (len(runs), cfg.mask_draws, len(idx))
     boot = Bootstrap(shape, cfg.bootstrap, cfg.seed, cfg.confidence)
     scores = {key: np.asarray(v, np.uint8) for key, v in top1.items()}
@@ -239,16 +242,13 @@ def _confusion(preds: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
     return cm
 
 
-def _quality(trained: TrainedRun, inputs: _Inputs, classes: list[str]) -> dict:
+def _quality(trained: TrainedRun, inputs: _Inputs, generated: torch.Tensor, classes: list[str]) -> dict:
     """Generated vs real audio features on clips with real audio: MSE in standardised units
     (1.0 = no better than predicting the training mean) and cosine, raw and mean-centred."""
     has = inputs.has
     if not has.any():
         return {"n": 0}
-    gen = trained.generator
-    with torch.no_grad():
-        g = torch.cat([gen.generate(v_c, lens) for v_c, lens in inputs.batches])[has]
-    r, y, norm = inputs.real[has], inputs.labels[has], gen.audio_norm
+    g, r, y, norm = generated[has], inputs.real[has], inputs.labels[has], trained.generator.audio_norm
     mse = ((norm(g) - norm(r)) ** 2).mean(1)
     cos = F.cosine_similarity(g, r, dim=1)
     cos_c = F.cosine_similarity(g - norm.mean, r - norm.mean, dim=1)

@@ -29,6 +29,7 @@ from afgen.config import SynthConfig, to_dict
 from afgen.dataset import stratified_splits
 from afgen.errors import AfgenError
 from afgen.progress import progress_bar
+from afgen.store import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -351,12 +352,6 @@ _MIT_FOLDER = {"train": "training", "val": "validation", "test": "validation"}
 ABSENT_CLASS = "singing"
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _write_list(out: Path, rows: list[tuple[str, str, str]]) -> Path:
     """clips.csv: `path,label,split` with a header."""
     listing = out / LIST_NAME
@@ -378,7 +373,8 @@ def _write_mit_lists(out: Path, rows: list[tuple[str, str, str]], labels: list[s
         lines += [f"{ABSENT_CLASS}/{ABSENT_CLASS}_{k:04d}.mp4,{ABSENT_CLASS},2,1" for k in range(2)]
         if folder == "training":
             lines.append(f"{labels[0]}/{labels[0]}_missing.mp4,{labels[0]},3,0")  # listed, never copied
-        _atomic_text(out / csv_name, "\n".join(lines) + "\n")
+        atomic_write_bytes(out / csv_name, ("\n".join(lines) + "\n").encode())
     categories = sorted(set(CLASSES) | {ABSENT_CLASS})
-    _atomic_text(out / "moments_categories.txt", "".join(f"{name},{i}\n" for i, name in enumerate(categories)))
+    atomic_write_bytes(out / "moments_categories.txt",
+                       "".join(f"{name},{i}\n" for i, name in enumerate(categories)).encode())
     return out

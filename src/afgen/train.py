@@ -41,7 +41,7 @@ from afgen.dataset import stratified_splits
 from afgen.errors import AfgenError
 from afgen.extract import package_versions
 from afgen.methods import GENERATOR_ACC, STAGES, Stage
-from afgen.models import AudioVisualClassifier, SoundFeatureGenerator, masked_mse
+from afgen.models import AudioVisualClassifier, SoundFeatureGenerator, generator_loss
 from afgen.models.standardize import Standardizer
 from afgen.store import FeatureStore, atomic_write_json
 
@@ -176,9 +176,7 @@ class GeneratorModule(_Stage):
         logits, audio_hat = self.model(v_c, lengths)
         weights = self.class_weights if self.class_weights.numel() else None
         target = self.model.audio_norm(audio)
-        ce = F.cross_entropy(logits, labels, weight=weights)
-        mse = masked_mse(audio_hat, target, has)
-        loss = ce + self.lambda_reg * mse
+        loss, ce, mse = generator_loss(logits, audio_hat, labels, target, has, self.lambda_reg, weights)
         n = len(labels)
         self.log(f"{stage}_loss", loss, on_epoch=True, on_step=False, batch_size=n, prog_bar=stage == "val")
         self.log(f"{stage}_ce", ce, on_epoch=True, on_step=False, batch_size=n)
@@ -198,16 +196,15 @@ def fill_audio(audio: torch.Tensor, missing: torch.Tensor, fill: str, generated:
                mean: torch.Tensor | None = None) -> torch.Tensor:
     """The audio a classifier is given: real where present, `fill` where `missing` [B].
 
-    "token" leaves the values alone (the model swaps in its token where `missing` is set)."""
+    "token" zero-fills too: the model swaps in its token where `missing` is set; "real" is
+    the upper bound, where only clips that never had audio are missing."""
     m = missing[:, None]
-    if fill == "zero":
+    if fill in ("zero", "token", "real"):
         return audio.masked_fill(m, 0.0)
     if fill == "mean":
         return torch.where(m, mean.expand_as(audio), audio)
     if fill == "generated":
         return torch.where(m, generated, audio)
-    if fill in ("token", "real"):
-        return audio.masked_fill(m, 0.0)
     raise AfgenError(f"unknown audio fill {fill!r}")
 
 
