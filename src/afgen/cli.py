@@ -338,13 +338,77 @@ def demo(
                   f"{result.evaluation.out}/confusion_generated_r1.png")
 
 
-def main() -> None:
-    """Entry point: run the app and turn afgen errors into one clear line and exit code 2."""
+@app.command("verify")
+def verify_cmd(
+    path: Annotated[Path, typer.Argument(help="A feature store (from `afgen extract`) or a run folder (from `afgen train`).")],
+    repair: Annotated[bool, typer.Option(help="Mark damaged clips for re-extraction and set damaged files aside (never deletes a good file); then rerun `afgen extract` (store) or `afgen train ... --resume` (run).")] = False,
+    quick: Annotated[bool, typer.Option(help="Stores: check file headers and sizes only, not that every value is finite.")] = False,
+    verbose: Verbose = False,
+) -> None:
+    """Check every artifact of a store or run against its contract; list what is damaged.
+
+    Exits 1 when anything is damaged (0 after a repair that left nothing for the next run to
+    redo but a rerun of extract or train).
+    """
+    from rich.table import Table
+
+    from afgen.verify import verify
+
+    _setup_logging(verbose)
+    report = verify(path, repair=repair, deep=not quick)
+    if report.ok:
+        console.print(f"[green]ok:[/] {report.kind} {report.root}: {report.checked} artifacts checked, none damaged")
+        return
+    table = Table(title=f"damaged in {report.kind} {report.root}")
+    for col in ("file", "problem", "fix"):
+        table.add_column(col, overflow="fold")
+    for d in report.damage:
+        shown = d.path.relative_to(report.root) if d.path.is_relative_to(report.root) else d.path
+        table.add_row(escape(str(shown)), escape(d.problem), escape(d.fix))
+    console.print(table)
+    console.print(f"{len(report.damage)} damaged of {report.checked} artifacts checked")
+    if report.repaired:
+        for line in report.repaired:
+            console.print(f"[green]repaired:[/] {escape(line)}")
+        again = "afgen extract CLIPS " + str(report.root) if report.kind == "store" else f"afgen train FEATURES {report.root} --resume"
+        console.print(f"next: `{again}` with the same options redoes exactly what was damaged")
+    else:
+        console.print(f"repair: `afgen verify {report.root} --repair`")
+    raise typer.Exit(1)
+
+
+@app.callback()
+def _options(
+    debug: Annotated[bool, typer.Option("--debug", help="Show the full traceback of any error (also accepted after the command, or AFGEN_DEBUG=1).")] = False,
+) -> None:
+    """(--debug is read by `main`, wherever it stands on the command line.)"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: an afgen error is one clear line (exit 2); an unexpected one is a short
+    message pointing at --debug (exit 1), or the full traceback with --debug."""
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("AFGEN_DEBUG") == "1"
+    args = [a for a in args if a != "--debug"]
     try:
-        app()
+        app(args=args, prog_name="afgen")
     except AfgenError as exc:
+        if debug:
+            raise
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]: rerun the same command to resume; finished work is kept")
+        raise SystemExit(130) from None
+    except Exception as exc:  # noqa: BLE001 - the top-level handler: no traceback without --debug
+        if debug:
+            raise
+        rest = " ".join(args)
+        err_console.print(f"[bold red]unexpected error:[/] {escape(type(exc).__name__)}: {escape(str(exc))}\n"
+                          f"For the full traceback, rerun with --debug: afgen --debug {escape(rest)}", soft_wrap=True)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from afgen.errors import StoreError
-from afgen.store import FeatureStore, atomic_save_npy, atomic_write_json
+from afgen.store import FeatureStore, atomic_save_npy, atomic_write_json, load_npy, read_json
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +37,19 @@ def pack(root: str | Path, force: bool = False) -> Path:
     out = store.root / PACKED
     fingerprint = _fingerprint(records)
     index_path = out / "index.json"
-    if not force and index_path.is_file() and json.loads(index_path.read_text()).get("fingerprint") == fingerprint:
+    if not force and index_path.is_file() and read_json(index_path, store.repair_hint).get("fingerprint") == fingerprint:
         return out
     arrays = {m: [store.load(m, r["id"]) for r in records] for m in ("rgb", "flow")}
     audio = [store.load("audio", r["id"]) for r in records if r.get("has_audio")]
     rgb_len = [len(a) for a in arrays["rgb"]]
     flow_len = [len(a) for a in arrays["flow"]]
+    with_audio = [r for r in records if r.get("has_audio")]
+    bad = [(r["id"], m) for m in ("rgb", "flow") for r, a in zip(records, arrays[m]) if not np.isfinite(a).all()]
+    bad += [(r["id"], "audio") for r, a in zip(with_audio, audio) if not np.isfinite(a).all()]
+    if bad:
+        shown = ", ".join(str(store.path(m, cid)) for cid, m in bad[:3])
+        raise StoreError(f"{len(bad)} feature file(s) hold NaN or inf values ({shown}); {store.repair_hint}",
+                         store.root)
     for r, nr, nf in zip(records, rgb_len, flow_len):
         if nf != nr - 1:
             raise StoreError(f"clip {r['id']}: {nr} RGB rows but {nf} flow rows (expected "
@@ -119,15 +126,20 @@ def v_c(v_r: np.ndarray, v_f: np.ndarray) -> np.ndarray:
 
 
 def load_packed(root: str | Path) -> PackedFeatures:
-    """Open (building first if needed) the packed view of a feature store."""
+    """Open (building first if needed) the packed view of a feature store, after the cheap
+    check of every clip file (damage is reported up front, by file, not as numpy's error)."""
+    from afgen.verify import require_intact_store
+
+    require_intact_store(root)
     out = pack(root)
-    index = json.loads((out / "index.json").read_text())
+    fix = f"run `afgen verify {root} --repair` (the packed view is rebuilt from the clip files)"
+    index = read_json(out / "index.json", fix)
     audio_path = out / "audio.npy"
     return PackedFeatures(
         ids=index["ids"], labels=index["labels"], splits=index["splits"],
-        rgb=np.load(out / "rgb.npy", mmap_mode="r"),
-        flow=np.load(out / "flow.npy", mmap_mode="r"),
-        audio_rows=np.load(audio_path, mmap_mode="r") if audio_path.is_file() else None,
+        rgb=load_npy(out / "rgb.npy", fix, mmap=True),
+        flow=load_npy(out / "flow.npy", fix, mmap=True),
+        audio_rows=load_npy(audio_path, fix, mmap=True) if audio_path.is_file() else None,
         rgb_offsets=np.asarray(index["rgb_offsets"]),
         flow_offsets=np.asarray(index["flow_offsets"]),
         audio_index=np.asarray(index["audio_index"]),

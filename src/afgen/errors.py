@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 
@@ -23,3 +24,23 @@ class DatasetError(AfgenError):
 
 class StoreError(AfgenError):
     """A feature store that does not match the requested settings or is damaged."""
+
+
+class WriteError(AfgenError):
+    """A write that failed (disk full, I/O error, permission): nothing partial was kept."""
+
+
+class RunError(AfgenError):
+    """A run folder (model.pt, checkpoints, provenance) that is missing or damaged."""
+
+
+def write_failed(path: Path, exc: OSError) -> WriteError:
+    """The one message for a write that failed: what happened and how to go on."""
+    why = exc.strerror or str(exc)
+    if exc.errno == errno.ENOSPC:
+        fix = "free disk space, then rerun the same command"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        fix = "make the folder writable (or choose another), then rerun the same command"
+    else:
+        fix = "check the disk, then rerun the same command"
+    return WriteError(f"could not write ({why}); nothing partial was kept: {fix} (finished work is kept)", path)

@@ -137,7 +137,8 @@ def evaluate(run: str | Path, features: str | Path | None = None, cfg: EvalConfi
     """Score every method at every missing rate (every seed of the run); write RUN/eval/."""
     run = Path(run)
     runs = seed_runs(run)
-    first = load_run(runs[0])
+    trained_runs = {sub: load_run(sub) for sub in runs}  # every model.pt up front: damage before any work
+    first = trained_runs[runs[0]]
     packed = load_packed(features or first.features)
     split, idx = _test_split(packed, first, cfg.split)
     classes = first.classes
@@ -152,7 +153,7 @@ def evaluate(run: str | Path, features: str | Path | None = None, cfg: EvalConfi
     preds: dict[tuple[str, str], list] = {}
     quality, seeds = [], []
     for sub in runs:
-        trained = first if sub == runs[0] else load_run(sub)
+        trained = trained_runs[sub]
         if trained.classes != classes:
             raise AfgenError(f"{sub.name} was trained on other classes than {runs[0].name}; retrain the run", run)
         seeds.append(trained.train.seed)

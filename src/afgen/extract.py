@@ -13,6 +13,7 @@ import multiprocessing as mp
 import os
 import platform
 import queue
+import sys
 import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Iterable, Iterator
@@ -26,7 +27,8 @@ import torch
 from afgen.audio import get_encoder
 from afgen.config import AudioFeatureConfig, ExtractConfig, FlowConfig, VideoConfig, to_dict
 from afgen.dataset import Clip, Dataset
-from afgen.errors import AfgenError
+from afgen.errors import AfgenError, StoreError
+from afgen.lock import ALL, StoreLock
 from afgen.producer import Settings, produce, worker_loop
 from afgen.progress import progress_bar
 from afgen.store import FeatureStore
@@ -239,21 +241,33 @@ def extract(
     start = time.perf_counter()
     if cfg.dtype not in ("float16", "float32"):
         raise AfgenError(f"unknown --dtype {cfg.dtype!r}; use float16 or float32")
+    store = FeatureStore(out)
+    if store.root.exists() and not store.root.is_dir():
+        raise StoreError("exists and is a file, not a folder: choose another output folder for the feature store",
+                         store.root)
     backbone = backbone or build_backbone(cfg.backbone, cfg.weights, cfg.device, cfg.precision,
                                           cfg.batch_size)
-    store = FeatureStore(out)
-    store.open_for_writing(store_config(backbone, cfg, video, flow, audio), overwrite=overwrite)
+    store.root.mkdir(parents=True, exist_ok=True)
+    with StoreLock(store.root, ALL, command=" ".join(sys.argv)):
+        store.open_for_writing(store_config(backbone, cfg, video, flow, audio), overwrite=overwrite)
+        return _fill(store, dataset, cfg, Settings(video=video, flow=flow, audio=audio, chunk=cfg.batch_size),
+                     backbone, show_progress, start)
+
+
+def _fill(store: FeatureStore, dataset: Dataset, cfg: ExtractConfig, settings: Settings, backbone: Backbone,
+          show_progress: bool, start: float) -> ExtractSummary:
+    """Extract every clip of `dataset` the store does not hold yet (the caller holds the lock)."""
     if dataset.selection:
         store.record("dataset", dataset.selection)  # which clips, chosen how, and the class order
     clips = list(dataset.clips[: cfg.limit] if cfg.limit else dataset.clips)
-    done = store.done_ids()
+    sid = store.settings_id()
+    done = store.done_ids(sid)
     todo = [c for c in clips if c.id not in done]
     skipped = len(clips) - len(todo)
     if skipped:
-        log.info("%d of %d clips already extracted in %s; skipping them", skipped, len(clips), out)
+        log.info("%d of %d clips already extracted in %s; skipping them", skipped, len(clips), store.root)
     by_id = {c.id: c for c in todo}
     configure_threads(min(cfg.workers, len(todo)))
-    settings = Settings(video=video, flow=flow, audio=audio, chunk=cfg.batch_size)
     workers = min(cfg.workers, len(todo))
     assembler = Assembler(backbone)
     n_done = n_failed = 0
@@ -264,7 +278,7 @@ def extract(
                 clip = by_id[item.clip_id]
                 arrays = {"rgb": item.rgb.astype(cfg.dtype), "flow": item.flow.astype(cfg.dtype),
                           **item.audio}
-                store.write_clip(clip.id, arrays, _record(clip) | item.meta)
+                store.write_clip(clip.id, arrays, _record(clip) | item.meta | {"settings": sid})
                 n_done += 1
                 bar.advance()
 

@@ -19,6 +19,7 @@ With several seeds, RUN/seed-<s>/ holds one such run per seed and RUN/seeds.json
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import subprocess
@@ -38,16 +39,18 @@ from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 from afgen.config import TrainConfig, from_dict, to_dict
 from afgen.data import PackedFeatures, load_packed
 from afgen.dataset import stratified_splits
-from afgen.errors import AfgenError
+from afgen.errors import AfgenError, RunError
 from afgen.extract import package_versions
 from afgen.methods import GENERATOR_ACC, STAGES, Stage
 from afgen.models import AudioVisualClassifier, SoundFeatureGenerator, generator_loss
 from afgen.models.standardize import Standardizer
-from afgen.store import FeatureStore, atomic_write_json
+from afgen.store import FeatureStore, atomic_write_bytes, atomic_write_json, read_json
 
 log = logging.getLogger(__name__)
 
 BUNDLE = "model.pt"
+METRICS = "metrics.json"
+PROVENANCE = "provenance.json"
 SEEDS_FILE = "seeds.json"
 OOF_DIR = "oof"
 
@@ -289,12 +292,14 @@ def _fit(module: L.LightningModule, stage_dir: Path, cfg: TrainConfig, train_dl,
         log_every_n_steps=1, num_sanity_val_steps=0,
     )
     last = ckpt_dir / "last.ckpt"
+    if resume and last.is_file():
+        load_checkpoint(last)  # a damaged checkpoint is a clear error, not Lightning's traceback
     trainer.fit(module, train_dl, val_dl, ckpt_path=str(last) if resume and last.is_file() else None)
     paths = {"best": Path(best.best_model_path) if best.best_model_path else last}
     if generator:
         acc_path = ckpt_dir / "best_acc.ckpt"
         paths["best_acc"] = acc_path if acc_path.is_file() else paths["best"]
-    module.load_state_dict(torch.load(paths["best"], map_location="cpu", weights_only=True)["state_dict"])
+    module.load_state_dict(load_checkpoint(paths["best"])["state_dict"])
     metrics = trainer.validate(module, val_dl, verbose=False)[0]
     plot_curves(stage_dir / "logs" / "version_0" / "metrics.csv", stage_dir / "learning_curve.png", stage_dir.name)
     return {k: float(v) for k, v in metrics.items()}, paths
@@ -463,7 +468,11 @@ def seed_runs(run: str | Path) -> list[Path]:
     run = Path(run)
     listing = run / SEEDS_FILE
     if listing.is_file():
-        return [run / name for name in json.loads(listing.read_text())["runs"]]
+        fix = f"run `afgen verify {run} --repair`, then `afgen train FEATURES {run} --seeds ... --resume`"
+        try:
+            return [run / name for name in read_json(listing, fix)["runs"]]
+        except (KeyError, TypeError):
+            raise RunError(f"damaged: no list of runs; {fix}", listing) from None
     return [run]
 
 
@@ -485,9 +494,9 @@ def train(features: str | Path, run: str | Path, cfg: TrainConfig = TrainConfig(
     todo = []
     for seed in seeds:
         sub = run / f"seed-{seed}"
-        if resume and (sub / BUNDLE).is_file():
+        if resume and all((sub / name).is_file() for name in (BUNDLE, METRICS, PROVENANCE)):
             log.info("seed %d is already trained in %s; skipping it", seed, sub)
-            per_seed[seed] = json.loads((sub / "metrics.json").read_text())
+            per_seed[seed] = read_json(sub / METRICS, f"run `afgen verify {run} --repair`, then this command again")
         else:
             todo.append(seed)
     workers = min(cfg.seed_workers, len(todo))
@@ -512,7 +521,7 @@ def train(features: str | Path, run: str | Path, cfg: TrainConfig = TrainConfig(
     atomic_write_json(run / SEEDS_FILE, {"seeds": seeds, "runs": [f"seed-{s}" for s in seeds]})
     mean = {stage: {k: float(np.mean([per_seed[s][stage][k] for s in seeds if k in per_seed[s].get(stage, {})]))
                     for k in per_seed[seeds[0]][stage]} for stage in per_seed[seeds[0]]}
-    (run / "metrics.json").write_text(json.dumps({"mean": mean, "per_seed": per_seed}, indent=2))
+    atomic_write_json(run / METRICS, {"mean": mean, "per_seed": per_seed})
     return TrainResult(run=run, metrics=mean, seconds=time.perf_counter() - start, per_seed=per_seed)
 
 
@@ -553,7 +562,7 @@ def _train_one(features: str | Path, run: Path, cfg: TrainConfig, resume: bool, 
         best[stage.name] = str(paths["best"])
         if stage.name == "generator":
             acc = ctx.new_generator(train_idx)
-            state = torch.load(paths["best_acc"], map_location="cpu", weights_only=True)["state_dict"]
+            state = load_checkpoint(paths["best_acc"])["state_dict"]
             acc.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
             models[GENERATOR_ACC] = acc.eval()
             best[GENERATOR_ACC] = str(paths["best_acc"])
@@ -581,14 +590,16 @@ def _train_one(features: str | Path, run: Path, cfg: TrainConfig, resume: bool, 
             fake - generator.audio_norm.mean, real - generator.audio_norm.mean, dim=1).mean())
 
     dims = {"input_dim": packed.visual_dim, "num_classes": len(classes), "audio_dim": packed.audio_dim}
+    buffer = io.BytesIO()
     torch.save({
         "format": 2, "models": {k: m.state_dict() for k, m in models.items()},
         "tokens": [k for k, m in models.items() if getattr(m, "token", None) is not None],
         "classes": classes, "dims": dims, "train": to_dict(cfg), "features": str(Path(features).resolve()),
         "store_config": json.dumps(store_config),
-    }, run / BUNDLE)
+    }, buffer)
+    atomic_write_bytes(run / BUNDLE, buffer.getvalue())
     seconds = time.perf_counter() - start
-    atomic_write_json(run / "provenance.json", {
+    atomic_write_json(run / PROVENANCE, {
         "train": to_dict(cfg), "features": str(Path(features).resolve()),
         "store_config": store_config, "versions": package_versions(),
         "git_commit": _git_commit(), "seed": cfg.seed, "classes": classes,
@@ -597,7 +608,7 @@ def _train_one(features: str | Path, run: Path, cfg: TrainConfig, resume: bool, 
         "out_of_fold": {"folds": cfg.oof_folds, "cache": f"{OOF_DIR}/generated.npz" if cfg.oof_folds >= 2 else None},
         "metrics": metrics, "seconds": round(seconds, 1), "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
     })
-    (run / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    atomic_write_json(run / METRICS, metrics)
     return TrainResult(run=run, metrics=metrics, seconds=seconds)
 
 
@@ -621,6 +632,41 @@ class TrainedRun:
         return self.models["fusion"]
 
 
+def _damaged(path: Path, exc: Exception, fix: str) -> RunError:
+    first = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else ""
+    return RunError(f"damaged ({type(exc).__name__}{': ' + first if first else ''}); {fix}", path)
+
+
+def load_checkpoint(path: Path) -> dict:
+    """A Lightning checkpoint (weights_only); a damaged one is a RunError naming it and the fix."""
+    run = path.parent.parent.parent
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise RunError(f"missing checkpoint; run `afgen verify {run} --repair`, then `afgen train ... --resume`",
+                       path) from None
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad zip/pickle
+        raise _damaged(path, exc, f"run `afgen verify {run} --repair`, then `afgen train FEATURES {run} --resume` "
+                                  "to retrain that stage") from None
+
+
+def load_bundle(path: Path) -> dict:
+    """RUN/model.pt (weights_only); a missing, damaged or outdated one is a RunError naming it."""
+    run = path.parent
+    if not path.is_file():
+        raise RunError("no model.pt: not a finished run (train it with `afgen train`, or finish an interrupted "
+                       "one with `--resume`)", run)
+    try:
+        bundle = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad zip/pickle
+        raise _damaged(path, exc, f"run `afgen verify {run} --repair`, then `afgen train FEATURES {run} --resume` "
+                                  "to rebuild it") from None
+    if not isinstance(bundle, dict) or bundle.get("format") != 2:
+        raise RunError("this run was trained by an older afgen (model.pt format 1) or is not a model bundle; "
+                       "retrain it with `afgen train`", path)
+    return bundle
+
+
 def load_run(run: str | Path) -> TrainedRun:
     """The trained models of a run (RUN/model.pt, loaded with weights_only=True), in eval mode.
 
@@ -628,13 +674,7 @@ def load_run(run: str | Path) -> TrainedRun:
     runs = seed_runs(run)
     if len(runs) > 1:
         log.info("%s holds %d seeds; using %s", run, len(runs), runs[0].name)
-    path = runs[0] / BUNDLE
-    if not path.is_file():
-        raise AfgenError("no model.pt: not a finished run (train it with `afgen train`)", Path(run))
-    bundle = torch.load(path, map_location="cpu", weights_only=True)
-    if bundle.get("format") != 2:
-        raise AfgenError("this run was trained by an older afgen (model.pt format 1); retrain it with `afgen train`",
-                         path)
+    bundle = load_bundle(runs[0] / BUNDLE)
     cfg = from_dict(TrainConfig, bundle["train"])
     d = bundle["dims"]
     models: dict[str, nn.Module] = {}
