@@ -371,7 +371,7 @@ def verify_cmd(
         for line in report.repaired:
             console.print(f"[green]repaired:[/] {escape(line)}")
         again = "afgen extract CLIPS " + str(report.root) if report.kind == "store" else f"afgen train FEATURES {report.root} --resume"
-        console.print(f"next: `{again}` with the same options redoes exactly what was damaged")
+        console.print(f"next: `{again}` with the same options redoes exactly what was marked or set aside")
     else:
         console.print(f"repair: `afgen verify {report.root} --repair`")
     raise typer.Exit(1)

@@ -295,7 +295,10 @@ def _fit(module: L.LightningModule, stage_dir: Path, cfg: TrainConfig, train_dl,
     if resume and last.is_file():
         load_checkpoint(last)  # a damaged checkpoint is a clear error, not Lightning's traceback
     trainer.fit(module, train_dl, val_dl, ckpt_path=str(last) if resume and last.is_file() else None)
-    paths = {"best": Path(best.best_model_path) if best.best_model_path else last}
+    chosen = Path(best.best_model_path) if best.best_model_path else last
+    if chosen.parent.resolve() != ckpt_dir.resolve():  # a run copied or moved since that checkpoint was written
+        chosen = ckpt_dir / chosen.name
+    paths = {"best": chosen}
     if generator:
         acc_path = ckpt_dir / "best_acc.ckpt"
         paths["best_acc"] = acc_path if acc_path.is_file() else paths["best"]
@@ -633,7 +636,7 @@ class TrainedRun:
 
 
 def _damaged(path: Path, exc: Exception, fix: str) -> RunError:
-    first = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else ""
+    first = str(exc).strip().splitlines()[0].split(". ")[0][:160] if str(exc).strip() else ""
     return RunError(f"damaged ({type(exc).__name__}{': ' + first if first else ''}); {fix}", path)
 
 
