@@ -145,6 +145,11 @@ def extract(
     dtype: Annotated[str, typer.Option(help="On-disk dtype of visual features: float16 or float32.")] = C.ExtractConfig.dtype,
     limit: Annotated[int | None, typer.Option(help="Extract only the first N clips.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Start the store afresh if its settings differ.")] = False,
+    engine: Annotated[str, typer.Option(help="local: producer processes on this machine. ray: Ray Data, on a local Ray instance or the cluster at --ray-address (needs `pip install \"afgen[ray]\"`).")] = C.ExtractConfig.engine,
+    ray_address: Annotated[str | None, typer.Option(help="--engine ray: `auto` or HOST:PORT of a running cluster (`ray start --head`); default: start a local Ray instance.")] = C.ExtractConfig.ray_address,
+    ray_actors: Annotated[int | None, typer.Option(help="--engine ray: backbone actors (default: one per GPU, or one without GPUs).")] = C.ExtractConfig.ray_actors,
+    ray_producers: Annotated[int | None, typer.Option(help="--engine ray: decode/flow/audio tasks at a time (default: the cluster's CPUs the actors leave).")] = C.ExtractConfig.ray_producers,
+    shard: Annotated[str | None, typer.Option(help="I/N: extract only shard I of N (a hash of the clip id, the same on every machine), so N processes or a job array fill one store side by side.")] = None,
     layout: Layout = "auto",
     only_classes: ClassesOpt = None,
     per_class: PerClass = None,
@@ -155,17 +160,20 @@ def extract(
     """Extract v_R [t,D], v_F [t-1,D] and the audio feature of every clip into a feature store.
 
     Resumable: a rerun skips finished clips; a failed clip is recorded and the batch goes on.
+    One writer per store (or per --shard): a second run on the same clips is refused.
     """
     from afgen.extract import extract as run_extract
+    from afgen.extract import parse_shard
 
     _setup_logging(verbose)
     dataset = _dataset(clips, layout, only_classes, per_class, strict, per_class_seed)
     cfg = C.ExtractConfig(backbone=backbone, weights=weights, audio=audio, workers=workers,
                           batch_size=batch_size, precision=precision, device=device, dtype=dtype,
-                          limit=limit)
+                          limit=limit, engine=engine, ray_address=ray_address, ray_actors=ray_actors,
+                          ray_producers=ray_producers)
     s = run_extract(dataset, features, cfg, C.VideoConfig(fps=fps, height=size, width=size),
                     C.FlowConfig(algorithm=flow, encoding=flow_encoding),
-                    C.AudioFeatureConfig(encoder=audio), overwrite=overwrite)
+                    C.AudioFeatureConfig(encoder=audio), overwrite=overwrite, shard=parse_shard(shard))
     rate = s.images / s.seconds if s.seconds else 0.0
     console.print(f"{s.done} extracted, {s.skipped} already done, {s.failed} failed in "
                   f"{s.seconds:.1f} s ({rate:.1f} images/s); store: {s.store}")

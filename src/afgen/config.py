@@ -86,6 +86,18 @@ class ExtractConfig:
     #: On-disk dtype of the visual features.
     dtype: str = "float16"
     limit: int | None = None
+    #: How clips are scheduled: local (producer processes here) or ray (Ray Data, any cluster).
+    engine: str = "local"
+    #: Ray: None starts a local Ray instance; "auto" or HOST:PORT joins a running cluster.
+    ray_address: str | None = None
+    #: Ray: backbone actors (None: one per GPU in the cluster, or one without GPUs).
+    ray_actors: int | None = None
+    #: Ray: producer (decode + flow + audio) tasks at a time (None: the CPUs the actors leave).
+    ray_producers: int | None = None
+    #: Ray: CPUs each backbone actor reserves (its torch threads) when it runs on CPU.
+    ray_actor_cpus: int = 1
+    #: Ray: clips per backbone call (their images go through in batches of batch_size).
+    ray_clips_per_call: int = 4
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ lists such lines and `--repair` removes them).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -61,6 +62,8 @@ class Manifest:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("a+", encoding="utf-8") as fh:
+                # Shards of one store append to this file from several processes: one at a time.
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
                 fh.seek(0, os.SEEK_END)
                 if fh.tell() > 0:
                     fh.seek(fh.tell() - 1)

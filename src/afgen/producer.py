@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from afgen.audio import get_encoder
 from afgen.config import AudioFeatureConfig, FlowConfig, VideoConfig
@@ -64,8 +65,10 @@ def produce(clip_id: str, path: Path, settings: Settings) -> Iterator[tuple]:
         audio = read_audio(path, settings.video.audio_rate)
         arrays = {}
         if audio.present:
-            feats = get_encoder(settings.audio.encoder, settings.audio).encode(
-                audio.samples, audio.rate, times, 1.0 / settings.video.fps)
+            # One BLAS thread: the same bytes in every engine, whatever threads its workers get.
+            with threadpool_limits(limits=1, user_api="blas"):
+                feats = get_encoder(settings.audio.encoder, settings.audio).encode(
+                    audio.samples, audio.rate, times, 1.0 / settings.video.fps)
             arrays = {"audio": feats.clip, "audio_frames": feats.frames}
         meta.update(t=len(times), has_audio=audio.present, audio_missing=audio.missing_reason,
                     seconds=round(time.perf_counter() - start, 3))

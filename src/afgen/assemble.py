@@ -1,0 +1,119 @@
+"""What one clip produces, assembled: producer messages -> per-clip v_R, v_F and audio.
+
+The Assembler batches images from many clips through the backbone (always full batches but
+the last) and hands back each clip once all its images have been through. Every engine and
+`afgen predict` use it, so what a clip produces has one code path.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict, deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from afgen.errors import AfgenError
+from afgen.producer import Settings, produce
+from afgen.visual import Backbone
+
+
+@dataclass
+class ClipFeatures:
+    """Everything extracted for one clip."""
+
+    clip_id: str
+    rgb: np.ndarray  # [t, D]
+    flow: np.ndarray  # [t-1, D]
+    meta: dict
+    audio: dict  # {"audio": [A], "audio_frames": [t, B]} or {}
+
+
+class Assembler:
+    """Batches images from many clips through the backbone and reassembles per-clip features.
+
+    Batches are always full (except the final flush), so memory is bounded by the batch size
+    and the backbone never sees one small batch per clip.
+    """
+
+    def __init__(self, backbone: Backbone) -> None:
+        self.backbone = backbone
+        self.buffer: deque[list] = deque()  # [clip_id, kind, images]
+        self.buffered = 0
+        self.parts: dict[tuple[str, str], list[np.ndarray]] = defaultdict(list)
+        self.outstanding: Counter[str] = Counter()
+        self.finished: dict[str, tuple[dict, dict]] = {}
+        self.images = 0
+
+    def add(self, clip_id: str, kind: str, images: np.ndarray) -> Iterator[ClipFeatures]:
+        self.buffer.append([clip_id, kind, images])
+        self.buffered += len(images)
+        self.outstanding[clip_id] += len(images)
+        while self.buffered >= self.backbone.batch_size:
+            self._run(self.backbone.batch_size)
+        yield from self._ready()
+
+    def finish(self, clip_id: str, meta: dict, audio: dict) -> Iterator[ClipFeatures]:
+        self.finished[clip_id] = (meta, audio)
+        yield from self._ready()
+
+    def drop(self, clip_id: str) -> None:
+        """Forget a failed clip, including images still waiting for the backbone."""
+        kept = deque(seg for seg in self.buffer if seg[0] != clip_id)
+        self.buffered = sum(len(seg[2]) for seg in kept)
+        self.buffer = kept
+        for key in [k for k in self.parts if k[0] == clip_id]:
+            del self.parts[key]
+        self.outstanding.pop(clip_id, None)
+        self.finished.pop(clip_id, None)
+
+    def flush(self) -> Iterator[ClipFeatures]:
+        if self.buffered:
+            self._run(self.buffered)
+        yield from self._ready()
+
+    def _run(self, n: int) -> None:
+        owners, chunks, need = [], [], n
+        while need:
+            seg = self.buffer[0]
+            take = seg[2][:need]
+            owners.append((seg[0], seg[1], len(take)))
+            chunks.append(take)
+            need -= len(take)
+            if len(take) == len(seg[2]):
+                self.buffer.popleft()
+            else:
+                seg[2] = seg[2][len(take):]
+        self.buffered -= n
+        feats = self.backbone(np.concatenate(chunks))
+        self.images += n
+        pos = 0
+        for clip_id, kind, count in owners:
+            self.parts[(clip_id, kind)].append(feats[pos:pos + count])
+            self.outstanding[clip_id] -= count
+            pos += count
+
+    def _ready(self) -> Iterator[ClipFeatures]:
+        for clip_id in [c for c in self.finished if self.outstanding[c] == 0]:
+            meta, audio = self.finished.pop(clip_id)
+            self.outstanding.pop(clip_id, None)
+            dim = self.backbone.dim
+            rgb = self.parts.pop((clip_id, "rgb"), [np.empty((0, dim), np.float32)])
+            flow = self.parts.pop((clip_id, "flow"), [np.empty((0, dim), np.float32)])
+            yield ClipFeatures(clip_id, np.concatenate(rgb), np.concatenate(flow), meta, audio)
+
+
+def features_in_process(clip_id: str, path: Path, backbone: Backbone, settings: Settings) -> ClipFeatures:
+    """Extract one clip in this process (used by `afgen predict`); raises AfgenError if it fails."""
+    assembler = Assembler(backbone)
+    out = []
+    for message in produce(clip_id, path, settings):
+        if message[0] == "failed":
+            raise AfgenError(message[3])
+        if message[0] == "images":
+            out += assembler.add(message[1], message[2], message[3])
+        else:
+            out += assembler.finish(message[1], message[2], message[3])
+    out += assembler.flush()
+    return out[0]

@@ -1,0 +1,97 @@
+"""The local engine: producer processes on this machine feed one backbone in this process.
+
+Worker processes decode, compute flow and audio features (producer.py) and stream image
+chunks through a bounded queue; the Assembler batches images across clips through the
+backbone. A worker that dies mid-clip costs that clip (a failure line); the rest go on.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue
+from collections.abc import Iterator
+
+import torch
+
+from afgen.assemble import Assembler
+from afgen.config import ExtractConfig
+from afgen.dataset import Clip
+from afgen.engines import Event
+from afgen.errors import AfgenError
+from afgen.producer import Settings, produce, worker_loop
+from afgen.visual import Backbone
+
+
+def run(todo: list[Clip], settings: Settings, cfg: ExtractConfig, backbone: Backbone) -> Iterator[Event]:
+    """Extract `todo` here: ("done", clip_id, ClipFeatures) or ("failed", clip_id, meta, error) per clip."""
+    workers = min(cfg.workers, len(todo))
+    configure_threads(workers)
+    assembler = Assembler(backbone)
+    for message in _ordered_messages(todo, settings, workers, cfg.queue_depth):
+        kind, clip_id = message[0], message[1]
+        if kind == "images":
+            yield from (("done", f.clip_id, f) for f in assembler.add(clip_id, message[2], message[3]))
+        elif kind == "done":
+            yield from (("done", f.clip_id, f) for f in assembler.finish(clip_id, message[2], message[3]))
+        elif kind == "failed":
+            assembler.drop(clip_id)
+            yield ("failed", clip_id, message[2], message[3])
+    yield from (("done", f.clip_id, f) for f in assembler.flush())
+
+
+def _ordered_messages(clips: list[Clip], settings: Settings, workers: int, depth: int,
+                      ) -> Iterator[tuple]:
+    """Producer messages for all clips: in this process (workers=0) or from worker processes."""
+    if workers <= 0:
+        for clip in clips:
+            yield from produce(clip.id, clip.path, settings)
+        return
+    ctx = mp.get_context("spawn")
+    jobs, results = ctx.Queue(), ctx.Queue(maxsize=depth * max(2, workers))
+    for clip in clips:
+        jobs.put((clip.id, str(clip.path)))
+    for _ in range(workers):
+        jobs.put(None)
+    procs = {i: ctx.Process(target=worker_loop, args=(i, jobs, results, settings), daemon=True)
+             for i in range(workers)}
+    for p in procs.values():
+        p.start()
+    in_flight: dict[int, str] = {}
+    exited: set[int] = set()
+    paths = {c.id: c.path for c in clips}
+    try:
+        while len(exited) < len(procs):
+            try:
+                message = results.get(timeout=2.0)
+            except queue.Empty:
+                for i, p in procs.items():
+                    if i not in exited and not p.is_alive():  # crashed (e.g. a decoder segfault)
+                        exited.add(i)
+                        if i in in_flight:
+                            cid = in_flight.pop(i)
+                            yield ("failed", cid, {}, f"{paths[cid]}: worker process died "
+                                   f"(exit code {p.exitcode}) while decoding")
+                if len(exited) == len(procs) and not jobs.empty():
+                    raise AfgenError("every worker process died; rerun with --workers 0 to see why") from None
+                continue
+            kind = message[0]
+            if kind == "start":
+                in_flight[message[2]] = message[1]
+            elif kind == "exit":
+                exited.add(message[2])
+            else:
+                if kind in ("done", "failed"):
+                    in_flight = {w: c for w, c in in_flight.items() if c != message[1]}
+                yield message
+    finally:
+        for p in procs.values():
+            if p.is_alive():
+                p.terminate()
+            p.join(timeout=5)
+
+
+def configure_threads(workers: int) -> None:
+    """Leave the producer processes room: the backbone gets the cores they do not need."""
+    cores = os.cpu_count() or 1
+    torch.set_num_threads(max(1, cores - max(0, workers - 1)))
