@@ -214,3 +214,33 @@ def test_training_with_every_audio_missing_still_trains_classification(tiny_stor
     train_ce = [float(r["train_ce"]) for r in rows if r.get("train_ce")]
     assert len(train_ce) >= 10 and train_ce[-1] < 0.7 * train_ce[0]
     assert (tmp_path / "run" / "model.pt").is_file()
+
+
+def test_ddp_on_two_cpu_processes_writes_one_complete_run_validated_on_the_whole_split(tiny_store, tmp_path):
+    import subprocess
+    import sys
+
+    from afgen.config import TrainConfig
+    from afgen.verify import verify
+
+    run = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "afgen", "train", str(tiny_store / "features"), str(run), "--devices", "2",
+           "--strategy", "ddp", "--accelerator", "cpu", "--epochs", "2", "--hidden", "16", "--oof-folds", "0",
+           "--batch-size", "4"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("run: ") == 1  # the other rank trains but neither writes nor prints
+    assert verify(run).ok
+    packed = load_packed(tiny_store / "features")
+    trained = load_run(run)
+    val = resolve_splits(packed, TrainConfig())["val"]
+    for stage in STAGES:
+        with (run / stage / "logs" / "version_0" / "metrics.csv").open() as fh:
+            counts = {float(r["val_clips"]) for r in csv.DictReader(fh) if r.get("val_clips")}
+        assert counts == {float(len(val))}, stage  # every validation clip once, not one rank's half
+    ds = ClipSet(packed, val, {c: i for i, c in enumerate(trained.classes)})
+    v_c, lengths, labels, *_ = collate([ds[i] for i in range(len(ds))])
+    with torch.no_grad():
+        acc = float((trained.generator(v_c, lengths)[0].argmax(1) == labels).float().mean())
+    recorded = json.loads((run / "metrics.json").read_text())["generator"]["val_acc"]
+    assert recorded == pytest.approx(acc, abs=1e-6)

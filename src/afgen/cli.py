@@ -211,7 +211,9 @@ def train_cmd(
     seeds: Annotated[str | None, typer.Option(help="Comma-separated seeds, e.g. 0,1,2: one independent run per seed in RUN/seed-<s>/ (same clips and splits); `afgen evaluate RUN` then reports every seed and their spread.")] = None,
     oof_folds: Annotated[int, typer.Option(help="Folds of the out-of-fold generated audio the classifiers train on (< 2: the generator's own, optimistic output).")] = C.TrainConfig.oof_folds,
     seed_workers: Annotated[int, typer.Option(help="With --seeds: train this many seeds at once, one process each (faster on CPU).")] = C.TrainConfig.seed_workers,
-    devices: Annotated[str, typer.Option(help="Lightning devices (auto, 1, ...).")] = C.TrainConfig.devices,
+    devices: Annotated[str, typer.Option(help="Lightning devices (auto, 1, 2, ...): with more than one, every stage trains data-parallel (see --strategy).")] = C.TrainConfig.devices,
+    accelerator: Annotated[str, typer.Option(help="Lightning accelerator: auto, cpu or gpu.")] = C.TrainConfig.accelerator,
+    strategy: Annotated[str, typer.Option(help="Lightning strategy: auto, or ddp for several devices (one process per device; CPU processes talk over gloo). The command reruns itself once per extra device.")] = C.TrainConfig.strategy,
     resume: Annotated[bool, typer.Option(help="Resume each stage from its last checkpoint.")] = False,
     verbose: Verbose = False,
 ) -> None:
@@ -225,8 +227,12 @@ def train_cmd(
     cfg = C.TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, lambda_reg=lambda_reg, hidden=hidden,
                         layers=layers, dropout=dropout, modality_dropout=modality_dropout,
                         class_balance=class_balance, patience=patience, seed=seed, oof_folds=oof_folds, seed_workers=seed_workers,
-                        devices=devices)
+                        devices=devices, accelerator=accelerator, strategy=strategy)
     result = train(features, run, cfg, resume=resume, seeds=_ints(seeds, "--seeds") if seeds else None)
+    from afgen.train import is_rank_zero
+
+    if not is_rank_zero():
+        return
     _print_train_metrics(result.metrics)
     console.print(f"run: {result.run} ({result.seconds:.0f} s); curves: {run}/*/learning_curve.png")
 

@@ -167,6 +167,8 @@ class TrainConfig:
     cache_mb: float = 1024.0
     devices: str = "auto"
     accelerator: str = "auto"
+    #: Lightning strategy: auto, or ddp for several devices (CPU processes with gloo, or GPUs).
+    strategy: str = "auto"
     val_fraction: float = 0.2
     test_fraction: float = 0.2
 

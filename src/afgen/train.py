@@ -142,26 +142,41 @@ class _Stage(L.LightningModule):
     def on_validation_epoch_start(self) -> None:
         self._sums: dict[str, float] = defaultdict(float)
 
-    def _accumulate(self, logits, labels, weights, mse_per_clip=None, has=None) -> None:
+    def _accumulate(self, logits, labels, weights, mse_per_clip=None, has=None, cos=None) -> None:
         ce = F.cross_entropy(logits, labels, weight=weights, reduction="none")
         w = weights[labels] if weights is not None else torch.ones_like(ce)
-        self._sums["ce"] += float(ce.sum())
-        self._sums["w"] += float(w.sum())
-        self._sums["correct"] += float((logits.argmax(1) == labels).sum())
-        self._sums["n"] += len(labels)
+        top5 = (logits.topk(min(5, logits.shape[1]), dim=1).indices == labels[:, None]).any(1)
+        add = {"ce": ce.sum(), "w": w.sum(), "correct": (logits.argmax(1) == labels).sum(), "correct5": top5.sum(),
+               "n": len(labels)}
         if mse_per_clip is not None:
-            self._sums["mse"] += float(mse_per_clip[has].sum())
-            self._sums["n_audio"] += float(has.sum())
+            add |= {"mse": mse_per_clip[has].sum(), "n_audio": has.sum()}
+        if cos is not None:
+            add |= {"cos": cos.sum(), "n_cos": len(cos)}
+        for key, value in add.items():
+            self._sums[key] += float(value)
 
     def on_validation_epoch_end(self) -> None:
-        s = self._sums
-        if not s.get("n"):
+        """Validation metrics from exact sums over the whole split: summed across ranks under
+        DDP (each rank holds a disjoint part of it), so they do not depend on the device count."""
+        keys = ("ce", "w", "correct", "correct5", "n", "mse", "n_audio", "cos", "n_cos")
+        sums = torch.tensor([self._sums.get(k, 0.0) for k in keys], dtype=torch.float64)
+        if self.trainer.world_size > 1:
+            sums = self.trainer.strategy.reduce(sums, reduce_op="sum")
+        s = dict(zip(keys, sums.tolist()))
+        if not s["n"]:
             return
         ce = s["ce"] / s["w"]
-        objective = ce + self.lambda_reg * (s["mse"] / s["n_audio"] if s.get("n_audio") else 0.0)
-        self.log("val_objective", objective, prog_bar=False)
-        self.log("val_select", selection_score(s["correct"], objective))
-        self.log("val_acc_exact", s["correct"] / s["n"])
+        mse = s["mse"] / s["n_audio"] if s["n_audio"] else 0.0
+        objective = ce + self.lambda_reg * mse
+        logged = {"val_objective": objective, "val_select": selection_score(s["correct"], objective),
+                  "val_acc_exact": s["correct"] / s["n"], "val_acc": s["correct"] / s["n"],
+                  "val_top5": s["correct5"] / s["n"], "val_loss": objective, "val_ce": ce, "val_clips": s["n"]}
+        if isinstance(self, GeneratorModule):
+            logged["val_mse"] = mse
+            if s["n_cos"]:
+                logged["val_cos"] = s["cos"] / s["n_cos"]
+        for key, value in logged.items():
+            self.log(key, value, prog_bar=key in ("val_loss", "val_acc"))
 
     def configure_optimizers(self):
         return torch.optim.AdamW(self.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
@@ -180,18 +195,15 @@ class GeneratorModule(_Stage):
         weights = self.class_weights if self.class_weights.numel() else None
         target = self.model.audio_norm(audio)
         loss, ce, mse = generator_loss(logits, audio_hat, labels, target, has, self.lambda_reg, weights)
+        if stage == "val":  # epoch metrics from exact sums (see _Stage.on_validation_epoch_end)
+            cos = F.cosine_similarity(self.model.audio_norm.inverse(audio_hat[has]), audio[has], dim=1)
+            self._accumulate(logits, labels, weights, ((audio_hat - target) ** 2).mean(1), has, cos)
+            return loss
         n = len(labels)
-        self.log(f"{stage}_loss", loss, on_epoch=True, on_step=False, batch_size=n, prog_bar=stage == "val")
-        self.log(f"{stage}_ce", ce, on_epoch=True, on_step=False, batch_size=n)
-        self.log(f"{stage}_mse", mse, on_epoch=True, on_step=False, batch_size=n)
-        self.log(f"{stage}_acc", _topk(logits, labels, 1), on_epoch=True, on_step=False, batch_size=n,
-                 prog_bar=stage == "val")
-        if stage == "val":
-            self._accumulate(logits, labels, weights, ((audio_hat - target) ** 2).mean(1), has)
-            self.log("val_top5", _topk(logits, labels, 5), on_epoch=True, on_step=False, batch_size=n)
-            if has.any():
-                cos = F.cosine_similarity(self.model.audio_norm.inverse(audio_hat[has]), audio[has], dim=1)
-                self.log("val_cos", cos.mean(), on_epoch=True, on_step=False, batch_size=int(has.sum()))
+        self.log("train_loss", loss, on_epoch=True, on_step=False, batch_size=n)
+        self.log("train_ce", ce, on_epoch=True, on_step=False, batch_size=n)
+        self.log("train_mse", mse, on_epoch=True, on_step=False, batch_size=n)
+        self.log("train_acc", _topk(logits, labels, 1), on_epoch=True, on_step=False, batch_size=n)
         return loss
 
 
@@ -228,13 +240,12 @@ class FusionModule(_Stage):
         logits = self.model(v_c, lengths, audio, missing)
         weights = self.class_weights if self.class_weights.numel() else None
         loss = F.cross_entropy(logits, labels, weight=weights)
-        n = len(labels)
-        self.log(f"{stage}_loss", loss, on_epoch=True, on_step=False, batch_size=n, prog_bar=stage == "val")
-        self.log(f"{stage}_acc", _topk(logits, labels, 1), on_epoch=True, on_step=False, batch_size=n,
-                 prog_bar=stage == "val")
         if stage == "val":
             self._accumulate(logits, labels, weights)
-            self.log("val_top5", _topk(logits, labels, 5), on_epoch=True, on_step=False, batch_size=n)
+            return loss
+        n = len(labels)
+        self.log("train_loss", loss, on_epoch=True, on_step=False, batch_size=n)
+        self.log("train_acc", _topk(logits, labels, 1), on_epoch=True, on_step=False, batch_size=n)
         return loss
 
 
@@ -285,12 +296,19 @@ def _fit(module: L.LightningModule, stage_dir: Path, cfg: TrainConfig, train_dl,
         callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename="best_acc", monitor="val_select", mode="max",
                                          enable_version_counter=False))
     trainer = L.Trainer(
-        max_epochs=cfg.epochs, accelerator=cfg.accelerator, devices=cfg.devices, callbacks=callbacks,
+        max_epochs=cfg.epochs, accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy,
+        callbacks=callbacks,
         logger=[CSVLogger(stage_dir, name="logs", version=0),
                 TensorBoardLogger(stage_dir, name="tensorboard", version=0)],
         deterministic=True, enable_progress_bar=show_progress, enable_model_summary=False,
         log_every_n_steps=1, num_sanity_val_steps=0,
     )
+    if trainer.world_size > 1:  # each rank validates a disjoint part of the split, none twice
+        from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+
+        sampler = UnrepeatedDistributedSampler(val_dl.dataset, num_replicas=trainer.world_size,
+                                               rank=trainer.global_rank, shuffle=False)
+        val_dl = DataLoader(val_dl.dataset, batch_size=val_dl.batch_size, sampler=sampler, collate_fn=collate)
     last = ckpt_dir / "last.ckpt"
     if resume and last.is_file():
         load_checkpoint(last)  # a damaged checkpoint is a clear error, not Lightning's traceback
@@ -302,9 +320,12 @@ def _fit(module: L.LightningModule, stage_dir: Path, cfg: TrainConfig, train_dl,
     if generator:
         acc_path = ckpt_dir / "best_acc.ckpt"
         paths["best_acc"] = acc_path if acc_path.is_file() else paths["best"]
+    trainer.strategy.barrier()  # rank 0 has written the checkpoints every rank now reads
     module.load_state_dict(load_checkpoint(paths["best"])["state_dict"])
     metrics = trainer.validate(module, val_dl, verbose=False)[0]
-    plot_curves(stage_dir / "logs" / "version_0" / "metrics.csv", stage_dir / "learning_curve.png", stage_dir.name)
+    if trainer.is_global_zero:
+        plot_curves(stage_dir / "logs" / "version_0" / "metrics.csv", stage_dir / "learning_curve.png",
+                    stage_dir.name)
     return {k: float(v) for k, v in metrics.items()}, paths
 
 
@@ -451,11 +472,18 @@ def _out_of_fold(ctx: _Context, generator: SoundFeatureGenerator) -> dict[int, n
         rest = sorted(set(train_idx) - set(held))
         model, _, _ = ctx.fit_generator(f"{OOF_DIR}/fold-{j}", rest, lam)
         out.update(generated_audio(model, ctx.packed, held))
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(".generated.tmp.npz")
-    np.savez(tmp, ids=np.array(ids), audio=np.stack([out[i] for i in train_idx]))
-    tmp.replace(cache)
+    if is_rank_zero():
+        buffer = io.BytesIO()
+        np.savez(buffer, ids=np.array(ids), audio=np.stack([out[i] for i in train_idx]))
+        atomic_write_bytes(cache, buffer.getvalue())
     return out
+
+
+def is_rank_zero() -> bool:
+    """True except in the other ranks of a multi-device (DDP) run: they train but write nothing."""
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) == 0
 
 
 def class_order(store_config: dict, labels: list[str]) -> list[str]:
@@ -503,6 +531,8 @@ def train(features: str | Path, run: str | Path, cfg: TrainConfig = TrainConfig(
         else:
             todo.append(seed)
     workers = min(cfg.seed_workers, len(todo))
+    if workers > 1 and cfg.devices not in ("auto", "1"):
+        raise AfgenError("--seed-workers > 1 cannot be combined with --devices > 1; use one or the other")
     load_packed(features)  # build the packed view once, before any worker reads it
     if workers > 1:
         import multiprocessing as mp
@@ -521,6 +551,8 @@ def train(features: str | Path, run: str | Path, cfg: TrainConfig = TrainConfig(
             per_seed[seed] = _train_one(features, run / f"seed-{seed}", replace(cfg, seed=seed), resume,
                                         show_progress).metrics
     per_seed = {seed: per_seed[seed] for seed in seeds}
+    if not is_rank_zero():
+        return TrainResult(run=run, metrics={}, seconds=time.perf_counter() - start, per_seed=per_seed)
     atomic_write_json(run / SEEDS_FILE, {"seeds": seeds, "runs": [f"seed-{s}" for s in seeds]})
     mean = {stage: {k: float(np.mean([per_seed[s][stage][k] for s in seeds if k in per_seed[s].get(stage, {})]))
                     for k in per_seed[seeds[0]][stage]} for stage in per_seed[seeds[0]]}
@@ -592,6 +624,9 @@ def _train_one(features: str | Path, run: Path, cfg: TrainConfig, resume: bool, 
         metrics["generator"]["val_cos_centered"] = float(F.cosine_similarity(
             fake - generator.audio_norm.mean, real - generator.audio_norm.mean, dim=1).mean())
 
+    seconds = time.perf_counter() - start
+    if not is_rank_zero():  # under DDP every rank trains; rank 0 alone writes the run
+        return TrainResult(run=run, metrics=metrics, seconds=seconds)
     dims = {"input_dim": packed.visual_dim, "num_classes": len(classes), "audio_dim": packed.audio_dim}
     buffer = io.BytesIO()
     torch.save({
@@ -601,7 +636,6 @@ def _train_one(features: str | Path, run: Path, cfg: TrainConfig, resume: bool, 
         "store_config": json.dumps(store_config),
     }, buffer)
     atomic_write_bytes(run / BUNDLE, buffer.getvalue())
-    seconds = time.perf_counter() - start
     atomic_write_json(run / PROVENANCE, {
         "train": to_dict(cfg), "features": str(Path(features).resolve()),
         "store_config": store_config, "versions": package_versions(),
