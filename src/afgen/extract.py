@@ -115,7 +115,7 @@ def extract(
     if cfg.engine == "ray":
         from afgen.engines import ray_data
 
-        ray_data.connect(cfg)  # before the (driver-side) backbone: a missing Ray fails fast
+        ray_data.require()  # before the (driver-side) backbone: a missing Ray fails fast
     backbone = backbone or build_backbone(cfg.backbone, cfg.weights, "cpu" if cfg.engine == "ray" else cfg.device,
                                           cfg.precision, cfg.batch_size)
     store.root.mkdir(parents=True, exist_ok=True)

@@ -145,4 +145,4 @@ def test_missing_ray_names_the_extra(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(AfgenError, match=r'afgen\[ray\]'):
-        ray_data.connect(RAY)
+        ray_data.require()

@@ -34,6 +34,11 @@ log = logging.getLogger(__name__)
 INSTALL = 'pip install "afgen[ray]"'
 
 
+def require() -> None:
+    """Fail fast, with the install command, when Ray Data is missing."""
+    _ray()
+
+
 def _ray():
     try:
         import ray
@@ -94,7 +99,9 @@ class BackboneActor:
         from afgen.visual import build_backbone
 
         if device == "cpu":
-            torch.set_num_threads(max(1, threads))
+            # One thread more than the CPUs it reserves, as the local engine gives its backbone:
+            # it uses the core a producer leaves idle while waiting on I/O or the queue.
+            torch.set_num_threads(max(1, min(os.cpu_count() or 1, threads + 1)))
         self.backbone = build_backbone(name, weights, device, precision, batch_size)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -127,7 +134,12 @@ def run(todo: list[Clip], settings: Settings, cfg: ExtractConfig, backbone: Back
 
     ray = _ray()
     connect(cfg)
-    ray.data.DataContext.get_current().enable_progress_bars = False  # afgen shows its own, per clip
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # afgen shows its own, per clip
+    # One clip per block: each finished clip leaves the actor at once (Ray Data otherwise packs
+    # outputs into blocks of up to 128 MiB, and features are small: nothing would arrive before
+    # the end) and each decoded clip reaches the backbone as soon as it is ready.
+    context.target_max_block_size = 1
     resources = ray.cluster_resources()
     gpus = resources.get("GPU", 0.0) if cfg.device in ("auto", "cuda") else 0.0
     if cfg.device == "cuda" and not gpus:
@@ -140,14 +152,15 @@ def run(todo: list[Clip], settings: Settings, cfg: ExtractConfig, backbone: Back
     log.info("Ray: %d clips, %d producer tasks at a time, %d backbone actor(s)%s", len(todo), producers, actors,
              " with a GPU each" if gpus else "")
     ds = ray.data.from_items(items, override_num_blocks=blocks)
-    ds = ds.map(produce_row, fn_kwargs={"settings": settings}, num_cpus=1,
-                compute=ray.data.TaskPoolStrategy(size=producers))
+    # flat_map (one row per clip) rather than map: Ray Data then never fuses the producers
+    # into the backbone actor, where decoding would stall the backbone instead of overlapping it.
+    ds = ds.flat_map(lambda row: [produce_row(row, settings)], num_cpus=1,
+                     compute=ray.data.TaskPoolStrategy(size=producers))
     ds = ds.map_batches(
         BackboneActor, batch_size=cfg.ray_clips_per_call, batch_format="numpy",
         fn_constructor_kwargs={"name": backbone.name, "weights": cfg.weights, "device": "cuda" if gpus else "cpu",
                                "precision": backbone.precision, "batch_size": cfg.batch_size, "threads": actor_cpus},
-        compute=ray.data.ActorPoolStrategy(size=actors), num_gpus=1 if gpus else 0, num_cpus=actor_cpus,
-        max_restarts=-1, max_task_retries=-1)
+        compute=ray.data.ActorPoolStrategy(size=actors), num_gpus=1 if gpus else 0, num_cpus=actor_cpus)
     try:
         for row in ds.iter_rows():
             meta = json.loads(row["meta"])
