@@ -91,3 +91,56 @@ def test_other_torchvision_models_by_name():
     backbone = build_backbone("mobilenet_v3_small", "none", "cpu", "fp32", batch_size=2)
     assert backbone(_images(3)).shape == (3, backbone.dim)
     assert backbone.dim == 1024
+
+
+# Every registered kind of backbone: torchvision by name and timm models (timm's own style).
+REGISTERED = [("resnet18", 512), ("timm:resnet18", 512), ("timm:convnext_atto", 320)]
+
+
+@pytest.mark.parametrize("name,dim", REGISTERED)
+def test_every_backbone_shapes_determinism_and_weights_round_trip(name, dim, tmp_path):
+    if name.startswith("timm:"):
+        pytest.importorskip("timm")
+    backbone = build_backbone(name, "none", "cpu", "fp32", batch_size=4)
+    assert backbone.dim == dim
+    x = _images(3)
+    feats = backbone(x)
+    assert feats.shape == (3, dim) and np.isfinite(feats).all() and feats.std() > 0
+    np.testing.assert_array_equal(feats, build_backbone(name, "none", "cpu", "fp32", batch_size=4)(x))
+    # --weights PATH: a state dict the test saves (with different values) loads into the same architecture
+    torch.manual_seed(1)
+    for p in backbone.model.parameters():
+        p.data.add_(0.01 * torch.randn_like(p))
+    path = tmp_path / "w.pt"
+    torch.save(backbone.model.state_dict(), path)
+    loaded = build_backbone(name, str(path), "cpu", "fp32", batch_size=4)
+    np.testing.assert_allclose(loaded(x), backbone(x), rtol=1e-5, atol=1e-5)
+    assert loaded.identity()["weights"].startswith("file:w.pt:sha256=")
+    assert not np.allclose(loaded(x), feats)
+
+
+def test_timm_backbone_uses_its_own_preprocessing():
+    pytest.importorskip("timm")
+    backbone = build_backbone("timm:convnext_atto", "none", "cpu", "fp32", batch_size=2)
+    ident = backbone.identity()["preprocess"]
+    assert ident["input_size"] == [224, 224] and ident["interpolation"] in ("bicubic", "bilinear")
+    assert tuple(ident["mean"]) == pytest.approx((0.485, 0.456, 0.406))
+    small = _images(2, size=32)
+    # images of another size are resized to the model's input size on the device: same as resizing first
+    import torch.nn.functional as F
+
+    big = F.interpolate(torch.from_numpy(small).permute(0, 3, 1, 2).float() / 255, size=(224, 224),
+                        mode=ident["interpolation"], antialias=True, align_corners=False).clamp(0, 1)
+    big = (big * 255).round().byte().permute(0, 2, 3, 1).numpy()
+    np.testing.assert_allclose(backbone(small), backbone(big), rtol=0.05, atol=0.05)
+
+
+def test_unknown_timm_model_and_missing_timm(monkeypatch):
+    pytest.importorskip("timm")
+    with pytest.raises(AfgenError, match="unknown timm model"):
+        build_backbone("timm:not_a_model_xyz", "none")
+    import sys
+
+    monkeypatch.setitem(sys.modules, "timm", None)
+    with pytest.raises(AfgenError, match="needs timm"):
+        build_backbone("timm:resnet18", "none")

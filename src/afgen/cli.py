@@ -298,7 +298,8 @@ def evaluate_cmd(
 @app.command("predict")
 def predict_cmd(
     clip: Annotated[Path, typer.Argument(help="A video clip (with or without an audio track).")],
-    run: Annotated[Path, typer.Option(help="Run folder written by `afgen train`.")],
+    run: Annotated[Path | None, typer.Option(help="Run folder written by `afgen train`.")] = None,
+    onnx: Annotated[Path | None, typer.Option(help="Instead of --run: a folder from `afgen export-model RUN OUT` (ONNX files, run with onnxruntime).")] = None,
     top: Annotated[int, typer.Option(help="How many actions to list.")] = C.PredictConfig.top,
     weights: Annotated[str | None, typer.Option(help="Backbone weights, if not those the run's features used.")] = None,
     save_audio_feature: Annotated[Path | None, typer.Option(help="Save the audio feature used (generated if missing) as .npy.")] = None,
@@ -310,7 +311,7 @@ def predict_cmd(
     from afgen.predict import predict
 
     _setup_logging(verbose)
-    p = predict(clip, run, top=top, weights=weights, save_audio_feature=save_audio_feature)
+    p = predict(clip, run, top=top, weights=weights, save_audio_feature=save_audio_feature, onnx=onnx)
     table = Table(title=f"{clip.name}: {p.t} frames at the run's fps")
     table.add_column("rank")
     table.add_column("action")
@@ -325,6 +326,26 @@ def predict_cmd(
     console.print(f"visual only: {p.visual_top[0][0]} ({p.visual_top[0][1]:.3f})")
     if save_audio_feature:
         console.print(f"audio feature saved to {save_audio_feature}")
+
+
+@app.command("export-model")
+def export_model_cmd(
+    run: Annotated[Path, typer.Argument(help="Run folder written by `afgen train` (its first seed, for several).")],
+    out: Annotated[Path, typer.Argument(help="Output folder for the exported files and export.json.")],
+    format: Annotated[str, typer.Option("--format", help="onnx (run with onnxruntime, any language) or torchscript.")] = "onnx",
+    verbose: Verbose = False,
+) -> None:
+    """Export the generator (v_C -> class logits + generated audio feature) and the
+    audio-visual classifier, with dynamic batch and sequence length, checked against PyTorch."""
+    from afgen.model_export import export_model
+
+    _setup_logging(verbose)
+    result = export_model(run, out, format)
+    for path in result.files:
+        console.print(f"wrote {path}")
+    diffs = ", ".join(f"{k} {v:.1e}" for k, v in result.diff.items())
+    console.print(f"difference from PyTorch on a probe batch: {diffs}; inputs, outputs and classes: "
+                  f"{result.out}/export.json")
 
 
 @app.command()

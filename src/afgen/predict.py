@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from afgen.assemble import features_in_process
 from afgen.config import AudioFeatureConfig, ExtractConfig, FlowConfig, PredictConfig, VideoConfig, from_dict
 from afgen.data import v_c
 from afgen.errors import AfgenError
-from afgen.extract import features_in_process
 from afgen.producer import Settings
 from afgen.store import atomic_save_npy
 from afgen.train import load_run
@@ -44,35 +44,62 @@ def weights_for(store_settings: dict, store_extract: dict, override: str | None)
     raise AfgenError(f"the run's features used local weights ({ident}); pass the same file with --weights PATH")
 
 
-def predict(clip: str | Path, run: str | Path, top: int = PredictConfig.top, weights: str | None = None,
-            device: str = ExtractConfig.device, save_audio_feature: str | Path | None = None) -> Prediction:
-    """Decode and extract one clip with the run's extraction settings, then classify it."""
+def predict(clip: str | Path, run: str | Path | None = None, top: int = PredictConfig.top, weights: str | None = None,
+            device: str = ExtractConfig.device, save_audio_feature: str | Path | None = None,
+            onnx: str | Path | None = None) -> Prediction:
+    """Decode and extract one clip with the run's extraction settings, then classify it with
+    the run's models, or with the files `afgen export-model` wrote (`onnx`: their folder)."""
     clip = Path(clip)
-    trained = load_run(run)
-    store = trained.store_config
+    if (run is None) == (onnx is None):
+        raise AfgenError("give a run (--run RUN) or an exported model folder (--onnx DIR), not both")
+    if onnx is not None:
+        from afgen.model_export import META, onnx_session
+        from afgen.store import read_json
+
+        meta = read_json(Path(onnx) / META, "rerun `afgen export-model RUN OUT`")
+        if meta.get("format") != "onnx":
+            raise AfgenError("this folder holds a TorchScript export; export with --format onnx for --onnx", onnx)
+        store, classes = meta["store_config"], meta["classes"]
+    else:
+        trained = load_run(run)
+        store, classes = trained.store_config, trained.classes
+    feats = _features(clip, store, weights, device)
+    dtype = store["settings"].get("dtype", "float32")
+    seq = torch.from_numpy(v_c(feats.rgb.astype(dtype).astype(np.float32), feats.flow.astype(dtype).astype(np.float32)))[None]
+    lengths = torch.tensor([seq.shape[1]])
+    had_audio = "audio" in feats.audio
+    real = torch.from_numpy(feats.audio["audio"])[None] if had_audio else None
+    if onnx is not None:
+        generator = onnx_session(Path(onnx) / meta["files"]["generator"])
+        classifier = onnx_session(Path(onnx) / meta["files"]["classifier"])
+        vis, generated = generator.run(None, {"v_c": seq.numpy(), "lengths": lengths.numpy()})
+        vis_logits = torch.from_numpy(vis)
+        audio = real if had_audio else torch.from_numpy(generated)
+        logits = torch.from_numpy(classifier.run(None, {"v_c": seq.numpy(), "lengths": lengths.numpy(),
+                                                        "audio": audio.numpy().astype(np.float32)})[0])
+    else:
+        with torch.no_grad():
+            vis_logits, audio_hat = trained.generator(seq, lengths)
+            audio = real if had_audio else trained.generator.audio_norm.inverse(audio_hat)
+            logits = trained.fusion(seq, lengths, audio)
+    if save_audio_feature is not None:
+        atomic_save_npy(Path(save_audio_feature), audio[0].numpy())
+
+    def ranked(lg: torch.Tensor) -> list[tuple[str, float]]:
+        probs = lg.softmax(1)[0]
+        values, order = probs.topk(min(top, len(classes)))
+        return [(classes[i], float(v)) for v, i in zip(values.tolist(), order.tolist())]
+
+    return Prediction(clip=clip, top=ranked(logits), visual_top=ranked(vis_logits), had_audio=had_audio,
+                      used_generated_audio=not had_audio, audio_feature=audio[0].numpy(), t=feats.meta["t"])
+
+
+def _features(clip: Path, store: dict, weights: str | None, device: str):
+    """One clip's v_R, v_F and audio, extracted with the settings of the store a run used."""
     s = store["settings"]
     video = from_dict(VideoConfig, {**s["video"], "decoder_threads": 0})
     flow = from_dict(FlowConfig, s["flow"])
     audio_cfg = from_dict(AudioFeatureConfig, {**s["audio"], "encoder": s["audio"]["name"]})
     backbone = build_backbone(s["backbone"], weights_for(s, store.get("extract", {}), weights), device,
                               s["precision"], store.get("extract", {}).get("batch_size", ExtractConfig.batch_size))
-    feats = features_in_process("clip", clip, backbone, Settings(video, flow, audio_cfg, backbone.batch_size))
-    dtype = s.get("dtype", "float32")
-    seq = torch.from_numpy(v_c(feats.rgb.astype(dtype).astype(np.float32), feats.flow.astype(dtype).astype(np.float32)))[None]
-    lengths = torch.tensor([seq.shape[1]])
-    with torch.no_grad():
-        vis_logits, audio_hat = trained.generator(seq, lengths)
-        had_audio = "audio" in feats.audio
-        audio = (torch.from_numpy(feats.audio["audio"])[None] if had_audio
-                 else trained.generator.audio_norm.inverse(audio_hat))
-        logits = trained.fusion(seq, lengths, audio)
-    if save_audio_feature is not None:
-        atomic_save_npy(Path(save_audio_feature), audio[0].numpy())
-
-    def ranked(lg: torch.Tensor) -> list[tuple[str, float]]:
-        probs = lg.softmax(1)[0]
-        values, order = probs.topk(min(top, len(trained.classes)))
-        return [(trained.classes[i], float(v)) for v, i in zip(values.tolist(), order.tolist())]
-
-    return Prediction(clip=clip, top=ranked(logits), visual_top=ranked(vis_logits), had_audio=had_audio,
-                      used_generated_audio=not had_audio, audio_feature=audio[0].numpy(), t=feats.meta["t"])
+    return features_in_process("clip", clip, backbone, Settings(video, flow, audio_cfg, backbone.batch_size))

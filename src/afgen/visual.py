@@ -1,9 +1,11 @@
-"""Image backbones (torchvision) and batched feature extraction.
+"""Image backbones (torchvision or timm) and batched feature extraction.
 
 Any torchvision classification model by name; its last linear layer is removed, so ResNet50
 gives its penultimate 2048-d output. Weights come from torchvision's weights API
 (`imagenet`), a local state dict (loaded with weights_only=True), or a seeded random init
-(`none`, for tests and offline demos).
+(`none`, for tests and offline demos). `timm:NAME` is any timm model, built without its
+classifier (num_classes=0) and fed with its own preprocessing (input size, mean/std,
+interpolation); `imagenet` there means timm's pretrained weights (its cache, or a download).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 #: Random weights are drawn from this seed, so `--weights none` is the same network everywhere.
 RANDOM_WEIGHTS_SEED = 0
+#: Backbone names with this prefix come from timm.
+TIMM = "timm:"
 
 
 @dataclass
@@ -42,10 +46,18 @@ class Backbone:
     device: torch.device
     precision: str  # fp32 | bf16
     batch_size: int
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    #: (height, width) the model wants; images of another size are resized on the device.
+    input_size: tuple[int, int] | None = None
+    interpolation: str = "bilinear"
 
     def identity(self) -> dict:
-        return {"backbone": self.name, "dim": self.dim, "weights": self.weights_id,
-                "precision": self.precision}
+        ident = {"backbone": self.name, "dim": self.dim, "weights": self.weights_id, "precision": self.precision}
+        if self.name.startswith(TIMM):  # its own preprocessing decides the bytes too
+            ident["preprocess"] = {"mean": list(self.mean), "std": list(self.std),
+                                   "input_size": list(self.input_size or ()), "interpolation": self.interpolation}
+        return ident
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         """Features [N, dim] float32 for uint8 RGB images [N, H, W, 3], in fixed-size batches."""
@@ -129,7 +141,10 @@ def build_backbone(
     precision: str = ExtractConfig.precision,
     batch_size: int = ExtractConfig.batch_size,
 ) -> Backbone:
-    """A torchvision classification model without its head, in eval mode, channels_last."""
+    """A torchvision (or `timm:NAME`) classification model without its head, in eval mode,
+    channels_last."""
+    if name.startswith(TIMM):
+        return _timm_backbone(name, weights, device, precision, batch_size)
     if name not in torchvision.models.list_models(torchvision.models):
         raise AfgenError(f"unknown backbone {name!r}; use a torchvision classification model "
                          "such as resnet50, resnet18 or efficientnet_b0")
@@ -157,20 +172,72 @@ def build_backbone(
                 f"state dict does not fit {name}: {len(missing)} missing keys "
                 f"(e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]})",
                 state_path)
-    dev = resolve_device(device)
-    model = model.eval().to(dev, memory_format=torch.channels_last)
-    for p in model.parameters():
+    return _ready(Backbone(model=model, name=name, dim=dim, weights_id=weights_id, device=resolve_device(device),
+                           precision=precision, batch_size=batch_size))
+
+
+def _ready(backbone: Backbone) -> Backbone:
+    """Eval mode, frozen, on its device in channels_last, precision resolved for that device."""
+    backbone.model = backbone.model.eval().to(backbone.device, memory_format=torch.channels_last)
+    for p in backbone.model.parameters():
         p.requires_grad_(False)
-    return Backbone(model=model, name=name, dim=dim, weights_id=weights_id, device=dev,
-                    precision=resolve_precision(precision, dev), batch_size=batch_size)
+    backbone.precision = resolve_precision(backbone.precision, backbone.device)
+    return backbone
 
 
-def _to_input(images: np.ndarray, device: torch.device) -> torch.Tensor:
+def _timm_backbone(name: str, weights: str, device: str, precision: str, batch_size: int) -> Backbone:
+    try:
+        import timm
+        from timm.data import resolve_data_config
+    except ImportError:
+        raise AfgenError(f"backbone {name!r} needs timm: pip install \"afgen[extractors]\" (or timm)") from None
+    arch = name[len(TIMM):]
+    if arch not in timm.list_models(pretrained=False) and arch.split(".")[0] not in timm.list_models():
+        raise AfgenError(f"unknown timm model {arch!r}; see timm.list_models(), e.g. timm:resnet50.a1_in1k")
+    if weights == "imagenet":
+        try:
+            model = timm.create_model(arch, pretrained=True, num_classes=0)
+        except Exception as exc:  # noqa: BLE001 - hub/network errors come in many types
+            raise AfgenError(
+                f"cannot load timm's pretrained weights for {arch}: not in the Hugging Face / timm cache and the "
+                f"download failed ({type(exc).__name__}). Offline, pass a local state dict with `--weights PATH`, "
+                "or random weights with `--weights none`.") from exc
+        tag = model.pretrained_cfg.get("hf_hub_id") or model.pretrained_cfg.get("tag") or "pretrained"
+        weights_id = f"timm:{arch}:{tag}"
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_WEIGHTS_SEED)
+            model = timm.create_model(arch, pretrained=False, num_classes=0)
+        weights_id = f"random:seed={RANDOM_WEIGHTS_SEED}"
+        if weights != "none":
+            path = Path(weights)
+            state, weights_id = _load_state_dict(path)
+            head = model.pretrained_cfg.get("classifier")
+            heads = (head,) if isinstance(head, str) else tuple(head or ())
+            state = {k: v for k, v in state.items() if not any(k.startswith(h + ".") for h in heads)}
+            missing, unexpected = model.load_state_dict(state, strict=False)
+            if missing or unexpected:
+                raise AfgenError(f"state dict does not fit timm {arch}: {len(missing)} missing keys "
+                                 f"(e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]})", path)
+    data = resolve_data_config({}, model=model)
+    return _ready(Backbone(
+        model=model, name=name, dim=int(model.num_features), weights_id=weights_id, device=resolve_device(device),
+        precision=precision, batch_size=batch_size, mean=tuple(float(v) for v in data["mean"]),
+        std=tuple(float(v) for v in data["std"]), input_size=tuple(int(v) for v in data["input_size"][1:]),
+        interpolation=str(data.get("interpolation", "bilinear"))))
+
+
+def _to_input(images: np.ndarray, device: torch.device, mean: tuple = IMAGENET_MEAN, std: tuple = IMAGENET_STD,
+              size: tuple[int, int] | None = None, interpolation: str = "bilinear") -> torch.Tensor:
     x = torch.from_numpy(np.ascontiguousarray(images)).to(device, non_blocking=True)
     x = x.permute(0, 3, 1, 2).float().div_(255.0)
-    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
-    return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
+    if size is not None and tuple(x.shape[-2:]) != tuple(size):
+        mode = interpolation if interpolation in ("bilinear", "bicubic", "nearest") else "bilinear"
+        x = torch.nn.functional.interpolate(x, size=size, mode=mode, antialias=mode != "nearest",
+                                            align_corners=False if mode != "nearest" else None).clamp_(0, 1)
+    m = torch.tensor(mean, device=device).view(1, 3, 1, 1)
+    s = torch.tensor(std, device=device).view(1, 3, 1, 1)
+    return ((x - m) / s).contiguous(memory_format=torch.channels_last)
 
 
 def extract_features(backbone: Backbone, images: np.ndarray) -> np.ndarray:
@@ -191,6 +258,7 @@ def extract_features(backbone: Backbone, images: np.ndarray) -> np.ndarray:
             if len(chunk) < bs:
                 pad = np.zeros((bs - len(chunk),) + chunk.shape[1:], np.uint8)
                 chunk = np.concatenate([chunk, pad])
-            feats = backbone.model(_to_input(chunk, backbone.device))
+            feats = backbone.model(_to_input(chunk, backbone.device, backbone.mean, backbone.std,
+                                             backbone.input_size, backbone.interpolation))
             out[start:start + bs] = feats[: min(bs, n - start)].float().cpu().numpy()
     return out
