@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from afgen.errors import AfgenError
+from afgen.flow_raft import RaftFlow
 from afgen.producer import Settings, produce
 from afgen.visual import Backbone
 
@@ -37,8 +38,10 @@ class Assembler:
     and the backbone never sees one small batch per clip.
     """
 
-    def __init__(self, backbone: Backbone) -> None:
+    def __init__(self, backbone: Backbone, flow: RaftFlow | None = None) -> None:
         self.backbone = backbone
+        self.flow = flow  # a learned flow (RAFT): flow images are made here from the RGB frames
+        self.last_frame: dict[str, np.ndarray] = {}
         self.buffer: deque[list] = deque()  # [clip_id, kind, images]
         self.buffered = 0
         self.parts: dict[tuple[str, str], list[np.ndarray]] = defaultdict(list)
@@ -47,14 +50,27 @@ class Assembler:
         self.images = 0
 
     def add(self, clip_id: str, kind: str, images: np.ndarray) -> Iterator[ClipFeatures]:
-        self.buffer.append([clip_id, kind, images])
-        self.buffered += len(images)
-        self.outstanding[clip_id] += len(images)
+        if self.flow is not None and kind == "rgb":
+            previous = self.last_frame.get(clip_id)
+            frames = images if previous is None else np.concatenate([previous[None], images])
+            self.last_frame[clip_id] = images[-1]
+            flows = self.flow.images(frames)  # pairs across chunk borders too: t frames, t-1 flows
+            self._queue(clip_id, "rgb", images)
+            if len(flows):
+                self._queue(clip_id, "flow", flows)
+        else:
+            self._queue(clip_id, kind, images)
         while self.buffered >= self.backbone.batch_size:
             self._run(self.backbone.batch_size)
         yield from self._ready()
 
+    def _queue(self, clip_id: str, kind: str, images: np.ndarray) -> None:
+        self.buffer.append([clip_id, kind, images])
+        self.buffered += len(images)
+        self.outstanding[clip_id] += len(images)
+
     def finish(self, clip_id: str, meta: dict, audio: dict) -> Iterator[ClipFeatures]:
+        self.last_frame.pop(clip_id, None)
         self.finished[clip_id] = (meta, audio)
         yield from self._ready()
 
@@ -67,6 +83,7 @@ class Assembler:
             del self.parts[key]
         self.outstanding.pop(clip_id, None)
         self.finished.pop(clip_id, None)
+        self.last_frame.pop(clip_id, None)
 
     def flush(self) -> Iterator[ClipFeatures]:
         if self.buffered:
@@ -104,9 +121,10 @@ class Assembler:
             yield ClipFeatures(clip_id, np.concatenate(rgb), np.concatenate(flow), meta, audio)
 
 
-def features_in_process(clip_id: str, path: Path, backbone: Backbone, settings: Settings) -> ClipFeatures:
+def features_in_process(clip_id: str, path: Path, backbone: Backbone, settings: Settings,
+                        flow: RaftFlow | None = None) -> ClipFeatures:
     """Extract one clip in this process (used by `afgen predict`); raises AfgenError if it fails."""
-    assembler = Assembler(backbone)
+    assembler = Assembler(backbone, flow)
     out = []
     for message in produce(clip_id, path, settings):
         if message[0] == "failed":

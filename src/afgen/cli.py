@@ -46,7 +46,7 @@ Strict = Annotated[bool, typer.Option(help="Moments in Time: a CSV row whose cla
 # Options shared by `frames` and `extract`.
 ClipsArg = Annotated[Path, typer.Argument(help="Dataset folder (folder per class or MiT) or CSV list.")]
 FpsOpt = Annotated[float, typer.Option(help="Frames sampled per second, by timestamp.")]
-FlowOpt = Annotated[str, typer.Option(help="Flow algorithm: farneback, dis or tvl1.")]
+FlowOpt = Annotated[str, typer.Option(help="Flow algorithm: farneback, dis or tvl1 (OpenCV); with extract also raft or raft_small (torchvision RAFT, on the backbone's device: slow on CPU, about 0.35 s (raft_small) or 1 s (raft) per 224-px frame pair here).")]
 EncodingOpt = Annotated[str, typer.Option(help="Flow image encoding: hsv (seed) or xy (TSN).")]
 
 
@@ -135,8 +135,9 @@ def extract(
     size: Annotated[int, typer.Option(help="Image size fed to the backbone.")] = C.VideoConfig.height,
     flow: FlowOpt = C.FlowConfig.algorithm,
     flow_encoding: EncodingOpt = C.FlowConfig.encoding,
-    backbone: Annotated[str, typer.Option(help="torchvision model: resnet50, resnet18, efficientnet_b0, ...")] = C.ExtractConfig.backbone,
-    weights: Annotated[str, typer.Option(help="imagenet (torchvision weights API), none (random), or a state-dict PATH.")] = C.ExtractConfig.weights,
+    backbone: Annotated[str, typer.Option(help="torchvision model (resnet50, resnet18, efficientnet_b0, ...) or timm:NAME (e.g. timm:resnet50.a1_in1k, timm:convnext_tiny; needs `pip install \"afgen[extractors]\"`), fed with its own preprocessing.")] = C.ExtractConfig.backbone,
+    weights: Annotated[str, typer.Option(help="imagenet (torchvision's weights API, or timm's pretrained weights), none (random), or a state-dict PATH.")] = C.ExtractConfig.weights,
+    flow_weights: Annotated[str, typer.Option(help="--flow raft*: default (torchvision's weights API), none (random, tests only) or a state-dict PATH.")] = C.ExtractConfig.flow_weights,
     audio: Annotated[str, typer.Option(help="Audio feature encoder (logmel).")] = C.ExtractConfig.audio,
     workers: Annotated[int, typer.Option(help="Decode/flow worker processes (0: in this process).")] = C.ExtractConfig.workers,
     batch_size: Annotated[int, typer.Option(help="Images per backbone batch (8-16 is fastest on CPU).")] = C.ExtractConfig.batch_size,
@@ -169,7 +170,7 @@ def extract(
     dataset = _dataset(clips, layout, only_classes, per_class, strict, per_class_seed)
     cfg = C.ExtractConfig(backbone=backbone, weights=weights, audio=audio, workers=workers,
                           batch_size=batch_size, precision=precision, device=device, dtype=dtype,
-                          limit=limit, engine=engine, ray_address=ray_address, ray_actors=ray_actors,
+                          limit=limit, engine=engine, ray_address=ray_address, ray_actors=ray_actors, flow_weights=flow_weights,
                           ray_producers=ray_producers)
     s = run_extract(dataset, features, cfg, C.VideoConfig(fps=fps, height=size, width=size),
                     C.FlowConfig(algorithm=flow, encoding=flow_encoding),

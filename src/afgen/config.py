@@ -38,7 +38,7 @@ class VideoConfig:
 class FlowConfig:
     """Optical flow between consecutive sampled frames, encoded as 3-channel images."""
 
-    algorithm: str = "farneback"  # farneback | dis | tvl1
+    algorithm: str = "farneback"  # farneback | dis | tvl1 (OpenCV, in the producers) | raft | raft_small (torch)
     encoding: str = "hsv"  # hsv | xy
     # The seed's cv2.calcOpticalFlowFarneback parameters.
     farneback_pyr_scale: float = 0.5
@@ -54,6 +54,8 @@ class FlowConfig:
     hsv_min_range: float = 1.0
     #: xy encoding (TSN): displacements clipped to +-this many pixels.
     xy_bound: float = 20.0
+    #: RAFT's refinement iterations (torchvision's default).
+    raft_iters: int = 12
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,8 @@ class ExtractConfig:
     #: On-disk dtype of the visual features.
     dtype: str = "float16"
     limit: int | None = None
+    #: RAFT weights: default (torchvision's weights API), none (random, tests only) or a state-dict PATH.
+    flow_weights: str = "default"
     #: How clips are scheduled: local (producer processes here) or ray (Ray Data, any cluster).
     engine: str = "local"
     #: Ray: None starts a local Ray instance; "auto" or HOST:PORT joins a running cluster.

@@ -22,6 +22,7 @@ from afgen.config import AudioFeatureConfig, ExtractConfig, FlowConfig, VideoCon
 from afgen.dataset import Clip, Dataset
 from afgen.engines import ENGINES, local
 from afgen.errors import AfgenError, StoreError
+from afgen.flow_raft import RaftFlow, build_raft, is_learned
 from afgen.lock import ALL, StoreLock, shard_scope
 from afgen.producer import Settings
 from afgen.progress import progress_bar
@@ -53,20 +54,30 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+def flow_settings(flow: FlowConfig, raft: RaftFlow | None = None) -> dict:
+    """The flow part of a store's settings: RAFT's keys (and weights) only for a learned flow,
+    so stores made with the OpenCV algorithms keep the settings they always had."""
+    out = {k: v for k, v in to_dict(flow).items() if raft is not None or not k.startswith("raft_")}
+    if raft is not None:
+        out["raft"] = raft.identity()
+    return out
+
+
 def store_config(backbone: Backbone, cfg: ExtractConfig, video: VideoConfig, flow: FlowConfig,
-                 audio: AudioFeatureConfig) -> dict:
+                 audio: AudioFeatureConfig, raft: RaftFlow | None = None) -> dict:
     """config.json: the settings that decide the bytes (compared on rerun) and provenance."""
     encoder = get_encoder(audio.encoder, audio)
     settings = {
         "video": to_dict(video) | {"decoder_threads": None},
-        "flow": to_dict(flow),
+        "flow": flow_settings(flow, raft),
         "audio": encoder.params(),
         **backbone.identity(),
         "dtype": cfg.dtype,
     }
     return {"settings": settings, "versions": package_versions(),
             "extract": {"batch_size": cfg.batch_size, "device": str(backbone.device),
-                        "workers": cfg.workers, "weights_arg": cfg.weights, "engine": cfg.engine}}
+                        "workers": cfg.workers, "weights_arg": cfg.weights, "engine": cfg.engine,
+                        "flow_weights_arg": cfg.flow_weights if raft is not None else None}}
 
 
 def shard_of(clip_id: str, count: int) -> int:
@@ -118,10 +129,11 @@ def extract(
         ray_data.require()  # before the (driver-side) backbone: a missing Ray fails fast
     backbone = backbone or build_backbone(cfg.backbone, cfg.weights, "cpu" if cfg.engine == "ray" else cfg.device,
                                           cfg.precision, cfg.batch_size)
+    raft = (build_raft(flow, backbone.device, cfg.flow_weights, cfg.batch_size) if is_learned(flow) else None)
     store.root.mkdir(parents=True, exist_ok=True)
     scope = ALL if shard is None else shard_scope(*shard)
     with StoreLock(store.root, scope, command=" ".join(sys.argv)):
-        store.open_for_writing(store_config(backbone, cfg, video, flow, audio), overwrite=overwrite)
+        store.open_for_writing(store_config(backbone, cfg, video, flow, audio, raft), overwrite=overwrite)
         if dataset.selection:
             store.record("dataset", dataset.selection)  # which clips, chosen how, and the class order
         clips = list(dataset.clips[: cfg.limit] if cfg.limit else dataset.clips)
@@ -139,7 +151,7 @@ def extract(
         elif cfg.engine == "ray":
             events = ray_data.run(todo, settings, cfg, backbone)
         else:
-            events = local.run(todo, settings, cfg, backbone)
+            events = local.run(todo, settings, cfg, backbone, raft)
         by_id = {c.id: c for c in todo}
         n_done = n_failed = images = 0
         with progress_bar(len(todo), "extract", enabled=show_progress) as bar:

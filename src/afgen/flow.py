@@ -46,7 +46,10 @@ def make_flow(cfg: FlowConfig = FlowConfig()) -> FlowFn:
                              "install it in place of any other OpenCV package")
         tvl1 = cv2.optflow.DualTVL1OpticalFlow_create()
         return lambda a, b: tvl1.calc(a, b, None)
-    raise AfgenError(f"unknown flow algorithm {cfg.algorithm!r}; use {', '.join(ALGORITHMS)}")
+    if cfg.algorithm in ("raft", "raft_small"):
+        raise AfgenError(f"--flow {cfg.algorithm} runs with the backbone in `afgen extract` (torch); this command "
+                         f"takes the OpenCV algorithms: {', '.join(ALGORITHMS)}")
+    raise AfgenError(f"unknown flow algorithm {cfg.algorithm!r}; use {', '.join(ALGORITHMS)}, raft or raft_small")
 
 
 def encode_hsv(flow: np.ndarray, min_range: float = FlowConfig.hsv_min_range) -> np.ndarray:

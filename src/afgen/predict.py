@@ -12,6 +12,7 @@ from afgen.assemble import features_in_process
 from afgen.config import AudioFeatureConfig, ExtractConfig, FlowConfig, PredictConfig, VideoConfig, from_dict
 from afgen.data import v_c
 from afgen.errors import AfgenError
+from afgen.flow_raft import build_raft, is_learned
 from afgen.producer import Settings
 from afgen.store import atomic_save_npy
 from afgen.train import load_run
@@ -102,4 +103,10 @@ def _features(clip: Path, store: dict, weights: str | None, device: str):
     audio_cfg = from_dict(AudioFeatureConfig, {**s["audio"], "encoder": s["audio"]["name"]})
     backbone = build_backbone(s["backbone"], weights_for(s, store.get("extract", {}), weights), device,
                               s["precision"], store.get("extract", {}).get("batch_size", ExtractConfig.batch_size))
-    return features_in_process("clip", clip, backbone, Settings(video, flow, audio_cfg, backbone.batch_size))
+    raft = None
+    if is_learned(flow):
+        ident = s["flow"].get("raft", {}).get("weights", "")
+        flow_weights = ("none" if ident.startswith("random:") else "default" if ident.startswith("torchvision:")
+                        else store.get("extract", {}).get("flow_weights_arg") or "default")
+        raft = build_raft(flow, backbone.device, flow_weights, backbone.batch_size)
+    return features_in_process("clip", clip, backbone, Settings(video, flow, audio_cfg, backbone.batch_size), raft)

@@ -43,15 +43,17 @@ def produce(clip_id: str, path: Path, settings: Settings) -> Iterator[tuple]:
     try:
         info = probe(path)
         meta["fps_src"] = round(info.fps, 3)
-        flow_fn, encode = make_flow(settings.flow), make_encoder(settings.flow)
+        learned = settings.flow.algorithm in ("raft", "raft_small")  # computed beside the backbone instead
+        flow_fn, encode = (None, None) if learned else (make_flow(settings.flow), make_encoder(settings.flow))
         rgb, flows, times, previous = [], [], [], None
         for frame in iter_frames(path, settings.video):
             times.append(frame.time)
             rgb.append(frame.rgb)
-            current = gray(frame.rgb)
-            if previous is not None:
-                flows.append(encode(flow_fn(previous, current)))
-            previous = current
+            if flow_fn is not None:
+                current = gray(frame.rgb)
+                if previous is not None:
+                    flows.append(encode(flow_fn(previous, current)))
+                previous = current
             if len(rgb) == settings.chunk:
                 yield ("images", clip_id, "rgb", np.stack(rgb))
                 rgb = []

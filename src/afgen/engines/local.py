@@ -19,15 +19,18 @@ from afgen.config import ExtractConfig
 from afgen.dataset import Clip
 from afgen.engines import Event
 from afgen.errors import AfgenError
+from afgen.flow_raft import RaftFlow
 from afgen.producer import Settings, produce, worker_loop
 from afgen.visual import Backbone
 
 
-def run(todo: list[Clip], settings: Settings, cfg: ExtractConfig, backbone: Backbone) -> Iterator[Event]:
-    """Extract `todo` here: ("done", clip_id, ClipFeatures) or ("failed", clip_id, meta, error) per clip."""
+def run(todo: list[Clip], settings: Settings, cfg: ExtractConfig, backbone: Backbone,
+        flow: RaftFlow | None = None) -> Iterator[Event]:
+    """Extract `todo` here: ("done", clip_id, ClipFeatures) or ("failed", clip_id, meta, error) per clip.
+    With a learned `flow` (RAFT), flow images are computed here, beside the backbone."""
     workers = min(cfg.workers, len(todo))
     configure_threads(workers)
-    assembler = Assembler(backbone)
+    assembler = Assembler(backbone, flow)
     for message in _ordered_messages(todo, settings, workers, cfg.queue_depth):
         kind, clip_id = message[0], message[1]
         if kind == "images":

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from afgen.config import ExtractConfig
+from afgen.config import ExtractConfig, FlowConfig
 from afgen.dataset import Clip
 from afgen.engines import Event
 from afgen.errors import AfgenError
@@ -93,9 +93,11 @@ def produce_row(row: dict[str, Any], settings: Settings) -> dict[str, Any]:
 class BackboneActor:
     """Ray Data actor: holds one backbone; turns clips' images into per-clip features."""
 
-    def __init__(self, name: str, weights: str, device: str, precision: str, batch_size: int, threads: int) -> None:
+    def __init__(self, name: str, weights: str, device: str, precision: str, batch_size: int, threads: int,
+                 flow: FlowConfig | None = None, flow_weights: str = "default") -> None:
         import torch
 
+        from afgen.flow_raft import build_raft, is_learned
         from afgen.visual import build_backbone
 
         if device == "cpu":
@@ -103,10 +105,16 @@ class BackboneActor:
             # it uses the core a producer leaves idle while waiting on I/O or the queue.
             torch.set_num_threads(max(1, min(os.cpu_count() or 1, threads + 1)))
         self.backbone = build_backbone(name, weights, device, precision, batch_size)
+        self.raft = (build_raft(flow, self.backbone.device, flow_weights, batch_size)
+                     if flow is not None and is_learned(flow) else None)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         ids = list(batch["id"])
         ok = [i for i, error in enumerate(batch["error"]) if not error]
+        if self.raft is not None:  # learned flow: made here, beside the backbone, from the RGB frames
+            batch = dict(batch)
+            batch["flow"] = [self.raft.images(batch["rgb"][i]) if i in ok else batch["flow"][i]
+                             for i in range(len(ids))]
         images = [batch[kind][i] for i in ok for kind in ("rgb", "flow")]
         dim = self.backbone.dim
         features = self.backbone(np.concatenate(images)) if images else np.zeros((0, dim), np.float32)
@@ -159,7 +167,8 @@ def run(todo: list[Clip], settings: Settings, cfg: ExtractConfig, backbone: Back
     ds = ds.map_batches(
         BackboneActor, batch_size=cfg.ray_clips_per_call, batch_format="numpy",
         fn_constructor_kwargs={"name": backbone.name, "weights": cfg.weights, "device": "cuda" if gpus else "cpu",
-                               "precision": backbone.precision, "batch_size": cfg.batch_size, "threads": actor_cpus},
+                               "precision": backbone.precision, "batch_size": cfg.batch_size, "threads": actor_cpus,
+                               "flow": settings.flow, "flow_weights": cfg.flow_weights},
         compute=ray.data.ActorPoolStrategy(size=actors), num_gpus=1 if gpus else 0, num_cpus=actor_cpus)
     try:
         for row in ds.iter_rows():
