@@ -2,12 +2,13 @@
 
 The default `logmel` encoder (librosa) gives a 128-d clip feature, the mean and standard
 deviation over time of 64 log-mel bands (25 ms window, 10 ms hop at 16 kHz), and a sequence
-of band energies aligned to the sampled video frames. Other encoders plug in by name through
-`register`.
+of band energies aligned to the sampled video frames. `vggish` gives the pretrained VGGish
+embedding (torchvggish), 128-d per 0.96 s. Other encoders plug in by name through `register`.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -46,7 +47,7 @@ class LogMelEncoder:
         self.dim = 2 * cfg.n_mels
 
     def params(self) -> dict:
-        return {"name": self.name, "dim": self.dim, **to_dict(self.cfg)}
+        return {"name": self.name, "dim": self.dim, **{k: v for k, v in to_dict(self.cfg).items() if k != "weights"}}
 
     def logmel(self, samples: np.ndarray, rate: int) -> np.ndarray:
         """Log-mel energies [n_mels, frames] of mono samples (resampled to cfg.sample_rate)."""
@@ -78,7 +79,112 @@ class LogMelEncoder:
         return AudioFeatures(clip=clip, frames=seq)
 
 
-_REGISTRY: dict[str, Callable[[AudioFeatureConfig], AudioEncoder]] = {"logmel": LogMelEncoder}
+def frame_aligned(embeddings: np.ndarray, hop_seconds: float, frame_times: Sequence[float],
+                  frame_step: float) -> np.ndarray:
+    """Per video frame, the embedding of the window that holds the middle of its step [t, D]."""
+    idx = [min(int((t0 + frame_step / 2) / hop_seconds), len(embeddings) - 1) for t0 in frame_times]
+    return embeddings[idx].astype(np.float32)
+
+
+class VGGishEncoder:
+    """VGGish (Hershey et al. 2017): 128-d embeddings of 0.96-s log-mel examples, from the
+    torchvggish package, which provides the architecture and the reference preprocessing
+    (16 kHz, 25 ms periodic Hann window, 10 ms hop, 64 mel bands 125-7500 Hz, log(mel + 0.01),
+    96 x 64 examples). Clip feature: the mean embedding; per video frame: the embedding of
+    its example. No PCA/quantisation postprocessing (the features stay continuous)."""
+
+    name = "vggish"
+    dim = 128
+    example_seconds = 0.96
+    DEFAULT_WEIGHTS = "vggish-10086976.pth"
+
+    def __init__(self, cfg: AudioFeatureConfig = AudioFeatureConfig(encoder="vggish")) -> None:
+        self.cfg = cfg
+        self._model = None
+        self._weights_id: str | None = None
+
+    def _require(self):
+        try:
+            import torchvggish
+        except ImportError:
+            raise AfgenError('--audio vggish needs torchvggish: pip install "afgen[extractors]"') from None
+        return torchvggish
+
+    def weights_id(self) -> str:
+        if self._weights_id is None:
+            self._build()
+        return self._weights_id
+
+    def params(self) -> dict:
+        from torchvggish import vggish_params as p
+
+        self._require()
+        return {"name": self.name, "dim": self.dim, "weights": self.weights_id(), "sample_rate": p.SAMPLE_RATE,
+                "win_seconds": p.STFT_WINDOW_LENGTH_SECONDS, "hop_seconds": p.STFT_HOP_LENGTH_SECONDS,
+                "n_mels": p.NUM_MEL_BINS, "fmin": p.MEL_MIN_HZ, "fmax": p.MEL_MAX_HZ, "log_offset": p.LOG_OFFSET,
+                "example_seconds": p.EXAMPLE_WINDOW_SECONDS}
+
+    def _build(self):
+        import torch
+        from torchvggish.torchvggish import VGGISH_WEIGHTS, _vgg
+
+        self._require()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model = _vgg(postprocess=False)
+        weights = self.cfg.weights
+        if weights == "none":
+            self._weights_id = "random:seed=0"
+        elif weights == "default":
+            try:
+                state = torch.hub.load_state_dict_from_url(VGGISH_WEIGHTS, progress=False, map_location="cpu")
+            except Exception as exc:  # noqa: BLE001 - download and cache errors come in many types
+                raise AfgenError(
+                    f"cannot load VGGish weights ({self.DEFAULT_WEIGHTS}): not in torch's hub cache and the download "
+                    f"failed ({type(exc).__name__}). Offline, pass `--audio-weights PATH` (that state dict) or "
+                    "`--audio-weights none` (random, for tests).") from exc
+            model.load_state_dict(state)
+            self._weights_id = f"torchvggish:{self.DEFAULT_WEIGHTS}"
+        else:
+            from pathlib import Path
+
+            from afgen.visual import _load_state_dict
+
+            state, self._weights_id = _load_state_dict(Path(weights))
+            try:
+                model.load_state_dict(state)
+            except RuntimeError as exc:
+                raise AfgenError(f"state dict does not fit VGGish: {str(exc).splitlines()[0]}", weights) from None
+        self._model = model.eval()
+        return self._model
+
+    def examples(self, samples: np.ndarray, rate: int):
+        """The reference log-mel examples [n, 1, 96, 64] (at least one: short clips are padded)."""
+        from torchvggish.vggish_input import waveform_to_examples
+
+        # one example is 96 frames: a 25 ms window plus 95 hops of 10 ms = 0.975 s
+        need = int(np.ceil(0.975 * rate)) + 2
+        if len(samples) < need:
+            samples = np.pad(samples, (0, need - len(samples)))
+        return waveform_to_examples(samples.astype(np.float64), rate, return_tensor=True).detach()
+
+    def encode(self, samples: np.ndarray, rate: int, frame_times: Sequence[float],
+               frame_step: float) -> AudioFeatures:
+        import torch
+
+        model = self._model or self._build()
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # a producer's share of the CPU; the same bytes in every engine
+        try:
+            with torch.inference_mode():
+                emb = model(self.examples(samples, rate).float()).numpy()
+        finally:
+            torch.set_num_threads(threads)
+        return AudioFeatures(clip=emb.mean(0).astype(np.float32),
+                             frames=frame_aligned(emb, self.example_seconds, frame_times, frame_step))
+
+
+_REGISTRY: dict[str, Callable[[AudioFeatureConfig], AudioEncoder]] = {"logmel": LogMelEncoder, "vggish": VGGishEncoder}
 
 
 def register(name: str, factory: Callable[[AudioFeatureConfig], AudioEncoder]) -> None:
@@ -91,6 +197,13 @@ def available() -> list[str]:
 
 
 def get_encoder(name: str = AudioFeatureConfig.encoder, cfg: AudioFeatureConfig | None = None) -> AudioEncoder:
+    """The encoder `name` with settings `cfg`, built once per process (a learned one loads its
+    weights once, not per clip)."""
     if name not in _REGISTRY:
         raise AfgenError(f"unknown audio encoder {name!r}; available: {', '.join(available())}")
-    return _REGISTRY[name](cfg or AudioFeatureConfig(encoder=name))
+    return _cached(name, cfg or AudioFeatureConfig(encoder=name))
+
+
+@functools.lru_cache(maxsize=8)
+def _cached(name: str, cfg: AudioFeatureConfig) -> AudioEncoder:
+    return _REGISTRY[name](cfg)

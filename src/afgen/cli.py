@@ -138,7 +138,8 @@ def extract(
     backbone: Annotated[str, typer.Option(help="torchvision model (resnet50, resnet18, efficientnet_b0, ...) or timm:NAME (e.g. timm:resnet50.a1_in1k, timm:convnext_tiny; needs `pip install \"afgen[extractors]\"`), fed with its own preprocessing.")] = C.ExtractConfig.backbone,
     weights: Annotated[str, typer.Option(help="imagenet (torchvision's weights API, or timm's pretrained weights), none (random), or a state-dict PATH.")] = C.ExtractConfig.weights,
     flow_weights: Annotated[str, typer.Option(help="--flow raft*: default (torchvision's weights API), none (random, tests only) or a state-dict PATH.")] = C.ExtractConfig.flow_weights,
-    audio: Annotated[str, typer.Option(help="Audio feature encoder (logmel).")] = C.ExtractConfig.audio,
+    audio: Annotated[str, typer.Option(help="Audio feature (the regression target): logmel (log-mel statistics, 128-d) or vggish (pretrained VGGish embedding, 128-d per 0.96 s; needs `pip install \"afgen[extractors]\"`).")] = C.ExtractConfig.audio,
+    audio_weights: Annotated[str, typer.Option(help="--audio vggish: default (torch's hub cache, or a download), none (random, tests only) or a state-dict PATH.")] = C.AudioFeatureConfig.weights,
     workers: Annotated[int, typer.Option(help="Decode/flow worker processes (0: in this process).")] = C.ExtractConfig.workers,
     batch_size: Annotated[int, typer.Option(help="Images per backbone batch (8-16 is fastest on CPU).")] = C.ExtractConfig.batch_size,
     precision: Annotated[str, typer.Option(help="fp32, bf16 or auto (bf16 where supported).")] = C.ExtractConfig.precision,
@@ -174,7 +175,7 @@ def extract(
                           ray_producers=ray_producers)
     s = run_extract(dataset, features, cfg, C.VideoConfig(fps=fps, height=size, width=size),
                     C.FlowConfig(algorithm=flow, encoding=flow_encoding),
-                    C.AudioFeatureConfig(encoder=audio), overwrite=overwrite, shard=parse_shard(shard))
+                    C.AudioFeatureConfig(encoder=audio, weights=audio_weights), overwrite=overwrite, shard=parse_shard(shard))
     rate = s.images / s.seconds if s.seconds else 0.0
     console.print(f"{s.done} extracted, {s.skipped} already done, {s.failed} failed in "
                   f"{s.seconds:.1f} s ({rate:.1f} images/s); store: {s.store}")

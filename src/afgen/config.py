@@ -70,6 +70,9 @@ class AudioFeatureConfig:
     fmin: float = 0.0
     fmax: float | None = None
     log_floor: float = 1e-6
+    #: Weights of a learned encoder (vggish): default (torch's hub cache, or a download), none
+    #: (random, for tests) or a state-dict PATH. Not used by logmel.
+    weights: str = "default"
 
 
 @dataclass(frozen=True)

@@ -77,7 +77,8 @@ def store_config(backbone: Backbone, cfg: ExtractConfig, video: VideoConfig, flo
     return {"settings": settings, "versions": package_versions(),
             "extract": {"batch_size": cfg.batch_size, "device": str(backbone.device),
                         "workers": cfg.workers, "weights_arg": cfg.weights, "engine": cfg.engine,
-                        "flow_weights_arg": cfg.flow_weights if raft is not None else None}}
+                        "flow_weights_arg": cfg.flow_weights if raft is not None else None,
+                        "audio_weights_arg": audio.weights if audio.encoder != "logmel" else None}}
 
 
 def shard_of(clip_id: str, count: int) -> int:

@@ -100,7 +100,13 @@ def _features(clip: Path, store: dict, weights: str | None, device: str):
     s = store["settings"]
     video = from_dict(VideoConfig, {**s["video"], "decoder_threads": 0})
     flow = from_dict(FlowConfig, s["flow"])
-    audio_cfg = from_dict(AudioFeatureConfig, {**s["audio"], "encoder": s["audio"]["name"]})
+    audio_ident = str(s["audio"].get("weights", ""))
+    audio_weights = "default"  # logmel has none; a learned encoder's weights as at extraction
+    if audio_ident.startswith("random:"):
+        audio_weights = "none"
+    elif audio_ident.startswith("file:"):
+        audio_weights = store.get("extract", {}).get("audio_weights_arg") or "default"
+    audio_cfg = from_dict(AudioFeatureConfig, {**s["audio"], "encoder": s["audio"]["name"], "weights": audio_weights})
     backbone = build_backbone(s["backbone"], weights_for(s, store.get("extract", {}), weights), device,
                               s["precision"], store.get("extract", {}).get("batch_size", ExtractConfig.batch_size))
     raft = None
