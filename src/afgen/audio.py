@@ -188,8 +188,9 @@ _REGISTRY: dict[str, Callable[[AudioFeatureConfig], AudioEncoder]] = {"logmel": 
 
 
 def register(name: str, factory: Callable[[AudioFeatureConfig], AudioEncoder]) -> None:
-    """Make an encoder available by name (e.g. a VGGish-style network with local weights)."""
+    """Make an encoder available by name (e.g. another pretrained audio network)."""
     _REGISTRY[name] = factory
+    _cached.cache_clear()
 
 
 def available() -> list[str]:
