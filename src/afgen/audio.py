@@ -3,7 +3,8 @@
 The default `logmel` encoder (librosa) gives a 128-d clip feature, the mean and standard
 deviation over time of 64 log-mel bands (25 ms window, 10 ms hop at 16 kHz), and a sequence
 of band energies aligned to the sampled video frames. `vggish` gives the pretrained VGGish
-embedding (torchvggish), 128-d per 0.96 s. Other encoders plug in by name through `register`.
+embedding (torchvggish), 128-d per 0.96 s; `ast` the AudioSet-pretrained Audio Spectrogram
+Transformer (transformers), 768-d. Other encoders plug in by name through `register`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -146,8 +148,6 @@ class VGGishEncoder:
             model.load_state_dict(state)
             self._weights_id = f"torchvggish:{self.DEFAULT_WEIGHTS}"
         else:
-            from pathlib import Path
-
             from afgen.visual import _load_state_dict
 
             state, self._weights_id = _load_state_dict(Path(weights))
@@ -184,7 +184,122 @@ class VGGishEncoder:
                              frames=frame_aligned(emb, self.example_seconds, frame_times, frame_step))
 
 
-_REGISTRY: dict[str, Callable[[AudioFeatureConfig], AudioEncoder]] = {"logmel": LogMelEncoder, "vggish": VGGishEncoder}
+class ASTEncoder:
+    """The Audio Spectrogram Transformer (Gong et al. 2021), AudioSet-pretrained, from the
+    transformers package, which provides the architecture and its preprocessing
+    (ASTFeatureExtractor: 16 kHz, 128 Kaldi fbank bins, 25 ms / 10 ms, AudioSet mean/std,
+    1,024 frames = 10.24 s per window). Clip feature: the pooled 768-d output, averaged over
+    10.24-s windows; per video frame: the patch tokens of its 0.1-s time column, averaged over
+    frequency."""
+
+    name = "ast"
+    dim = 768
+    window_seconds = 10.24
+    DEFAULT_WEIGHTS = "MIT/ast-finetuned-audioset-10-10-0.4593"
+
+    def __init__(self, cfg: AudioFeatureConfig = AudioFeatureConfig(encoder="ast")) -> None:
+        self.cfg = cfg
+        self._model = None
+        self._extractor = None
+        self._weights_id: str | None = None
+
+    def params(self) -> dict:
+        self._build()
+        e = self._extractor
+        return {"name": self.name, "dim": self.dim, "weights": self._weights_id, "sample_rate": e.sampling_rate,
+                "n_mels": e.num_mel_bins, "max_frames": e.max_length, "mean": e.mean, "std": e.std}
+
+    def _build(self):
+        if self._model is not None:
+            return self._model
+        try:
+            from transformers import ASTConfig, ASTFeatureExtractor, ASTModel
+        except ImportError:
+            raise AfgenError('--audio ast needs transformers: pip install "afgen[extractors]"') from None
+        import torch
+
+        weights = self.cfg.weights
+        self._extractor = ASTFeatureExtractor()
+        if weights == "none":
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                model = ASTModel(ASTConfig())
+            self._weights_id = "random:seed=0"
+        elif weights == "default" or Path(weights).is_dir():
+            source = self.DEFAULT_WEIGHTS if weights == "default" else weights
+            try:
+                model = ASTModel.from_pretrained(source)
+            except Exception as exc:  # noqa: BLE001 - hub and file errors come in many types
+                raise AfgenError(
+                    f"cannot load AST weights from {source} ({type(exc).__name__}): not in the Hugging Face cache and "
+                    "the download failed, or not a saved model folder. Offline, pass `--audio-weights PATH` (a folder "
+                    "from save_pretrained, or a state dict) or `--audio-weights none` (random, for tests).") from exc
+            self._weights_id = (f"hf:{source}" if weights == "default"
+                                else f"folder:{Path(source).name}:{_folder_digest(Path(source))}")
+        else:
+            from afgen.visual import _load_state_dict
+
+            state, self._weights_id = _load_state_dict(Path(weights))
+            model = ASTModel(ASTConfig())
+            try:
+                model.load_state_dict(state)
+            except RuntimeError as exc:
+                raise AfgenError(f"state dict does not fit AST: {str(exc).splitlines()[0]}", weights) from None
+        self._model = model.eval()
+        return self._model
+
+    def encode(self, samples: np.ndarray, rate: int, frame_times: Sequence[float],
+               frame_step: float) -> AudioFeatures:
+        import torch
+
+        model = self._build()
+        sr = self._extractor.sampling_rate
+        if rate != sr:
+            import librosa
+
+            samples = librosa.resample(samples.astype(np.float32), orig_sr=rate, target_sr=sr)
+        window = int(self.window_seconds * sr)
+        starts = list(range(0, max(1, len(samples)), window))
+        pooled, columns = [], []
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # a producer's share of the CPU; the same bytes in every engine
+        try:
+            for start in starts:
+                x = self._extractor(samples[start:start + window].astype(np.float32), sampling_rate=sr,
+                                    return_tensors="pt")["input_values"]
+                with torch.inference_mode():
+                    out = model(input_values=x)
+                pooled.append(out.pooler_output[0].numpy())
+                cfg = model.config
+                f = (cfg.num_mel_bins - cfg.patch_size) // cfg.frequency_stride + 1
+                t = (cfg.max_length - cfg.patch_size) // cfg.time_stride + 1
+                patches = out.last_hidden_state[0, 2:].reshape(f, t, -1).mean(0).numpy()  # [t, 768]
+                columns.append(patches)
+        finally:
+            torch.set_num_threads(threads)
+        col_seconds = model.config.time_stride * 0.01  # 10 fbank frames of 10 ms per column
+        per_window = columns[0].shape[0]
+        seq = np.empty((len(frame_times), self.dim), np.float32)
+        for k, t0 in enumerate(frame_times):
+            mid = t0 + frame_step / 2
+            w = min(int(mid // self.window_seconds), len(columns) - 1)
+            c = min(int((mid - w * self.window_seconds) / col_seconds), per_window - 1)
+            seq[k] = columns[w][c]
+        return AudioFeatures(clip=np.mean(pooled, axis=0).astype(np.float32), frames=seq)
+
+
+def _folder_digest(folder: Path) -> str:
+    """A short digest of a saved model folder's weight files (which weights, not where)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+_REGISTRY: dict[str, Callable[[AudioFeatureConfig], AudioEncoder]] = {"logmel": LogMelEncoder, "vggish": VGGishEncoder,
+                                                                   "ast": ASTEncoder}
 
 
 def register(name: str, factory: Callable[[AudioFeatureConfig], AudioEncoder]) -> None:

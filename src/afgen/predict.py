@@ -104,7 +104,7 @@ def _features(clip: Path, store: dict, weights: str | None, device: str):
     audio_weights = "default"  # logmel has none; a learned encoder's weights as at extraction
     if audio_ident.startswith("random:"):
         audio_weights = "none"
-    elif audio_ident.startswith("file:"):
+    elif audio_ident.startswith(("file:", "folder:")):
         audio_weights = store.get("extract", {}).get("audio_weights_arg") or "default"
     audio_cfg = from_dict(AudioFeatureConfig, {**s["audio"], "encoder": s["audio"]["name"], "weights": audio_weights})
     backbone = build_backbone(s["backbone"], weights_for(s, store.get("extract", {}), weights), device,
