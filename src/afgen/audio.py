@@ -130,13 +130,13 @@ class VGGishEncoder:
         import torch
         from torchvggish.torchvggish import VGGISH_WEIGHTS, _vgg
 
+        from afgen.weights import RANDOM_ID, load_into, seeded
+
         self._require()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            model = _vgg(postprocess=False)
+        model = seeded(lambda: _vgg(postprocess=False))
         weights = self.cfg.weights
         if weights == "none":
-            self._weights_id = "random:seed=0"
+            self._weights_id = RANDOM_ID
         elif weights == "default":
             try:
                 state = torch.hub.load_state_dict_from_url(VGGISH_WEIGHTS, progress=False, map_location="cpu")
@@ -148,13 +148,7 @@ class VGGishEncoder:
             model.load_state_dict(state)
             self._weights_id = f"torchvggish:{self.DEFAULT_WEIGHTS}"
         else:
-            from afgen.visual import _load_state_dict
-
-            state, self._weights_id = _load_state_dict(Path(weights))
-            try:
-                model.load_state_dict(state)
-            except RuntimeError as exc:
-                raise AfgenError(f"state dict does not fit VGGish: {str(exc).splitlines()[0]}", weights) from None
+            self._weights_id = load_into(model, weights, "VGGish")
         self._model = model.eval()
         return self._model
 
@@ -172,14 +166,11 @@ class VGGishEncoder:
                frame_step: float) -> AudioFeatures:
         import torch
 
+        from afgen.weights import one_torch_thread
+
         model = self._model or self._build()
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # a producer's share of the CPU; the same bytes in every engine
-        try:
-            with torch.inference_mode():
-                emb = model(self.examples(samples, rate).float()).numpy()
-        finally:
-            torch.set_num_threads(threads)
+        with one_torch_thread(), torch.inference_mode():  # a producer's share of the CPU
+            emb = model(self.examples(samples, rate).float()).numpy()
         return AudioFeatures(clip=emb.mean(0).astype(np.float32),
                              frames=frame_aligned(emb, self.example_seconds, frame_times, frame_step))
 
@@ -216,15 +207,13 @@ class ASTEncoder:
             from transformers import ASTConfig, ASTFeatureExtractor, ASTModel
         except ImportError:
             raise AfgenError('--audio ast needs transformers: pip install "afgen[extractors]"') from None
-        import torch
+        from afgen.weights import RANDOM_ID, load_into, seeded
 
         weights = self.cfg.weights
         self._extractor = ASTFeatureExtractor()
         if weights == "none":
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(0)
-                model = ASTModel(ASTConfig())
-            self._weights_id = "random:seed=0"
+            model = seeded(lambda: ASTModel(ASTConfig()))
+            self._weights_id = RANDOM_ID
         elif weights == "default" or Path(weights).is_dir():
             source = self.DEFAULT_WEIGHTS if weights == "default" else weights
             try:
@@ -237,20 +226,16 @@ class ASTEncoder:
             self._weights_id = (f"hf:{source}" if weights == "default"
                                 else f"folder:{Path(source).name}:{_folder_digest(Path(source))}")
         else:
-            from afgen.visual import _load_state_dict
-
-            state, self._weights_id = _load_state_dict(Path(weights))
             model = ASTModel(ASTConfig())
-            try:
-                model.load_state_dict(state)
-            except RuntimeError as exc:
-                raise AfgenError(f"state dict does not fit AST: {str(exc).splitlines()[0]}", weights) from None
+            self._weights_id = load_into(model, weights, "AST")
         self._model = model.eval()
         return self._model
 
     def encode(self, samples: np.ndarray, rate: int, frame_times: Sequence[float],
                frame_step: float) -> AudioFeatures:
         import torch
+
+        from afgen.weights import one_torch_thread
 
         model = self._build()
         sr = self._extractor.sampling_rate
@@ -261,9 +246,7 @@ class ASTEncoder:
         window = int(self.window_seconds * sr)
         starts = list(range(0, max(1, len(samples)), window))
         pooled, columns = [], []
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # a producer's share of the CPU; the same bytes in every engine
-        try:
+        with one_torch_thread():  # a producer's share of the CPU; the same bytes in every engine
             for start in starts:
                 x = self._extractor(samples[start:start + window].astype(np.float32), sampling_rate=sr,
                                     return_tensors="pt")["input_values"]
@@ -275,8 +258,6 @@ class ASTEncoder:
                 t = (cfg.max_length - cfg.patch_size) // cfg.time_stride + 1
                 patches = out.last_hidden_state[0, 2:].reshape(f, t, -1).mean(0).numpy()  # [t, 768]
                 columns.append(patches)
-        finally:
-            torch.set_num_threads(threads)
         col_seconds = model.config.time_stride * 0.01  # 10 fbank frames of 10 ms per column
         per_window = columns[0].shape[0]
         seq = np.empty((len(frame_times), self.dim), np.float32)

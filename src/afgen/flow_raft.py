@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,11 +21,10 @@ import torch.nn.functional as F
 from afgen.config import FlowConfig
 from afgen.errors import AfgenError
 from afgen.flow import make_encoder
+from afgen.weights import RANDOM_ID, load_into, seeded
 
 LEARNED = ("raft", "raft_small")
 MIN_SIDE = 128
-#: Random RAFT weights (`--flow-weights none`) are drawn from this seed.
-RANDOM_SEED = 0
 
 
 def is_learned(cfg: FlowConfig) -> bool:
@@ -96,19 +94,8 @@ def build_raft(cfg: FlowConfig, device: torch.device, weights: str = "default", 
                 "`--flow-weights none` (random: for tests only, it recovers no motion).") from exc
         weights_id = f"torchvision:{enum.DEFAULT}"
     else:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(RANDOM_SEED)
-            model = factory(weights=None)
-        weights_id = f"random:seed={RANDOM_SEED}"
-        if weights != "none":
-            from afgen.visual import _load_state_dict
-
-            state, weights_id = _load_state_dict(Path(weights))
-            try:
-                model.load_state_dict(state)
-            except RuntimeError as exc:
-                raise AfgenError(f"state dict does not fit {cfg.algorithm}: {str(exc).splitlines()[0]}",
-                                 weights) from None
+        model = seeded(lambda: factory(weights=None))
+        weights_id = RANDOM_ID if weights == "none" else load_into(model, weights, cfg.algorithm)
     model = model.eval().to(device)
     for p in model.parameters():
         p.requires_grad_(False)

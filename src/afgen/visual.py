@@ -10,7 +10,6 @@ interpolation); `imagenet` there means timm's pretrained weights (its cache, or 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import urllib.error
 from contextlib import nullcontext
@@ -24,13 +23,14 @@ from torch import nn
 
 from afgen.config import ExtractConfig
 from afgen.errors import AfgenError
+from afgen.weights import RANDOM_ID, RANDOM_SEED, load_state_dict, seeded
 
 log = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 #: Random weights are drawn from this seed, so `--weights none` is the same network everywhere.
-RANDOM_WEIGHTS_SEED = 0
+RANDOM_WEIGHTS_SEED = RANDOM_SEED
 #: Backbone names with this prefix come from timm.
 TIMM = "timm:"
 
@@ -117,23 +117,6 @@ def _imagenet_model(name: str) -> tuple[nn.Module, str]:
     return model, f"torchvision:{weights}"
 
 
-def _load_state_dict(path: Path) -> tuple[dict, str]:
-    if not path.is_file():
-        raise AfgenError("weights file not found; give a state dict saved with torch.save, "
-                         "`--weights imagenet` or `--weights none`", path)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for bad or unsafe files
-        raise AfgenError(f"not a loadable state dict ({exc})", path) from exc
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise AfgenError("expected a state dict (a mapping of tensor names to tensors)", path)
-    state = {k.removeprefix("module."): v for k, v in state.items()}
-    return state, f"file:{path.name}:sha256={digest}"
-
-
 def build_backbone(
     name: str = ExtractConfig.backbone,
     weights: str = ExtractConfig.weights,
@@ -152,10 +135,8 @@ def build_backbone(
     if weights == "imagenet":
         model, weights_id = _imagenet_model(name)
     elif weights == "none":
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(RANDOM_WEIGHTS_SEED)
-            model = torchvision.models.get_model(name, weights=None)
-        weights_id = f"random:seed={RANDOM_WEIGHTS_SEED}"
+        model = seeded(lambda: torchvision.models.get_model(name, weights=None))
+        weights_id = RANDOM_ID
     else:
         state_path = Path(weights)
         model = torchvision.models.get_model(name, weights=None)
@@ -163,7 +144,7 @@ def build_backbone(
     head_name = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)][-1:]
     dim = _strip_head(model)
     if state_path is not None:
-        state, weights_id = _load_state_dict(state_path)
+        state, weights_id = load_state_dict(state_path)
         head = head_name[0] + "." if head_name else None
         state = {k: v for k, v in state.items() if head is None or not k.startswith(head)}
         missing, unexpected = model.load_state_dict(state, strict=False)
@@ -205,13 +186,11 @@ def _timm_backbone(name: str, weights: str, device: str, precision: str, batch_s
         tag = model.pretrained_cfg.get("hf_hub_id") or model.pretrained_cfg.get("tag") or "pretrained"
         weights_id = f"timm:{arch}:{tag}"
     else:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(RANDOM_WEIGHTS_SEED)
-            model = timm.create_model(arch, pretrained=False, num_classes=0)
-        weights_id = f"random:seed={RANDOM_WEIGHTS_SEED}"
+        model = seeded(lambda: timm.create_model(arch, pretrained=False, num_classes=0))
+        weights_id = RANDOM_ID
         if weights != "none":
             path = Path(weights)
-            state, weights_id = _load_state_dict(path)
+            state, weights_id = load_state_dict(path)
             head = model.pretrained_cfg.get("classifier")
             heads = (head,) if isinstance(head, str) else tuple(head or ())
             state = {k: v for k, v in state.items() if not any(k.startswith(h + ".") for h in heads)}
