@@ -125,12 +125,14 @@ def v_c(v_r: np.ndarray, v_f: np.ndarray) -> np.ndarray:
     return np.concatenate([v_r[1:], v_f], axis=1).astype(np.float32, copy=False)
 
 
-def load_packed(root: str | Path) -> PackedFeatures:
+def load_packed(root: str | Path, check: bool = True) -> PackedFeatures:
     """Open (building first if needed) the packed view of a feature store, after the cheap
-    check of every clip file (damage is reported up front, by file, not as numpy's error)."""
+    check of every clip file (damage is reported up front, by file, not as numpy's error);
+    `check=False` when the caller has just run that check on the same store."""
     from afgen.verify import require_intact_store
 
-    require_intact_store(root)
+    if check:
+        require_intact_store(root)
     out = pack(root)
     fix = f"run `afgen verify {root} --repair` (the packed view is rebuilt from the clip files)"
     index = read_json(out / "index.json", fix)

@@ -513,7 +513,7 @@ def train(features: str | Path, run: str | Path, cfg: TrainConfig = TrainConfig(
     seed in RUN/seed-<s>/ (same store, same splits), and `metrics` is their mean."""
     run = Path(run)
     if not seeds:
-        return _train_one(features, run, cfg, resume, show_progress)
+        return _train_one(features, run, cfg, resume, show_progress=show_progress)
     seeds = list(dict.fromkeys(int(s) for s in seeds))
     if (run / BUNDLE).exists():
         raise AfgenError("this run folder holds a single-seed run; use another RUN for --seeds", run)
@@ -548,8 +548,8 @@ def train(features: str | Path, run: str | Path, cfg: TrainConfig = TrainConfig(
     else:
         for seed in todo:
             log.info("training seed %d of %s", seed, seeds)
-            per_seed[seed] = _train_one(features, run / f"seed-{seed}", replace(cfg, seed=seed), resume,
-                                        show_progress).metrics
+            per_seed[seed] = _train_one(features, run / f"seed-{seed}", replace(cfg, seed=seed), resume, checked=True,
+                                        show_progress=show_progress).metrics
     per_seed = {seed: per_seed[seed] for seed in seeds}
     if not is_rank_zero():
         return TrainResult(run=run, metrics={}, seconds=time.perf_counter() - start, per_seed=per_seed)
@@ -561,6 +561,7 @@ def train(features: str | Path, run: str | Path, cfg: TrainConfig = TrainConfig(
 
 
 def _train_seed_process(features: str | Path, run: Path, cfg: TrainConfig, resume: bool, threads: int) -> dict:
+    # (train() checked and packed the store before starting the seeds)
     """One seed's run in a worker process (spawned): no progress bars, Lightning's chatter off."""
     import warnings
 
@@ -569,17 +570,18 @@ def _train_seed_process(features: str | Path, run: Path, cfg: TrainConfig, resum
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
-    return _train_one(features, run, cfg, resume, show_progress=False).metrics
+    return _train_one(features, run, cfg, resume, checked=True, show_progress=False).metrics
 
 
-def _train_one(features: str | Path, run: Path, cfg: TrainConfig, resume: bool, show_progress: bool) -> TrainResult:
+def _train_one(features: str | Path, run: Path, cfg: TrainConfig, resume: bool, checked: bool = False,
+               show_progress: bool = True) -> TrainResult:
     start = time.perf_counter()
     if (run / BUNDLE).exists() and not resume:
         raise AfgenError("this run folder already holds a trained model; use another RUN or --resume", run)
     if (run / SEEDS_FILE).exists():
         raise AfgenError("this run folder holds a multi-seed run; pass --seeds to resume it", run)
     run.mkdir(parents=True, exist_ok=True)
-    packed = load_packed(features)
+    packed = load_packed(features, check=not checked)  # a multi-seed train checked the store once, up front
     store_config = FeatureStore(features).config()
     classes = class_order(store_config, packed.labels)
     splits = resolve_splits(packed, cfg)
