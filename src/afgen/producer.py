@@ -18,7 +18,7 @@ from afgen.audio import get_encoder
 from afgen.config import AudioFeatureConfig, FlowConfig, VideoConfig
 from afgen.errors import AfgenError
 from afgen.flow import gray, make_encoder, make_flow
-from afgen.video import iter_frames, probe, read_audio
+from afgen.video import ClipReader
 
 
 @dataclass(frozen=True)
@@ -41,30 +41,30 @@ def produce(clip_id: str, path: Path, settings: Settings) -> Iterator[tuple]:
     start = time.perf_counter()
     meta: dict = {"fps_src": None}
     try:
-        info = probe(path)
-        meta["fps_src"] = round(info.fps, 3)
-        learned = settings.flow.algorithm in ("raft", "raft_small")  # computed beside the backbone instead
-        flow_fn, encode = (None, None) if learned else (make_flow(settings.flow), make_encoder(settings.flow))
-        rgb, flows, times, previous = [], [], [], None
-        for frame in iter_frames(path, settings.video):
-            times.append(frame.time)
-            rgb.append(frame.rgb)
-            if flow_fn is not None:
-                current = gray(frame.rgb)
-                if previous is not None:
-                    flows.append(encode(flow_fn(previous, current)))
-                previous = current
-            if len(rgb) == settings.chunk:
+        with ClipReader(path, settings.video) as clip:  # opened once: frames and audio in one pass
+            meta["fps_src"] = round(clip.info.fps, 3)
+            learned = settings.flow.algorithm in ("raft", "raft_small")  # computed beside the backbone instead
+            flow_fn, encode = (None, None) if learned else (make_flow(settings.flow), make_encoder(settings.flow))
+            rgb, flows, times, previous = [], [], [], None
+            for frame in clip.frames():
+                times.append(frame.time)
+                rgb.append(frame.rgb)
+                if flow_fn is not None:
+                    current = gray(frame.rgb)
+                    if previous is not None:
+                        flows.append(encode(flow_fn(previous, current)))
+                    previous = current
+                if len(rgb) == settings.chunk:
+                    yield ("images", clip_id, "rgb", np.stack(rgb))
+                    rgb = []
+                if len(flows) == settings.chunk:
+                    yield ("images", clip_id, "flow", np.stack(flows))
+                    flows = []
+            if rgb:
                 yield ("images", clip_id, "rgb", np.stack(rgb))
-                rgb = []
-            if len(flows) == settings.chunk:
+            if flows:
                 yield ("images", clip_id, "flow", np.stack(flows))
-                flows = []
-        if rgb:
-            yield ("images", clip_id, "rgb", np.stack(rgb))
-        if flows:
-            yield ("images", clip_id, "flow", np.stack(flows))
-        audio = read_audio(path, settings.video.audio_rate)
+            audio = clip.audio()
         arrays = {}
         if audio.present:
             # One BLAS thread: the same bytes in every engine, whatever threads its workers get.

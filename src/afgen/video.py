@@ -130,59 +130,183 @@ def _info(container, path: Path) -> ClipInfo:
     )
 
 
+class _Sampling:
+    """Decoded video frames in, sampled `Frame`s out; the checks a finished clip must pass."""
+
+    def __init__(self, path: Path, info: ClipInfo, stream, cfg: VideoConfig) -> None:
+        self.path, self.info, self.cfg = path, info, cfg
+        self.origin = float(stream.start_time * stream.time_base) if stream.start_time is not None else None
+        self.fallback_step = 1.0 / info.fps if info.fps > 0 else 1.0 / cfg.fps
+        self.sampler = TimestampSampler(cfg.fps)
+        self.prev, self.prev_time, self.last_step = None, None, None
+        self.kept, self.decoded = 0, 0
+
+    def push(self, frame) -> Frame | None:
+        t = float(frame.time) if frame.time is not None else self.decoded * self.fallback_step
+        self.decoded += 1
+        if self.origin is None:
+            self.origin = t
+        t -= self.origin
+        out = None
+        if self.prev is not None:
+            if t <= self.prev_time:  # out-of-order or duplicate timestamp: keep the first
+                return None
+            self.last_step = t - self.prev_time
+            if self.sampler.keep(t):
+                out = self._emit()
+        self.prev, self.prev_time = frame, t
+        return out
+
+    def _emit(self) -> Frame:
+        frame = Frame(self.kept, self.prev_time, _to_rgb(self.prev, self.cfg))
+        self.kept += 1
+        return frame
+
+    def failed(self, exc: Exception) -> VideoError:
+        return VideoError(f"decoding failed after {self.decoded} frames ({exc}); the file is damaged", self.path)
+
+    def finish(self) -> Frame | None:
+        """The last frame if it is sampled; raises VideoError for too-short or truncated clips."""
+        cfg, path = self.cfg, self.path
+        if self.prev is None:
+            raise VideoError("no decodable video frames; the file is damaged or empty", path)
+        step = self.last_step or self.fallback_step
+        end = self.prev_time + step
+        # The last frame counts for targets in its first half only, so a clip whose frame
+        # count rounds up (90 frames at 29.97 fps last 3.003 s) gets no extra frame for 3 ms.
+        last = self._emit() if self.sampler.keep(self.prev_time + step / 2) else None
+        if self.kept < 2:
+            raise VideoError(
+                f"only {self.kept} frame(s) at {cfg.fps:g} fps ({self.decoded} decoded); at least 2 are "
+                "needed for optical flow", path)
+        if self.info.duration and end < cfg.min_decoded_fraction * self.info.duration:
+            raise VideoError(
+                f"truncated: decoded {end:.2f} s of the {self.info.duration:.2f} s the container "
+                "declares; re-download the clip", path)
+        return last
+
+
+class _AudioCollector:
+    """Decoded audio frames in, one mono float32 track at `rate` out (or why it is missing)."""
+
+    def __init__(self, path: Path, stream, rate: int) -> None:
+        self.path, self.rate = path, rate
+        self.resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+        self.chunks: list[np.ndarray] = []
+        self.error: str | None = None
+        self.declared = (float(stream.duration * stream.time_base)
+                         if stream.duration is not None and stream.time_base is not None else None)
+
+    def push(self, frame) -> None:
+        frame.pts = None  # let the resampler follow sample counts, not gaps
+        self.chunks += [f.to_ndarray().reshape(-1) for f in self.resampler.resample(frame)]
+
+    def fail(self, exc: Exception) -> None:
+        log.warning("%s: audio stream unreadable (%s); treating the audio as missing", self.path, exc)
+        self.error = f"audio stream unreadable: {exc}"
+
+    def track(self) -> AudioTrack:
+        if self.error is not None:
+            return AudioTrack(None, self.rate, self.error)
+        try:
+            self.chunks += [f.to_ndarray().reshape(-1) for f in self.resampler.resample(None)]
+        except (av.error.FFmpegError, ValueError) as exc:
+            self.fail(exc)
+            return AudioTrack(None, self.rate, self.error)
+        if not self.chunks or sum(len(c) for c in self.chunks) == 0:
+            return AudioTrack(None, self.rate, "audio stream has no samples")
+        samples = np.concatenate(self.chunks).astype(np.float32, copy=False)
+        if self.declared:  # drop the codec's padding after the declared end (AAC pads to 1024 samples)
+            samples = samples[: int(round(self.declared * self.rate))]
+        return AudioTrack(samples, self.rate)
+
+
+class ClipReader:
+    """One open container: what it declares, its sampled frames and its audio, in one pass.
+
+    Extraction opens each clip once: the video and audio packets are demultiplexed together,
+    so the file is read once however many streams are used.
+
+        with ClipReader(path, cfg) as clip:
+            for frame in clip.frames(): ...
+            track = clip.audio()
+    """
+
+    def __init__(self, path: str | Path, cfg: VideoConfig = VideoConfig(), audio: bool = True) -> None:
+        self.path, self.cfg, self.want_audio = Path(path), cfg, audio
+        self._audio: _AudioCollector | None = None
+        self._read = False
+
+    def __enter__(self) -> ClipReader:
+        self.container = _open(self.path)
+        try:
+            self.info = _info(self.container, self.path)
+        except BaseException:
+            self.container.close()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.container.close()
+
+    def frames(self) -> Iterator[Frame]:
+        """Sampled frames one at a time (memory does not grow with length); the audio packets
+        met on the way are decoded too. Raises VideoError, naming the file, for unreadable,
+        truncated or too-short clips, possibly after some frames: keep no partial output."""
+        container, cfg = self.container, self.cfg
+        video = container.streams.video[0]
+        video.thread_type = "AUTO"
+        video.codec_context.thread_count = cfg.decoder_threads
+        sampling = _Sampling(self.path, self.info, video, cfg)
+        streams = [video]
+        if self.want_audio and container.streams.audio:
+            audio = container.streams.audio[0]
+            self._audio = _AudioCollector(self.path, audio, cfg.audio_rate)
+            streams.append(audio)
+        try:
+            for packet in container.demux(streams):
+                if packet.stream.type == "audio":
+                    self._decode_audio(packet)
+                    continue
+                for frame in packet.decode():
+                    out = sampling.push(frame)
+                    if out is not None:
+                        yield out
+        except av.error.FFmpegError as exc:
+            raise sampling.failed(exc) from exc
+        last = sampling.finish()
+        self._read = True
+        if last is not None:
+            yield last
+
+    def _decode_audio(self, packet) -> None:
+        if self._audio.error is not None:
+            return
+        try:
+            for frame in packet.decode():
+                self._audio.push(frame)
+        except (av.error.FFmpegError, ValueError) as exc:
+            self._audio.fail(exc)
+
+    def audio(self) -> AudioTrack:
+        """The first audio track as mono float32 at cfg.audio_rate, after `frames()` has run:
+        a clip without audio, or with unreadable audio, gives samples None and the reason."""
+        rate = self.cfg.audio_rate
+        if not self.container.streams.audio:
+            return AudioTrack(None, rate, "no audio stream")
+        if not self._read:
+            raise RuntimeError("ClipReader.audio() needs frames() to have run to the end first")
+        return self._audio.track()
+
+
 def iter_frames(path: str | Path, cfg: VideoConfig = VideoConfig()) -> Iterator[Frame]:
     """Yield the sampled frames of a clip one at a time (memory does not grow with length).
 
     Raises VideoError, naming the file, for unreadable, truncated or too-short clips; the
     error may come after some frames were yielded, so callers must not keep partial output.
     """
-    path = Path(path)
-    with _open(path) as container:
-        info = _info(container, path)
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        stream.codec_context.thread_count = cfg.decoder_threads
-        origin = float(stream.start_time * stream.time_base) if stream.start_time is not None else None
-        fallback_step = 1.0 / info.fps if info.fps > 0 else 1.0 / cfg.fps
-
-        sampler = TimestampSampler(cfg.fps)
-        prev, prev_time, last_step = None, None, None
-        kept, decoded = 0, 0
-        try:
-            for frame in container.decode(stream):
-                t = float(frame.time) if frame.time is not None else decoded * fallback_step
-                decoded += 1
-                if origin is None:
-                    origin = t
-                t -= origin
-                if prev is not None:
-                    if t <= prev_time:  # out-of-order or duplicate timestamp: keep the first
-                        continue
-                    last_step = t - prev_time
-                    if sampler.keep(t):
-                        yield Frame(kept, prev_time, _to_rgb(prev, cfg))
-                        kept += 1
-                prev, prev_time = frame, t
-        except av.error.FFmpegError as exc:
-            raise VideoError(f"decoding failed after {decoded} frames ({exc}); the file "
-                             "is damaged", path) from exc
-        if prev is None:
-            raise VideoError("no decodable video frames; the file is damaged or empty", path)
-        step = last_step or fallback_step
-        end = prev_time + step
-        # The last frame counts for targets in its first half only, so a clip whose frame
-        # count rounds up (90 frames at 29.97 fps last 3.003 s) gets no extra frame for 3 ms.
-        if sampler.keep(prev_time + step / 2):
-            yield Frame(kept, prev_time, _to_rgb(prev, cfg))
-            kept += 1
-        if kept < 2:
-            raise VideoError(
-                f"only {kept} frame(s) at {cfg.fps:g} fps ({decoded} decoded); at least 2 are "
-                "needed for optical flow", path)
-        if info.duration and end < cfg.min_decoded_fraction * info.duration:
-            raise VideoError(
-                f"truncated: decoded {end:.2f} s of the {info.duration:.2f} s the container "
-                "declares; re-download the clip", path)
+    with ClipReader(path, cfg, audio=False) as clip:
+        yield from clip.frames()
 
 
 def _to_rgb(frame, cfg: VideoConfig) -> np.ndarray:
@@ -190,7 +314,7 @@ def _to_rgb(frame, cfg: VideoConfig) -> np.ndarray:
 
 
 def read_audio(path: str | Path, rate: int = VideoConfig.audio_rate) -> AudioTrack:
-    """The clip's first audio track as mono float32 at `rate` Hz.
+    """The clip's first audio track as mono float32 at `rate` Hz, decoding the audio only.
 
     A clip without an audio stream, or whose audio cannot be decoded, returns an AudioTrack
     with samples None and the reason: missing audio is data, not an error.
@@ -199,35 +323,23 @@ def read_audio(path: str | Path, rate: int = VideoConfig.audio_rate) -> AudioTra
     with _open(path) as container:
         if not container.streams.audio:
             return AudioTrack(None, rate, "no audio stream")
-        stream = container.streams.audio[0]
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
-        chunks = []
+        collector = _AudioCollector(path, container.streams.audio[0], rate)
         try:
-            for frame in container.decode(stream):
-                frame.pts = None  # let the resampler follow sample counts, not gaps
-                chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
-            chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
+            for frame in container.decode(container.streams.audio[0]):
+                collector.push(frame)
         except (av.error.FFmpegError, ValueError) as exc:
-            log.warning("%s: audio stream unreadable (%s); treating the audio as missing", path, exc)
-            return AudioTrack(None, rate, f"audio stream unreadable: {exc}")
-        declared = (float(stream.duration * stream.time_base)
-                    if stream.duration is not None and stream.time_base is not None else None)
-    if not chunks or sum(len(c) for c in chunks) == 0:
-        return AudioTrack(None, rate, "audio stream has no samples")
-    samples = np.concatenate(chunks).astype(np.float32, copy=False)
-    if declared:  # drop the codec's padding after the declared end (AAC pads to 1024 samples)
-        samples = samples[: int(round(declared * rate))]
-    return AudioTrack(samples, rate)
+            collector.fail(exc)
+        return collector.track()
 
 
 def decode_clip(path: str | Path, cfg: VideoConfig = VideoConfig(), audio: bool = True) -> DecodedClip:
     """Every sampled frame of a clip in one array, with its audio track (for short clips)."""
-    path = Path(path)
-    frames = list(iter_frames(path, cfg))
-    track = read_audio(path, cfg.audio_rate) if audio else AudioTrack(None, cfg.audio_rate, "not read")
+    with ClipReader(path, cfg, audio=audio) as clip:
+        frames = list(clip.frames())
+        track = clip.audio() if audio else AudioTrack(None, cfg.audio_rate, "not read")
     return DecodedClip(
         frames=np.stack([f.rgb for f in frames]),
         times=np.array([f.time for f in frames]),
-        info=probe(path),
+        info=clip.info,
         audio=track,
     )
