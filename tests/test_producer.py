@@ -91,3 +91,37 @@ def test_unreadable_audio_is_missing_not_a_failure(clip_factory, monkeypatch):
     rgb, _, meta, arrays = collect("c", path)
     assert len(rgb) == 6 and arrays == {}
     assert meta["has_audio"] is False and "corrupt audio packet" in meta["audio_missing"]
+
+
+def test_warm_up_leaves_the_first_clip_as_a_later_one(clip_factory, tmp_path):
+    """Workers warm up (audio encoder, flow) before their first clip; that clip's features
+    must be those of a later clip with the same content, byte for byte."""
+    import shutil
+
+    from afgen.config import ExtractConfig
+    from afgen.dataset import discover
+    from afgen.extract import extract
+
+    source = clip_factory("src.mp4", fps=25.0, seconds=1.0, audio_rate=22_050)
+    for name in ("a1", "a2", "a3"):
+        (tmp_path / "clips" / "tone").mkdir(parents=True, exist_ok=True)
+        shutil.copy(source, tmp_path / "clips" / "tone" / f"{name}.mp4")
+    ds = discover(tmp_path / "clips")
+    summary = extract(ds, tmp_path / "f", ExtractConfig(backbone="resnet18", weights="none", workers=1,
+                                                        batch_size=4, precision="fp32"),
+                      VideoConfig(height=32, width=32), show_progress=False)
+    assert summary.done == 3 and summary.first_clip_seconds is not None
+    ids = [c.id for c in ds.clips]
+    for kind in ("audio", "audio_frames", "flow"):
+        first = (tmp_path / "f" / kind / f"{ids[0]}.npy").read_bytes()
+        assert all((tmp_path / "f" / kind / f"{i}.npy").read_bytes() == first for i in ids[1:]), kind
+
+
+def test_warm_up_runs_the_encoder_and_changes_nothing(clip_factory):
+    from afgen.producer import warm_up
+
+    path = clip_factory("c.mp4", fps=25.0, seconds=1.0)
+    before = collect("c", path)[3]
+    warm_up(SETTINGS)
+    after = collect("c", path)[3]
+    assert {k: v.tobytes() for k, v in before.items()} == {k: v.tobytes() for k, v in after.items()}

@@ -101,20 +101,21 @@ REGISTERED = [("resnet18", 512), ("timm:resnet18", 512), ("timm:convnext_atto", 
 def test_every_backbone_shapes_determinism_and_weights_round_trip(name, dim, tmp_path):
     if name.startswith("timm:"):
         pytest.importorskip("timm")
-    backbone = build_backbone(name, "none", "cpu", "fp32", batch_size=4)
+    backbone = build_backbone(name, "none", "cpu", "fp32", batch_size=4)  # the default runtime
     assert backbone.dim == dim
     x = _images(3)
     feats = backbone(x)
     assert feats.shape == (3, dim) and np.isfinite(feats).all() and feats.std() > 0
     np.testing.assert_array_equal(feats, build_backbone(name, "none", "cpu", "fp32", batch_size=4)(x))
     # --weights PATH: a state dict the test saves (with different values) loads into the same architecture
+    backbone = build_backbone(name, "none", "cpu", "fp32", batch_size=4, runtime="torch")
     torch.manual_seed(1)
     for p in backbone.model.parameters():
         p.data.add_(0.01 * torch.randn_like(p))
     path = tmp_path / "w.pt"
     torch.save(backbone.model.state_dict(), path)
     loaded = build_backbone(name, str(path), "cpu", "fp32", batch_size=4)
-    np.testing.assert_allclose(loaded(x), backbone(x), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(loaded(x), backbone(x), rtol=1e-4, atol=1e-4)
     assert loaded.identity()["weights"].startswith("file:w.pt:sha256=")
     assert not np.allclose(loaded(x), feats)
 

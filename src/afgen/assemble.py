@@ -7,6 +7,7 @@ the last) and hands back each clip once all its images have been through. Every 
 
 from __future__ import annotations
 
+import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -48,13 +49,16 @@ class Assembler:
         self.outstanding: Counter[str] = Counter()
         self.finished: dict[str, tuple[dict, dict]] = {}
         self.images = 0
+        self.seconds = 0.0  # in backbone and learned-flow calls
 
     def add(self, clip_id: str, kind: str, images: np.ndarray) -> Iterator[ClipFeatures]:
         if self.flow is not None and kind == "rgb":
             previous = self.last_frame.get(clip_id)
             frames = images if previous is None else np.concatenate([previous[None], images])
             self.last_frame[clip_id] = images[-1]
+            started = time.perf_counter()
             flows = self.flow.images(frames)  # pairs across chunk borders too: t frames, t-1 flows
+            self.seconds += time.perf_counter() - started
             self._queue(clip_id, "rgb", images)
             if len(flows):
                 self._queue(clip_id, "flow", flows)
@@ -103,7 +107,9 @@ class Assembler:
             else:
                 seg[2] = seg[2][len(take):]
         self.buffered -= n
+        started = time.perf_counter()
         feats = self.backbone(np.concatenate(chunks))
+        self.seconds += time.perf_counter() - started
         self.images += n
         pos = 0
         for clip_id, kind, count in owners:

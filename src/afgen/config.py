@@ -84,6 +84,9 @@ class ExtractConfig:
     audio: str = "logmel"
     batch_size: int = 16
     precision: str = "auto"  # fp32 | bf16 | auto
+    #: Backbone runtime: torch, onnxruntime (CPU, fp32; 1.5-1.7x eager torch here) or auto
+    #: (onnxruntime for fp32 on a CPU where it is installed; a store being resumed keeps its own).
+    runtime: str = "auto"
     device: str = "auto"  # auto | cpu | cuda
     workers: int = max(1, (os.cpu_count() or 2) - 1)
     #: Decoded clips waiting for the backbone; bounds memory together with batch_size.

@@ -20,16 +20,18 @@ from afgen.assemble import Assembler, ClipFeatures, features_in_process  # noqa:
 from afgen.audio import get_encoder
 from afgen.config import AudioFeatureConfig, ExtractConfig, FlowConfig, VideoConfig, to_dict
 from afgen.dataset import Clip, Dataset
-from afgen.engines import ENGINES, local
+from afgen.engines import ENGINES, Stats, local
 from afgen.errors import AfgenError, StoreError
 from afgen.flow_raft import RaftFlow, build_raft, is_learned
 from afgen.lock import ALL, StoreLock, shard_scope
 from afgen.producer import Settings
 from afgen.progress import progress_bar
-from afgen.store import FeatureStore
+from afgen.store import CONFIG, FeatureStore
 from afgen.visual import Backbone, build_backbone
 
 log = logging.getLogger(__name__)
+#: Report the producers as the bottleneck when the backbone waited this fraction of the run.
+WAIT_WARNING = 0.25
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,22 @@ class ExtractSummary:
     seconds: float
     images: int
     store: Path
+    #: Seconds to build the backbone (and RAFT), from the start.
+    build_seconds: float = 0.0
+    #: Seconds from the start until the first clip was written (None: no clip was).
+    first_clip_seconds: float | None = None
+    #: Local engine: seconds the backbone's process waited for the producers, and spent in
+    #: backbone calls (a large wait means decoding, flow or audio is the bottleneck).
+    wait_seconds: float = 0.0
+    backbone_seconds: float = 0.0
+
+    def bottleneck(self) -> str | None:
+        """A sentence when the backbone spent much of the run waiting for the producers."""
+        busy = self.seconds - self.build_seconds
+        if not self.done or busy <= 0 or self.wait_seconds < WAIT_WARNING * busy:
+            return None
+        return (f"the backbone waited {100 * self.wait_seconds / busy:.0f}% of the time for decoding, flow and "
+                "audio: more --workers (on more cores), or a cheaper flow (--flow dis), would feed it faster")
 
 
 def package_versions() -> dict[str, str]:
@@ -124,13 +142,31 @@ def extract(
     if store.root.exists() and not store.root.is_dir():
         raise StoreError("exists and is a file, not a folder: choose another output folder for the feature store",
                          store.root)
+    settings = Settings(video=video, flow=flow, audio=audio, chunk=cfg.batch_size)
+    pool = None
     if cfg.engine == "ray":
         from afgen.engines import ray_data
 
         ray_data.require()  # before the (driver-side) backbone: a missing Ray fails fast
+    elif cfg.workers > 0:
+        # Producers start (spawn, imports, warm-up) while the backbone is built.
+        pool = local.ProducerPool(settings, cfg.workers, cfg.queue_depth)
+    try:
+        return _extract(dataset, store, cfg, video, flow, audio, overwrite, show_progress, backbone, shard,
+                        settings, pool, start)
+    finally:
+        if pool is not None:
+            pool.close()
+
+
+def _extract(dataset: Dataset, store: FeatureStore, cfg: ExtractConfig, video: VideoConfig, flow: FlowConfig,
+             audio: AudioFeatureConfig, overwrite: bool, show_progress: bool, backbone: Backbone | None,
+             shard: tuple[int, int] | None, settings: Settings, pool: local.ProducerPool | None,
+             start: float) -> ExtractSummary:
     backbone = backbone or build_backbone(cfg.backbone, cfg.weights, "cpu" if cfg.engine == "ray" else cfg.device,
-                                          cfg.precision, cfg.batch_size)
+                                          cfg.precision, cfg.batch_size, _runtime(cfg, store, overwrite))
     raft = (build_raft(flow, backbone.device, cfg.flow_weights, cfg.batch_size) if is_learned(flow) else None)
+    build_seconds = time.perf_counter() - start
     store.root.mkdir(parents=True, exist_ok=True)
     scope = ALL if shard is None else shard_scope(*shard)
     with StoreLock(store.root, scope, command=" ".join(sys.argv)):
@@ -146,15 +182,18 @@ def extract(
         skipped = len(clips) - len(todo)
         if skipped:
             log.info("%d of %d clips already extracted in %s; skipping them", skipped, len(clips), store.root)
-        settings = Settings(video=video, flow=flow, audio=audio, chunk=cfg.batch_size)
+        stats = Stats()
         if not todo:
             events = iter(())
         elif cfg.engine == "ray":
+            from afgen.engines import ray_data
+
             events = ray_data.run(todo, settings, cfg, backbone)
         else:
-            events = local.run(todo, settings, cfg, backbone, raft)
+            events = local.run(todo, settings, cfg, backbone, raft, pool=pool, stats=stats)
         by_id = {c.id: c for c in todo}
         n_done = n_failed = images = 0
+        first_clip = None
         with progress_bar(len(todo), "extract", enabled=show_progress) as bar:
             for event in events:
                 clip = by_id[event[1]]
@@ -164,6 +203,8 @@ def extract(
                     store.write_clip(clip.id, arrays, _record(clip) | item.meta | {"settings": sid})
                     n_done += 1
                     images += len(item.rgb) + len(item.flow)
+                    if first_clip is None:
+                        first_clip = time.perf_counter() - start
                 else:
                     store.record_failure(clip.id, _record(clip) | event[2], event[3])
                     log.warning("failed: %s", event[3])
@@ -171,7 +212,22 @@ def extract(
                     bar.status(f"[red]{n_failed} failed")
                 bar.advance()
     return ExtractSummary(done=n_done, skipped=skipped, failed=n_failed, seconds=time.perf_counter() - start,
-                          images=images, store=store.root)
+                          images=images, store=store.root, build_seconds=build_seconds,
+                          first_clip_seconds=first_clip, wait_seconds=stats.wait_seconds,
+                          backbone_seconds=stats.backbone_seconds)
+
+
+def _runtime(cfg: ExtractConfig, store: FeatureStore, overwrite: bool) -> str:
+    """The backbone runtime to ask for: `auto` keeps a resumed store's own (torch where it names
+    none), so a rerun never trips over its settings; on Ray, whose actors may hold GPUs, torch."""
+    if cfg.runtime != "auto":
+        return cfg.runtime
+    if not overwrite and (store.root / CONFIG).is_file():
+        try:
+            return store.config()["settings"].get("runtime", "torch")
+        except (StoreError, KeyError, AttributeError):
+            pass  # a damaged config.json: open_for_writing reports it
+    return "torch" if cfg.engine == "ray" else "auto"
 
 
 def _record(clip: Clip) -> dict:

@@ -6,6 +6,7 @@ size, not the clip length. It imports no torch: worker processes start fast and 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from afgen.config import AudioFeatureConfig, FlowConfig, VideoConfig
 from afgen.errors import AfgenError
 from afgen.flow import gray, make_encoder, make_flow
 from afgen.video import ClipReader
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -80,11 +83,30 @@ def produce(clip_id: str, path: Path, settings: Settings) -> Iterator[tuple]:
         yield ("failed", clip_id, meta, str(exc))
 
 
+def warm_up(settings: Settings) -> None:
+    """Pay a process's one-off costs before its first clip: the audio encoder's first call
+    (librosa's lazy imports and numba compilation, ~3 s; a learned encoder's weights) and the
+    flow's set-up, so that they overlap the backbone's build instead of delaying clip one.
+    Computes nothing that is kept; a failure here shows up again on the first clip."""
+    try:
+        rate, fps = settings.video.audio_rate, settings.video.fps
+        with threadpool_limits(limits=1, user_api="blas"):
+            get_encoder(settings.audio.encoder, settings.audio).encode(
+                np.zeros(rate, np.float32), rate, [0.0, 1.0 / fps], 1.0 / fps)
+        if settings.flow.algorithm not in ("raft", "raft_small"):
+            still = np.zeros((32, 32), np.uint8)
+            make_encoder(settings.flow)(make_flow(settings.flow)(still, still))
+    except Exception as exc:  # noqa: BLE001 - reported per clip, where it names the clip
+        log.debug("warm-up failed (%s); the first clip will report it", exc)
+
+
 def worker_loop(worker: int, jobs, results, settings: Settings) -> None:
-    """A worker process: take (clip_id, path) jobs until None, put messages on `results`."""
+    """A worker process: warm up, then take (clip_id, path) jobs until None, putting messages
+    on `results`."""
     import cv2
 
     cv2.setNumThreads(1)
+    warm_up(settings)
     while True:
         job = jobs.get()
         if job is None:

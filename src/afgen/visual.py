@@ -23,6 +23,7 @@ from torch import nn
 
 from afgen.config import ExtractConfig
 from afgen.errors import AfgenError
+from afgen.onnx_backbone import ONNXRUNTIME, OnnxBackbone, export, resolve_runtime
 from afgen.weights import RANDOM_ID, RANDOM_SEED, load_state_dict, seeded
 
 log = logging.getLogger(__name__)
@@ -51,9 +52,14 @@ class Backbone:
     #: (height, width) the model wants; images of another size are resized on the device.
     input_size: tuple[int, int] | None = None
     interpolation: str = "bilinear"
+    #: torch (eager) or onnxruntime (CPU, fp32: `onnx` runs the exported model).
+    runtime: str = "torch"
+    onnx: OnnxBackbone | None = None
 
     def identity(self) -> dict:
         ident = {"backbone": self.name, "dim": self.dim, "weights": self.weights_id, "precision": self.precision}
+        if self.runtime != "torch":  # stores made with torch keep the settings they always had
+            ident["runtime"] = self.runtime
         if self.name.startswith(TIMM):  # its own preprocessing decides the bytes too
             ident["preprocess"] = {"mean": list(self.mean), "std": list(self.std),
                                    "input_size": list(self.input_size or ()), "interpolation": self.interpolation}
@@ -123,11 +129,12 @@ def build_backbone(
     device: str = ExtractConfig.device,
     precision: str = ExtractConfig.precision,
     batch_size: int = ExtractConfig.batch_size,
+    runtime: str = ExtractConfig.runtime,
 ) -> Backbone:
     """A torchvision (or `timm:NAME`) classification model without its head, in eval mode,
-    channels_last."""
+    channels_last; run by torch or (`runtime`, see onnx_backbone.py) ONNX Runtime."""
     if name.startswith(TIMM):
-        return _timm_backbone(name, weights, device, precision, batch_size)
+        return _with_runtime(_timm_backbone(name, weights, device, precision, batch_size), runtime)
     if name not in torchvision.models.list_models(torchvision.models):
         raise AfgenError(f"unknown backbone {name!r}; use a torchvision classification model "
                          "such as resnet50, resnet18 or efficientnet_b0")
@@ -153,8 +160,25 @@ def build_backbone(
                 f"state dict does not fit {name}: {len(missing)} missing keys "
                 f"(e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]})",
                 state_path)
-    return _ready(Backbone(model=model, name=name, dim=dim, weights_id=weights_id, device=resolve_device(device),
-                           precision=precision, batch_size=batch_size))
+    return _with_runtime(_ready(Backbone(model=model, name=name, dim=dim, weights_id=weights_id,
+                                         device=resolve_device(device), precision=precision,
+                                         batch_size=batch_size)), runtime)
+
+
+def _with_runtime(backbone: Backbone, runtime: str) -> Backbone:
+    """Resolve the runtime; for ONNX Runtime, export the model (once per process and weights)."""
+    backbone.runtime = resolve_runtime(runtime, backbone.device, backbone.precision)
+    if backbone.runtime == ONNXRUNTIME:
+        key = (backbone.name, backbone.weights_id, backbone.input_size)
+        try:
+            backbone.onnx = OnnxBackbone(export(backbone.model, key, backbone.input_size))
+        except Exception as exc:  # noqa: BLE001 - the exporter raises many kinds for unsupported ops
+            if runtime != "auto":
+                raise AfgenError(f"{backbone.name} cannot be exported to ONNX ({type(exc).__name__}: {exc}); "
+                                 "use --runtime torch") from exc
+            log.info("%s does not export to ONNX (%s); running it with torch", backbone.name, exc)
+            backbone.runtime = "torch"
+    return backbone
 
 
 def _ready(backbone: Backbone) -> Backbone:
@@ -237,7 +261,12 @@ def extract_features(backbone: Backbone, images: np.ndarray) -> np.ndarray:
             if len(chunk) < bs:
                 pad = np.zeros((bs - len(chunk),) + chunk.shape[1:], np.uint8)
                 chunk = np.concatenate([chunk, pad])
-            feats = backbone.model(_to_input(chunk, backbone.device, backbone.mean, backbone.std,
-                                             backbone.input_size, backbone.interpolation))
-            out[start:start + bs] = feats[: min(bs, n - start)].float().cpu().numpy()
+            x = _to_input(chunk, backbone.device, backbone.mean, backbone.std, backbone.input_size,
+                          backbone.interpolation)
+            if backbone.onnx is not None:
+                feats = backbone.onnx(x.contiguous().numpy())
+                out[start:start + bs] = feats[: min(bs, n - start)]
+            else:
+                feats = backbone.model(x)
+                out[start:start + bs] = feats[: min(bs, n - start)].float().cpu().numpy()
     return out

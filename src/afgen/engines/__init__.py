@@ -7,9 +7,20 @@ local: producer processes on this machine. ray_data: Ray Data across a cluster.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 #: ("done", clip_id, ClipFeatures) or ("failed", clip_id, meta, error)
 Event = tuple[Any, ...]
 
 ENGINES = ("local", "ray")
+
+
+@dataclass
+class Stats:
+    """Where the extracting process's time went (the local engine fills it in)."""
+
+    #: Seconds the backbone's process sat waiting for producer messages (decode, flow, audio).
+    wait_seconds: float = 0.0
+    #: Seconds in backbone (and learned-flow) calls.
+    backbone_seconds: float = 0.0

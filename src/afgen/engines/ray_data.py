@@ -94,7 +94,7 @@ class BackboneActor:
     """Ray Data actor: holds one backbone; turns clips' images into per-clip features."""
 
     def __init__(self, name: str, weights: str, device: str, precision: str, batch_size: int, threads: int,
-                 flow: FlowConfig | None = None, flow_weights: str = "default") -> None:
+                 flow: FlowConfig | None = None, flow_weights: str = "default", runtime: str = "torch") -> None:
         import torch
 
         from afgen.flow_raft import build_raft, is_learned
@@ -104,7 +104,7 @@ class BackboneActor:
             # One thread more than the CPUs it reserves, as the local engine gives its backbone:
             # it uses the core a producer leaves idle while waiting on I/O or the queue.
             torch.set_num_threads(max(1, min(os.cpu_count() or 1, threads + 1)))
-        self.backbone = build_backbone(name, weights, device, precision, batch_size)
+        self.backbone = build_backbone(name, weights, device, precision, batch_size, runtime)
         self.raft = (build_raft(flow, self.backbone.device, flow_weights, batch_size)
                      if flow is not None and is_learned(flow) else None)
 
@@ -168,7 +168,8 @@ def run(todo: list[Clip], settings: Settings, cfg: ExtractConfig, backbone: Back
         BackboneActor, batch_size=cfg.ray_clips_per_call, batch_format="numpy",
         fn_constructor_kwargs={"name": backbone.name, "weights": cfg.weights, "device": "cuda" if gpus else "cpu",
                                "precision": backbone.precision, "batch_size": cfg.batch_size, "threads": actor_cpus,
-                               "flow": settings.flow, "flow_weights": cfg.flow_weights},
+                               "flow": settings.flow, "flow_weights": cfg.flow_weights,
+                               "runtime": backbone.runtime},
         compute=ray.data.ActorPoolStrategy(size=actors), num_gpus=1 if gpus else 0, num_cpus=actor_cpus)
     try:
         for row in ds.iter_rows():
