@@ -171,3 +171,48 @@ def test_concurrent_shards_on_one_store_equal_one_run(tmp_path, clip_factory):
     assert files == sorted(p.relative_to(sharded) for p in sharded.rglob("*.npy"))
     for rel in files:
         assert (single / rel).read_bytes() == (sharded / rel).read_bytes(), rel
+
+
+def test_batch_size_defaults_to_the_device_and_the_summary_times_the_run(tmp_path, clip_factory):
+    ds = _clips(tmp_path, clip_factory, broken=False)
+    cfg = ExtractConfig(backbone="resnet18", weights="none", workers=1, precision="fp32", device="cpu")
+    assert cfg.batch_size is None
+    s = extract(ds, tmp_path / "f", cfg, SMALL, show_progress=False)
+    assert FeatureStore(tmp_path / "f").config()["extract"]["batch_size"] == ExtractConfig.cpu_batch_size
+    assert 0 < s.build_seconds < s.first_clip_seconds <= s.seconds
+    assert s.wait_seconds > 0 and s.backbone_seconds > 0
+    assert s.wait_seconds + s.backbone_seconds <= s.seconds - s.build_seconds + 0.5
+
+
+def test_bottleneck_names_the_producers_only_when_the_backbone_waited():
+    from dataclasses import replace
+
+    from afgen.extract import ExtractSummary
+
+    base = ExtractSummary(done=10, skipped=0, failed=0, seconds=101.0, images=350, store=None, build_seconds=1.0,
+                          first_clip_seconds=5.0, wait_seconds=60.0, backbone_seconds=35.0)
+    assert "waited 60%" in base.bottleneck() and "--flow dis" in base.bottleneck()
+    assert replace(base, wait_seconds=10.0).bottleneck() is None
+    assert replace(base, done=0).bottleneck() is None
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_extraction_pins_batches_and_matches_the_cpu(tmp_path, clip_factory):
+    import torch
+
+    from afgen.visual import build_backbone
+
+    gpu = build_backbone("resnet18", "none", "cuda", "auto", 8)
+    cpu = build_backbone("resnet18", "none", "cpu", "fp32", 8, runtime="torch")
+    x = np.random.default_rng(0).integers(0, 255, (11, 64, 64, 3), dtype=np.uint8)
+    a, b = gpu(x), cpu(x)
+    assert gpu.runtime == "torch" and gpu.pinned is not None and gpu.pinned.is_pinned()
+    assert gpu.model.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    assert (np.sum(a * b, 1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))).min() > 0.99
+    ds = _clips(tmp_path, clip_factory, broken=True)
+    s = extract(ds, tmp_path / "f", ExtractConfig(backbone="resnet18", weights="none", workers=1, device="cuda"),
+                SMALL, show_progress=False)
+    assert (s.done, s.failed) == (3, 1)
+    config = FeatureStore(tmp_path / "f").config()
+    assert config["extract"]["device"].startswith("cuda")
+    assert config["extract"]["batch_size"] == ExtractConfig.cuda_batch_size

@@ -141,7 +141,7 @@ def extract(
     audio: Annotated[str, typer.Option(help="Audio feature (the regression target): logmel (log-mel statistics, 128-d), vggish (pretrained VGGish embedding, 128-d per 0.96 s) or ast (AudioSet-pretrained Audio Spectrogram Transformer, 768-d; slow on CPU); the last two need `pip install \"afgen[extractors]\"`.")] = C.ExtractConfig.audio,
     audio_weights: Annotated[str, typer.Option(help="--audio vggish|ast: default (the library's cache, or a download), none (random, tests only), a state-dict PATH, or (ast) a folder saved with save_pretrained.")] = C.AudioFeatureConfig.weights,
     workers: Annotated[int, typer.Option(help="Decode/flow worker processes (0: in this process).")] = C.ExtractConfig.workers,
-    batch_size: Annotated[int, typer.Option(help="Images per backbone batch (8-16 is fastest on CPU).")] = C.ExtractConfig.batch_size,
+    batch_size: Annotated[int | None, typer.Option(help=f"Images per backbone batch (default {C.ExtractConfig.cpu_batch_size} on a CPU, {C.ExtractConfig.cuda_batch_size} on a GPU).")] = C.ExtractConfig.batch_size,
     precision: Annotated[str, typer.Option(help="fp32, bf16 or auto (bf16 where supported).")] = C.ExtractConfig.precision,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = C.ExtractConfig.device,
     runtime: Annotated[str, typer.Option(help="Backbone runtime: torch, onnxruntime (CPU, fp32; 1.5-1.7x faster than torch on the CPUs measured, features within cosine 1e-6) or auto (onnxruntime for fp32 on a CPU; a resumed store keeps its own).")] = C.ExtractConfig.runtime,

@@ -79,10 +79,17 @@ class AudioFeatureConfig:
 class ExtractConfig:
     """Feature extraction: backbone, precision, batching and parallelism."""
 
+    def batch_for(self, device: str) -> int:
+        """The batch size on `device` (cpu | cuda): the one asked for, else that device's default."""
+        return self.batch_size or (self.cuda_batch_size if device == "cuda" else self.cpu_batch_size)
+
     backbone: str = "resnet50"
     weights: str = "imagenet"  # imagenet | none | path to a state dict
     audio: str = "logmel"
-    batch_size: int = 16
+    #: Images per backbone batch; None: cpu_batch_size on a CPU, cuda_batch_size on a GPU.
+    batch_size: int | None = None
+    cpu_batch_size: int = 16
+    cuda_batch_size: int = 128
     precision: str = "auto"  # fp32 | bf16 | auto
     #: Backbone runtime: torch, onnxruntime (CPU, fp32; 1.5-1.7x eager torch here) or auto
     #: (onnxruntime for fp32 on a CPU where it is installed; a store being resumed keeps its own).

@@ -12,7 +12,7 @@ import logging
 import platform
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
 
@@ -27,7 +27,7 @@ from afgen.lock import ALL, StoreLock, shard_scope
 from afgen.producer import Settings
 from afgen.progress import progress_bar
 from afgen.store import CONFIG, FeatureStore
-from afgen.visual import Backbone, build_backbone
+from afgen.visual import Backbone, build_backbone, resolve_device
 
 log = logging.getLogger(__name__)
 #: Report the producers as the bottleneck when the backbone waited this fraction of the run.
@@ -142,7 +142,9 @@ def extract(
     if store.root.exists() and not store.root.is_dir():
         raise StoreError("exists and is a file, not a folder: choose another output folder for the feature store",
                          store.root)
-    settings = Settings(video=video, flow=flow, audio=audio, chunk=cfg.batch_size)
+    if cfg.engine == "local" and cfg.batch_size is None:  # this device's default (Ray's actors choose theirs)
+        cfg = replace(cfg, batch_size=cfg.batch_for(resolve_device(cfg.device).type))
+    settings = Settings(video=video, flow=flow, audio=audio, chunk=cfg.batch_for("cpu"))
     pool = None
     if cfg.engine == "ray":
         from afgen.engines import ray_data
@@ -164,8 +166,8 @@ def _extract(dataset: Dataset, store: FeatureStore, cfg: ExtractConfig, video: V
              shard: tuple[int, int] | None, settings: Settings, pool: local.ProducerPool | None,
              start: float) -> ExtractSummary:
     backbone = backbone or build_backbone(cfg.backbone, cfg.weights, "cpu" if cfg.engine == "ray" else cfg.device,
-                                          cfg.precision, cfg.batch_size, _runtime(cfg, store, overwrite))
-    raft = (build_raft(flow, backbone.device, cfg.flow_weights, cfg.batch_size) if is_learned(flow) else None)
+                                          cfg.precision, cfg.batch_for("cpu"), _runtime(cfg, store, overwrite))
+    raft = (build_raft(flow, backbone.device, cfg.flow_weights, backbone.batch_size) if is_learned(flow) else None)
     build_seconds = time.perf_counter() - start
     store.root.mkdir(parents=True, exist_ok=True)
     scope = ALL if shard is None else shard_scope(*shard)

@@ -108,7 +108,7 @@ def _features(clip: Path, store: dict, weights: str | None, device: str):
         audio_weights = store.get("extract", {}).get("audio_weights_arg") or "default"
     audio_cfg = from_dict(AudioFeatureConfig, {**s["audio"], "encoder": s["audio"]["name"], "weights": audio_weights})
     backbone = build_backbone(s["backbone"], weights_for(s, store.get("extract", {}), weights), device,
-                              s["precision"], store.get("extract", {}).get("batch_size", ExtractConfig.batch_size),
+                              s["precision"], store.get("extract", {}).get("batch_size") or ExtractConfig.cpu_batch_size,
                               s.get("runtime", "torch"))
     raft = None
     if is_learned(flow):

@@ -167,7 +167,8 @@ def run(todo: list[Clip], settings: Settings, cfg: ExtractConfig, backbone: Back
     ds = ds.map_batches(
         BackboneActor, batch_size=cfg.ray_clips_per_call, batch_format="numpy",
         fn_constructor_kwargs={"name": backbone.name, "weights": cfg.weights, "device": "cuda" if gpus else "cpu",
-                               "precision": backbone.precision, "batch_size": cfg.batch_size, "threads": actor_cpus,
+                               "precision": backbone.precision, "batch_size": cfg.batch_for("cuda" if gpus else "cpu"),
+                               "threads": actor_cpus,
                                "flow": settings.flow, "flow_weights": cfg.flow_weights,
                                "runtime": backbone.runtime},
         compute=ray.data.ActorPoolStrategy(size=actors), num_gpus=1 if gpus else 0, num_cpus=actor_cpus)
