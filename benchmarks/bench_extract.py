@@ -42,7 +42,6 @@ from afgen.audio import get_encoder
 from afgen.config import AudioFeatureConfig, ExtractConfig, FlowConfig, SynthConfig, VideoConfig
 from afgen.dataset import discover
 from afgen.engines.local import configure_threads
-from afgen.extract import extract
 from afgen.flow import gray, make_encoder, make_flow
 from afgen.store import FeatureStore
 from afgen.synth import generate, make_clip, write_clip
@@ -91,6 +90,17 @@ with tempfile.TemporaryDirectory() as tmp:
             model(x)  # the whole clip as one batch
 """
 
+EXTRACT_CHILD = """
+import dataclasses, json, sys
+from afgen.config import ExtractConfig, FlowConfig, VideoConfig
+from afgen.dataset import discover
+from afgen.extract import extract
+cfg = ExtractConfig(**json.loads(sys.argv[3]))
+s = extract(discover(sys.argv[1]), sys.argv[2], cfg, VideoConfig(), FlowConfig(algorithm=sys.argv[4]),
+            show_progress=False)
+print("RESULT", json.dumps({k: v for k, v in dataclasses.asdict(s).items() if k != "store"}))
+"""
+
 RSS_CHILD = """
 import resource, sys
 from afgen.config import ExtractConfig, VideoConfig
@@ -108,7 +118,8 @@ def stage_costs(clips: list[Path], store_root: Path) -> dict[str, float]:
     video = VideoConfig(decoder_threads=1)
     flows = {name: (make_flow(FlowConfig(algorithm=name)), make_encoder(FlowConfig())) for name in ("farneback", "dis")}
     encoder = get_encoder("logmel", AudioFeatureConfig())
-    costs = dict.fromkeys(["decode", "resize", "farneback", "dis", "audio", "write"], 0.0)
+    encoder.encode(np.zeros(16_000, np.float32), 16_000, [0.0, 1 / 6], 1 / 6)  # imports: a worker's warm-up
+    costs = dict.fromkeys(["decode", "resize", "farneback", "dis", "audio", "audio_packets", "write"], 0.0)
     real_rgb, real_audio = afgen.video._to_rgb, afgen.video.ClipReader._decode_audio
 
     def timed(key, fn):
@@ -121,7 +132,7 @@ def stage_costs(clips: list[Path], store_root: Path) -> dict[str, float]:
         return wrapper
 
     afgen.video._to_rgb = timed("resize", real_rgb)
-    afgen.video.ClipReader._decode_audio = timed("audio", real_audio)
+    afgen.video.ClipReader._decode_audio = timed("audio_packets", real_audio)
     store = FeatureStore(store_root)
     store.root.mkdir(parents=True)
     try:
@@ -146,7 +157,8 @@ def stage_costs(clips: list[Path], store_root: Path) -> dict[str, float]:
             costs["write"] += time.process_time() - t
     finally:
         afgen.video._to_rgb, afgen.video.ClipReader._decode_audio = real_rgb, real_audio
-    costs["decode"] -= costs["resize"] + costs["audio"]  # frames() also decoded the audio packets
+    costs["decode"] -= costs["resize"] + costs["audio_packets"]  # frames() also decoded the audio packets
+    costs["audio"] += costs.pop("audio_packets")
     return {k: v / len(clips) for k, v in costs.items()}
 
 
@@ -163,14 +175,22 @@ def backbone_alone(cfg: ExtractConfig, images: int) -> float:
     return max(1, images // len(x)) * len(x) / (time.perf_counter() - start)
 
 
-def run_extract(ds, out: Path, cfg: ExtractConfig, flow: str) -> dict:
-    s = extract(ds, out, cfg, VideoConfig(), FlowConfig(algorithm=flow), show_progress=False)
-    steady = (s.done - 1) / (s.seconds - s.first_clip_seconds)
-    images_per_clip = s.images / s.done
+def run_extract(listing: Path, out: Path, cfg: ExtractConfig, flow: str) -> dict:
+    """afgen extract in a fresh `python -c` process (its workers re-import nothing heavy, as under
+    the CLI; the model is exported anew), timed by its summary."""
+    opts = {"backbone": cfg.backbone, "weights": "none", "device": cfg.device, "batch_size": cfg.batch_size}
+    res = subprocess.run([sys.executable, "-c", EXTRACT_CHILD, str(listing), str(out), json.dumps(opts), flow],
+                         capture_output=True, text=True)
+    if res.returncode:
+        raise SystemExit(f"extract failed:\n{res.stderr[-2000:]}")
+    s = json.loads(res.stdout.split("RESULT", 1)[1])
+    steady = (s["done"] - 1) / (s["seconds"] - s["first_clip_seconds"])
+    images_per_clip = s["images"] / s["done"]
+    running = s["seconds"] - s["build_seconds"] - s["startup_wait_seconds"]
     return {"clips_s": steady, "img_s": steady * images_per_clip, "images_per_clip": images_per_clip,
-            "build_s": s.build_seconds, "first_clip_s": s.first_clip_seconds,
-            "startup_s": s.first_clip_seconds - s.build_seconds - 1 / steady,
-            "wait_fraction": s.wait_seconds / (s.seconds - s.build_seconds), "total_s": s.seconds}
+            "build_s": s["build_seconds"], "first_clip_s": s["first_clip_seconds"],
+            "startup_s": s["first_clip_seconds"] - s["build_seconds"] - 1 / steady,
+            "wait_fraction": s["wait_seconds"] / running, "total_s": s["seconds"]}
 
 
 def whole(cmd: list[str]) -> float:
@@ -206,7 +226,7 @@ def main() -> None:
     n_clips, rss_small, rss_big = (8, 10, 40) if args.quick else (args.clips, 20, 200)
     cores = os.cpu_count() or 1
     cfg = ExtractConfig(backbone=args.backbone, weights="none", device=args.device,
-                        batch_size=ExtractConfig.batch_size if args.device == "cpu" else ExtractConfig.cuda_batch_size)
+                        batch_size=ExtractConfig().batch_for(args.device))
     root = Path(tempfile.mkdtemp(prefix="afgen-bench-"))
     listing = generate(root / "clips", SynthConfig(classes=6, clips_per_class=max(1, n_clips // 6), size=224,
                                                    frame_rates=(25.0,)), show_progress=False)
@@ -216,10 +236,10 @@ def main() -> None:
 
     r["stages"] = stage_costs(clips[: min(8, len(clips))], root / "stage_store")
     configure_threads(cfg.workers)  # the backbone's threads as extract gives them
-    r["backbone_img_s"] = backbone_alone(cfg, 96 if args.device == "cpu" else 2048)
+    r["backbone_img_s"] = backbone_alone(cfg, (96 if args.quick else 192) if args.device == "cpu" else 4096)
     r["runtime"] = build_backbone(cfg.backbone, "none", cfg.device, cfg.precision, cfg.batch_size).runtime
     for flow in ("farneback", "dis"):
-        r[flow] = run_extract(ds, root / f"f_{flow}", cfg, flow)
+        r[flow] = run_extract(listing, root / f"f_{flow}", cfg, flow)
     per_clip = r["farneback"]["images_per_clip"]
     producer = {f: sum(r["stages"][k] for k in ("decode", "resize", "audio")) + r["stages"][f]
                 for f in ("farneback", "dis")}

@@ -46,14 +46,16 @@ class ExtractSummary:
     build_seconds: float = 0.0
     #: Seconds from the start until the first clip was written (None: no clip was).
     first_clip_seconds: float | None = None
-    #: Local engine: seconds the backbone's process waited for the producers, and spent in
-    #: backbone calls (a large wait means decoding, flow or audio is the bottleneck).
+    #: Local engine: seconds the backbone's process waited for the producers once they had
+    #: started (a large share means decoding, flow or audio is the bottleneck), waited for
+    #: their start, and spent in backbone calls.
     wait_seconds: float = 0.0
+    startup_wait_seconds: float = 0.0
     backbone_seconds: float = 0.0
 
     def bottleneck(self) -> str | None:
         """A sentence when the backbone spent much of the run waiting for the producers."""
-        busy = self.seconds - self.build_seconds
+        busy = self.seconds - self.build_seconds - self.startup_wait_seconds
         if not self.done or busy <= 0 or self.wait_seconds < WAIT_WARNING * busy:
             return None
         return (f"the backbone waited {100 * self.wait_seconds / busy:.0f}% of the time for decoding, flow and "
@@ -150,9 +152,10 @@ def extract(
         from afgen.engines import ray_data
 
         ray_data.require()  # before the (driver-side) backbone: a missing Ray fails fast
-    elif cfg.workers > 0:
-        # Producers start (spawn, imports, warm-up) while the backbone is built.
-        pool = local.ProducerPool(settings, cfg.workers, cfg.queue_depth)
+    else:
+        local.configure_threads(cfg.workers)  # before the backbone is built: its runtime takes them
+        if cfg.workers > 0:  # producers start (spawn, imports, warm-up) while the backbone is built
+            pool = local.ProducerPool(settings, cfg.workers, cfg.queue_depth)
     try:
         return _extract(dataset, store, cfg, video, flow, audio, overwrite, show_progress, backbone, shard,
                         settings, pool, start)
@@ -216,7 +219,7 @@ def _extract(dataset: Dataset, store: FeatureStore, cfg: ExtractConfig, video: V
     return ExtractSummary(done=n_done, skipped=skipped, failed=n_failed, seconds=time.perf_counter() - start,
                           images=images, store=store.root, build_seconds=build_seconds,
                           first_clip_seconds=first_clip, wait_seconds=stats.wait_seconds,
-                          backbone_seconds=stats.backbone_seconds)
+                          startup_wait_seconds=stats.startup_wait_seconds, backbone_seconds=stats.backbone_seconds)
 
 
 def _runtime(cfg: ExtractConfig, store: FeatureStore, overwrite: bool) -> str:

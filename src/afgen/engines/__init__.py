@@ -20,7 +20,16 @@ ENGINES = ("local", "ray")
 class Stats:
     """Where the extracting process's time went (the local engine fills it in)."""
 
-    #: Seconds the backbone's process sat waiting for producer messages (decode, flow, audio).
+    #: Seconds the backbone's process sat waiting for producer messages (decode, flow, audio),
+    #: after the first message; before it, the producers were starting (startup_wait_seconds).
     wait_seconds: float = 0.0
+    startup_wait_seconds: float = 0.0
     #: Seconds in backbone (and learned-flow) calls.
     backbone_seconds: float = 0.0
+    first_message: bool = False
+
+    def waited(self, seconds: float) -> None:
+        if self.first_message:
+            self.wait_seconds += seconds
+        else:
+            self.startup_wait_seconds += seconds

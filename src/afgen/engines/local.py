@@ -89,7 +89,7 @@ class ProducerPool:
             try:
                 message = results.get(timeout=2.0)
             except queue.Empty:
-                stats.wait_seconds += time.perf_counter() - waited
+                stats.waited(time.perf_counter() - waited)
                 for i, p in procs.items():
                     if i not in exited and not p.is_alive():  # crashed (e.g. a decoder segfault)
                         exited.add(i)
@@ -100,7 +100,8 @@ class ProducerPool:
                 if len(exited) == len(procs) and not jobs.empty():
                     raise AfgenError("every worker process died; rerun with --workers 0 to see why") from None
                 continue
-            stats.wait_seconds += time.perf_counter() - waited
+            stats.waited(time.perf_counter() - waited)
+            stats.first_message = True
             kind = message[0]
             if kind == "start":
                 in_flight[message[2]] = message[1]
