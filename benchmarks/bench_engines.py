@@ -32,7 +32,7 @@ from afgen.config import ExtractConfig, VideoConfig
 from afgen.dataset import discover
 from afgen.engines import ray_data
 from afgen.extract import extract
-cfg = ExtractConfig(backbone=sys.argv[3], weights="none", engine="ray")
+cfg = ExtractConfig(backbone=sys.argv[3], weights="none", engine="ray", device="cpu")
 ray_data.connect(cfg)
 start = time.perf_counter()
 s = extract(discover(sys.argv[1]), sys.argv[2], cfg, VideoConfig(), show_progress=False)
@@ -67,7 +67,7 @@ def main() -> None:
 
     def cmd(out: str, *extra: str) -> list[str]:
         return [sys.executable, "-m", "afgen", "extract", str(listing), str(root / out), "--backbone", backbone,
-                "--weights", "none", *extra]
+                "--weights", "none", "--device", "cpu", *extra]
 
     r: dict = {"backbone": backbone, "clips": n, "shards": args.shards}
     r["local_s"] = timed([cmd("local")])

@@ -4,7 +4,8 @@ Same synthetic 3-s 25 fps clips at 224 px for every row, random weights (the cos
 depend on the values); each row extracts into a fresh store in this process with no worker
 processes (`workers=0`: decode, flow, audio and backbone one after the other, so the figure
 is the sum of the stages' cost per clip), after one warm-up clip, and reports seconds per
-clip and the ratio to the default (ResNet50 + Farneback + log-mel).
+clip and the ratio to the default (ResNet50 + Farneback + log-mel). Every row runs its
+backbone with the torch runtime, so rows compare extractors, not runtimes.
 
     python benchmarks/bench_extractors.py            # 6 clips per row
     python benchmarks/bench_extractors.py --quick    # 2 clips per row, ResNet18 rows only
@@ -48,7 +49,8 @@ def main() -> None:
     clips = discover(listing)
     results = {}
     for k, (label, backbone, flow, audio) in enumerate(rows):
-        cfg = ExtractConfig(backbone=backbone, weights="none", flow_weights="none", workers=0)
+        cfg = ExtractConfig(backbone=backbone, weights="none", flow_weights="none", workers=0,
+                            runtime="torch")
         flow_cfg, audio_cfg = FlowConfig(algorithm=flow), AudioFeatureConfig(encoder=audio, weights="none")
         warm = replace(cfg, limit=1)
         extract(clips, root / f"warm{k}", warm, VideoConfig(), flow_cfg, audio_cfg, show_progress=False)

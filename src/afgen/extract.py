@@ -224,7 +224,8 @@ def _extract(dataset: Dataset, store: FeatureStore, cfg: ExtractConfig, video: V
 
 def _runtime(cfg: ExtractConfig, store: FeatureStore, overwrite: bool) -> str:
     """The backbone runtime to ask for: `auto` keeps a resumed store's own (torch where it names
-    none), so a rerun never trips over its settings; on Ray, whose actors may hold GPUs, torch."""
+    none), so a rerun never trips over its settings; on Ray, whose actors may hold GPUs, torch
+    unless --device cpu says they run on CPUs."""
     if cfg.runtime != "auto":
         return cfg.runtime
     if not overwrite and (store.root / CONFIG).is_file():
@@ -232,7 +233,7 @@ def _runtime(cfg: ExtractConfig, store: FeatureStore, overwrite: bool) -> str:
             return store.config()["settings"].get("runtime", "torch")
         except (StoreError, KeyError, AttributeError):
             pass  # a damaged config.json: open_for_writing reports it
-    return "torch" if cfg.engine == "ray" else "auto"
+    return "torch" if cfg.engine == "ray" and cfg.device != "cpu" else "auto"
 
 
 def _record(clip: Clip) -> dict:
