@@ -79,10 +79,6 @@ class AudioFeatureConfig:
 class ExtractConfig:
     """Feature extraction: backbone, precision, batching and parallelism."""
 
-    def batch_for(self, device: str) -> int:
-        """The batch size on `device` (cpu | cuda): the one asked for, else that device's default."""
-        return self.batch_size or (self.cuda_batch_size if device == "cuda" else self.cpu_batch_size)
-
     backbone: str = "resnet50"
     weights: str = "imagenet"  # imagenet | none | path to a state dict
     audio: str = "logmel"
@@ -115,6 +111,10 @@ class ExtractConfig:
     ray_actor_cpus: int = 1
     #: Ray: clips per backbone call (their images go through in batches of batch_size).
     ray_clips_per_call: int = 4
+
+    def batch_for(self, device: str) -> int:
+        """The batch size on `device` (cpu | cuda): the one asked for, else that device's default."""
+        return self.batch_size or (self.cuda_batch_size if device == "cuda" else self.cpu_batch_size)
 
 
 @dataclass(frozen=True)

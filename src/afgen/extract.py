@@ -154,8 +154,9 @@ def extract(
         ray_data.require()  # before the (driver-side) backbone: a missing Ray fails fast
     else:
         local.configure_threads(cfg.workers)  # before the backbone is built: its runtime takes them
-        if cfg.workers > 0:  # producers start (spawn, imports, warm-up) while the backbone is built
-            pool = local.ProducerPool(settings, cfg.workers, cfg.queue_depth)
+        workers = min(cfg.workers, len(dataset.clips[: cfg.limit] if cfg.limit else dataset.clips))
+        if workers > 0:  # producers start (spawn, imports, warm-up) while the backbone is built
+            pool = local.ProducerPool(settings, workers, cfg.queue_depth)
     try:
         return _extract(dataset, store, cfg, video, flow, audio, overwrite, show_progress, backbone, shard,
                         settings, pool, start)

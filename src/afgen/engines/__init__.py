@@ -26,10 +26,10 @@ class Stats:
     startup_wait_seconds: float = 0.0
     #: Seconds in backbone (and learned-flow) calls.
     backbone_seconds: float = 0.0
-    first_message: bool = False
+    producers_started: bool = False
 
     def waited(self, seconds: float) -> None:
-        if self.first_message:
+        if self.producers_started:
             self.wait_seconds += seconds
         else:
             self.startup_wait_seconds += seconds

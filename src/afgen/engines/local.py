@@ -101,7 +101,7 @@ class ProducerPool:
                     raise AfgenError("every worker process died; rerun with --workers 0 to see why") from None
                 continue
             stats.waited(time.perf_counter() - waited)
-            stats.first_message = True
+            stats.producers_started = True
             kind = message[0]
             if kind == "start":
                 in_flight[message[2]] = message[1]
