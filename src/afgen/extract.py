@@ -153,8 +153,8 @@ def extract(
 
         ray_data.require()  # before the (driver-side) backbone: a missing Ray fails fast
     else:
-        local.configure_threads(cfg.workers)  # before the backbone is built: its runtime takes them
         workers = min(cfg.workers, len(dataset.clips[: cfg.limit] if cfg.limit else dataset.clips))
+        local.configure_threads(workers)  # before the backbone is built: its runtime takes them
         if workers > 0:  # producers start (spawn, imports, warm-up) while the backbone is built
             pool = local.ProducerPool(settings, workers, cfg.queue_depth)
     try:

@@ -16,6 +16,8 @@ from afgen.config import FlowConfig
 from afgen.errors import AfgenError
 
 ALGORITHMS = ("farneback", "dis", "tvl1")
+#: Learned flows: computed with torch beside the backbone (flow_raft.py), not in the producers.
+LEARNED = ("raft", "raft_small")
 ENCODINGS = ("hsv", "xy")
 _DIS_PRESETS = {
     "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
@@ -46,7 +48,7 @@ def make_flow(cfg: FlowConfig = FlowConfig()) -> FlowFn:
                              "install it in place of any other OpenCV package")
         tvl1 = cv2.optflow.DualTVL1OpticalFlow_create()
         return lambda a, b: tvl1.calc(a, b, None)
-    if cfg.algorithm in ("raft", "raft_small"):
+    if cfg.algorithm in LEARNED:
         raise AfgenError(f"--flow {cfg.algorithm} runs with the backbone in `afgen extract` (torch); this command "
                          f"takes the OpenCV algorithms: {', '.join(ALGORITHMS)}")
     raise AfgenError(f"unknown flow algorithm {cfg.algorithm!r}; use {', '.join(ALGORITHMS)}, raft or raft_small")

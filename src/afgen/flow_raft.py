@@ -20,10 +20,9 @@ import torch.nn.functional as F
 
 from afgen.config import FlowConfig
 from afgen.errors import AfgenError
-from afgen.flow import make_encoder
+from afgen.flow import LEARNED, make_encoder
 from afgen.weights import RANDOM_ID, load_into, seeded
 
-LEARNED = ("raft", "raft_small")
 MIN_SIDE = 128
 
 

@@ -18,7 +18,7 @@ from threadpoolctl import threadpool_limits
 from afgen.audio import get_encoder
 from afgen.config import AudioFeatureConfig, FlowConfig, VideoConfig
 from afgen.errors import AfgenError
-from afgen.flow import gray, make_encoder, make_flow
+from afgen.flow import LEARNED, gray, make_encoder, make_flow
 from afgen.video import ClipReader
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def produce(clip_id: str, path: Path, settings: Settings) -> Iterator[tuple]:
     try:
         with ClipReader(path, settings.video) as clip:  # opened once: frames and audio in one pass
             meta["fps_src"] = round(clip.info.fps, 3)
-            learned = settings.flow.algorithm in ("raft", "raft_small")  # computed beside the backbone instead
+            learned = settings.flow.algorithm in LEARNED  # computed beside the backbone instead
             flow_fn, encode = (None, None) if learned else (make_flow(settings.flow), make_encoder(settings.flow))
             rgb, flows, times, previous = [], [], [], None
             for frame in clip.frames():
@@ -93,7 +93,7 @@ def warm_up(settings: Settings) -> None:
         with threadpool_limits(limits=1, user_api="blas"):
             get_encoder(settings.audio.encoder, settings.audio).encode(
                 np.zeros(rate, np.float32), rate, [0.0, 1.0 / fps], 1.0 / fps)
-        if settings.flow.algorithm not in ("raft", "raft_small"):
+        if settings.flow.algorithm not in LEARNED:
             still = np.zeros((32, 32), np.uint8)
             make_encoder(settings.flow)(make_flow(settings.flow)(still, still))
     except Exception as exc:  # noqa: BLE001 - reported per clip, where it names the clip
