@@ -24,14 +24,14 @@ import time
 from pathlib import Path
 
 from afgen.config import SynthConfig
-from afgen.synth import generate
+from afgen.extraction.synth import generate
 
 WARM_CHILD = """
 import sys, time
 from afgen.config import ExtractConfig, VideoConfig
-from afgen.dataset import discover
-from afgen.engines import ray_data
-from afgen.extract import extract
+from afgen.extraction.dataset import discover
+from afgen.extraction.engines import ray_data
+from afgen.extraction.extract import extract
 cfg = ExtractConfig(backbone=sys.argv[3], weights="none", engine="ray", device="cpu")
 ray_data.connect(cfg)
 start = time.perf_counter()

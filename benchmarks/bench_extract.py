@@ -37,16 +37,16 @@ import cv2
 import numpy as np
 import torch
 
-import afgen.video
-from afgen.audio import get_encoder
+import afgen.extraction.video
 from afgen.config import AudioFeatureConfig, ExtractConfig, FlowConfig, SynthConfig, VideoConfig
-from afgen.dataset import discover
-from afgen.engines.local import configure_threads
-from afgen.flow import gray, make_encoder, make_flow
-from afgen.store import FeatureStore
-from afgen.synth import generate, make_clip, write_clip
-from afgen.video import ClipReader
-from afgen.visual import build_backbone
+from afgen.contracts.store import FeatureStore
+from afgen.encoders.audio import get_encoder
+from afgen.encoders.backbones import build_backbone
+from afgen.encoders.flows import gray, make_encoder, make_flow
+from afgen.extraction.dataset import discover
+from afgen.extraction.engines.local import configure_threads
+from afgen.extraction.synth import generate, make_clip, write_clip
+from afgen.extraction.video import ClipReader
 
 NAIVE_CHILD = """
 import sys, tempfile, time
@@ -93,8 +93,8 @@ with tempfile.TemporaryDirectory() as tmp:
 EXTRACT_CHILD = """
 import dataclasses, json, sys
 from afgen.config import ExtractConfig, FlowConfig, VideoConfig
-from afgen.dataset import discover
-from afgen.extract import extract
+from afgen.extraction.dataset import discover
+from afgen.extraction.extract import extract
 cfg = ExtractConfig(**json.loads(sys.argv[3]))
 s = extract(discover(sys.argv[1]), sys.argv[2], cfg, VideoConfig(), FlowConfig(algorithm=sys.argv[4]),
             show_progress=False)
@@ -104,8 +104,8 @@ print("RESULT", json.dumps({k: v for k, v in dataclasses.asdict(s).items() if k 
 RSS_CHILD = """
 import resource, sys
 from afgen.config import ExtractConfig, VideoConfig
-from afgen.dataset import discover
-from afgen.extract import extract
+from afgen.extraction.dataset import discover
+from afgen.extraction.extract import extract
 extract(discover(sys.argv[1]), sys.argv[2], ExtractConfig(backbone=sys.argv[3], weights="none", workers=0),
         VideoConfig(), show_progress=False)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
@@ -120,7 +120,7 @@ def stage_costs(clips: list[Path], store_root: Path) -> dict[str, float]:
     encoder = get_encoder("logmel", AudioFeatureConfig())
     encoder.encode(np.zeros(16_000, np.float32), 16_000, [0.0, 1 / 6], 1 / 6)  # imports: a worker's warm-up
     costs = dict.fromkeys(["decode", "resize", "farneback", "dis", "audio", "audio_packets", "write"], 0.0)
-    real_rgb, real_audio = afgen.video._to_rgb, afgen.video.ClipReader._decode_audio
+    real_rgb, real_audio = afgen.extraction.video._to_rgb, afgen.extraction.video.ClipReader._decode_audio
 
     def timed(key, fn):
         def wrapper(*args):
@@ -131,8 +131,8 @@ def stage_costs(clips: list[Path], store_root: Path) -> dict[str, float]:
                 costs[key] += time.process_time() - t
         return wrapper
 
-    afgen.video._to_rgb = timed("resize", real_rgb)
-    afgen.video.ClipReader._decode_audio = timed("audio_packets", real_audio)
+    afgen.extraction.video._to_rgb = timed("resize", real_rgb)
+    afgen.extraction.video.ClipReader._decode_audio = timed("audio_packets", real_audio)
     store = FeatureStore(store_root)
     store.root.mkdir(parents=True)
     try:
@@ -156,7 +156,7 @@ def stage_costs(clips: list[Path], store_root: Path) -> dict[str, float]:
             store.write_clip(path.stem, arrays, {"id": path.stem})
             costs["write"] += time.process_time() - t
     finally:
-        afgen.video._to_rgb, afgen.video.ClipReader._decode_audio = real_rgb, real_audio
+        afgen.extraction.video._to_rgb, afgen.extraction.video.ClipReader._decode_audio = real_rgb, real_audio
     costs["decode"] -= costs["resize"] + costs["audio_packets"]  # frames() also decoded the audio packets
     costs["audio"] += costs.pop("audio_packets")
     return {k: v / len(clips) for k, v in costs.items()}

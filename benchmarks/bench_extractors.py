@@ -21,9 +21,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from afgen.config import AudioFeatureConfig, ExtractConfig, FlowConfig, SynthConfig, VideoConfig
-from afgen.dataset import discover
-from afgen.extract import extract
-from afgen.synth import generate
+from afgen.extraction.dataset import discover
+from afgen.extraction.extract import extract
+from afgen.extraction.synth import generate
 
 ROWS = [  # label, backbone, flow, audio
     ("default: resnet50, farneback, logmel", "resnet50", "farneback", "logmel"),

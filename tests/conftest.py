@@ -84,9 +84,9 @@ TINY_SYNTH = dict(classes=3, clips_per_class=6, size=48, seconds=1.0, missing_au
 def tiny_store(tmp_path_factory):
     """A synthetic dataset (3 classes x 6 clips, some silent) extracted with a random ResNet18."""
     from afgen.config import ExtractConfig, SynthConfig, VideoConfig
-    from afgen.dataset import discover
-    from afgen.extract import extract
-    from afgen.synth import generate
+    from afgen.extraction.dataset import discover
+    from afgen.extraction.extract import extract
+    from afgen.extraction.synth import generate
 
     root = tmp_path_factory.mktemp("tiny")
     listing = generate(root / "clips", SynthConfig(**TINY_SYNTH), show_progress=False)
@@ -99,7 +99,7 @@ def tiny_store(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_run(tiny_store):
     """A run trained for a few epochs on tiny_store."""
-    from afgen.train import train
+    from afgen.learning.train import train
 
     train(tiny_store / "features", tiny_store / "run", TINY_TRAIN, show_progress=False)
     return tiny_store / "run"

@@ -15,13 +15,13 @@ from conftest import TINY_TRAIN, write_clip
 
 from afgen import cli
 from afgen.config import ExtractConfig, VideoConfig
-from afgen.data import load_packed
-from afgen.dataset import discover
+from afgen.contracts.store import FeatureStore
 from afgen.errors import AfgenError, RunError, StoreError, WriteError
-from afgen.extract import extract
-from afgen.store import FeatureStore
-from afgen.train import load_run, train
-from afgen.verify import npy_problem, verify
+from afgen.extraction.dataset import discover
+from afgen.extraction.extract import extract
+from afgen.learning.train import train
+from afgen.learning.trained import load_run
+from afgen.verify import npy_problem, open_packed, verify
 
 FAST = ExtractConfig(backbone="resnet18", weights="none", workers=0, batch_size=4, precision="fp32")
 SMALL = VideoConfig(height=32, width=32)
@@ -73,7 +73,7 @@ def test_damaged_feature_file_is_named_reported_and_repaired(clean, tmp_path, da
     shutil.copytree(clean / "clean", store)
     path = STORE_DAMAGE[damage](store)
     with pytest.raises(StoreError) as err:  # what `afgen train` and `afgen evaluate` open first
-        load_packed(store)
+        open_packed(store)
     assert str(path) in str(err.value) and "afgen verify" in str(err.value)
     report = verify(store)
     assert [d.path for d in report.damage] == [path]
@@ -84,7 +84,7 @@ def test_damaged_feature_file_is_named_reported_and_repaired(clean, tmp_path, da
     assert (summary.done, summary.skipped) == (1, 2)  # exactly the damaged clip is redone
     assert verify(store).ok
     assert _npy_files(store) == _npy_files(clean / "clean")
-    load_packed(store)
+    open_packed(store)
 
 
 def test_invalid_config_json_is_a_clear_error_and_repair_keeps_the_clips(clean, tmp_path, capsys):
@@ -131,12 +131,12 @@ def test_garbage_manifest_line_is_tolerated_reported_and_removed(clean, tmp_path
 def test_damaged_packed_view_is_named_and_rebuilt(clean, tmp_path):
     store = tmp_path / "store"
     shutil.copytree(clean / "clean", store)
-    load_packed(store)
+    open_packed(store)
     _truncate(store / "packed/rgb.npy", 300)
     with pytest.raises(StoreError, match="packed/rgb.npy"):
-        load_packed(store)
+        open_packed(store)
     verify(store, repair=True)
-    assert len(load_packed(store)) == 3
+    assert len(open_packed(store)) == 3
 
 
 def test_extract_into_a_file_and_verify_of_a_non_store(clean, tmp_path, capsys):
@@ -173,7 +173,7 @@ def test_npy_problem_checks_header_size_shape_dtype_and_values(tmp_path):
 # -- failed writes -----------------------------------------------------------------------------
 
 def test_failed_write_leaves_nothing_partial_and_rerun_completes(clean, tmp_path, monkeypatch):
-    import afgen.store as store_module
+    import afgen.contracts.store as store_module
 
     real_fsync, calls = store_module.os.fsync, {"n": 0}
 
@@ -231,7 +231,7 @@ def test_truncated_checkpoint_is_named_and_its_stage_set_aside(run_copy):
     _truncate(ckpt, 500)
     report = verify(run_copy)
     assert [d.path for d in report.damage] == [ckpt]
-    from afgen.train import load_checkpoint
+    from afgen.contracts.runfolder import load_checkpoint
 
     with pytest.raises(RunError, match="last.ckpt.*damaged"):
         load_checkpoint(ckpt)
@@ -242,7 +242,7 @@ def test_truncated_checkpoint_is_named_and_its_stage_set_aside(run_copy):
 
 def test_damaged_seeds_json_is_a_clear_error(run_copy):
     (run_copy / "seeds.json").write_text("{")
-    from afgen.train import seed_runs
+    from afgen.contracts.runfolder import seed_runs
 
     with pytest.raises(AfgenError, match="seeds.json"):
         seed_runs(run_copy)
@@ -282,7 +282,7 @@ def test_torch_damage_helpers_cover_zip_errors(tmp_path):
     path = tmp_path / "x.pt"
     torch.save({"a": torch.zeros(3)}, path)
     _truncate(path, 50)
-    from afgen.train import load_bundle
+    from afgen.contracts.runfolder import load_bundle
 
     with pytest.raises(RunError, match="x.pt"):
         load_bundle(path)

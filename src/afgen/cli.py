@@ -63,7 +63,7 @@ def _setup_logging(verbose: bool) -> None:
 
 def _dataset(source: Path, layout: str, only_classes: str | None, per_class: int | None,
              strict: bool = C.DatasetConfig.strict, seed: int = C.DatasetConfig.per_class_seed):
-    from afgen.dataset import discover
+    from afgen.extraction.dataset import discover
 
     classes = [c.strip() for c in only_classes.split(",") if c.strip()] if only_classes else None
     return discover(source, layout=layout, classes=classes, per_class=per_class, strict=strict, seed=seed)
@@ -86,7 +86,7 @@ def synth(
     Each class is a physical event whose sound follows its motion (impacts click, speed sets
     pitch), so the audio feature can be predicted from the video but not from one frame.
     """
-    from afgen.synth import generate
+    from afgen.extraction.synth import generate
 
     _setup_logging(verbose)
     cfg = C.SynthConfig(classes=classes, clips_per_class=clips_per_class, seed=seed,
@@ -116,7 +116,7 @@ def frames(
 
     One manifest line per clip (ok, or failed with the reason); a rerun skips finished clips.
     """
-    from afgen.frames import write_frames
+    from afgen.extraction.frames import write_frames
 
     _setup_logging(verbose)
     dataset = _dataset(clips, layout, only_classes, per_class, strict, per_class_seed)
@@ -166,8 +166,8 @@ def extract(
     Resumable: a rerun skips finished clips; a failed clip is recorded and the batch goes on.
     One writer per store (or per --shard): a second run on the same clips is refused.
     """
-    from afgen.extract import extract as run_extract
-    from afgen.extract import parse_shard
+    from afgen.extraction.extract import extract as run_extract
+    from afgen.extraction.extract import parse_shard
 
     _setup_logging(verbose)
     dataset = _dataset(clips, layout, only_classes, per_class, strict, per_class_seed)
@@ -193,7 +193,7 @@ def export(
     verbose: Verbose = False,
 ) -> None:
     """Write a feature store in the seed's file naming (v_R, v_F and v_C per clip)."""
-    from afgen.export import export as run_export
+    from afgen.seed_export import export as run_export
 
     _setup_logging(verbose)
     console.print(f"exported {run_export(features, out, format)} clips to {out}")
@@ -227,7 +227,7 @@ def train_cmd(
     that objective) and its λ = 0 ablation, out-of-fold generators, then the audio-visual
     classifiers (real audio; modality dropout with zeros, a learned token or generated audio).
     """
-    from afgen.train import train
+    from afgen.learning.train import train
 
     _setup_logging(verbose)
     cfg = C.TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, lambda_reg=lambda_reg, hidden=hidden,
@@ -235,7 +235,7 @@ def train_cmd(
                         class_balance=class_balance, patience=patience, seed=seed, oof_folds=oof_folds, seed_workers=seed_workers,
                         devices=devices, accelerator=accelerator, strategy=strategy)
     result = train(features, run, cfg, resume=resume, seeds=_ints(seeds, "--seeds") if seeds else None)
-    from afgen.train import is_rank_zero
+    from afgen.learning.fit import is_rank_zero
 
     if not is_rank_zero():
         return
@@ -290,7 +290,7 @@ def evaluate_cmd(
     each method is compared, paired, with the paper's method and with visual-only, and the
     verdicts (better / worse / no resolvable difference) are what a conclusion may quote.
     """
-    from afgen.evaluate import evaluate
+    from afgen.learning.evaluate import evaluate
 
     _setup_logging(verbose)
     if mask_draws < 1 or bootstrap < 100:
@@ -314,7 +314,7 @@ def predict_cmd(
     """Top-k actions for one clip; generated audio stands in when the clip has none."""
     from rich.table import Table
 
-    from afgen.predict import predict
+    from afgen.learning.predict import predict
 
     _setup_logging(verbose)
     p = predict(clip, run, top=top, weights=weights, save_audio_feature=save_audio_feature, onnx=onnx)
@@ -343,7 +343,7 @@ def export_model_cmd(
 ) -> None:
     """Export the generator (v_C -> class logits + generated audio feature) and the
     audio-visual classifier, with dynamic batch and sequence length, checked against PyTorch."""
-    from afgen.model_export import export_model
+    from afgen.learning.model_export import export_model
 
     _setup_logging(verbose)
     result = export_model(run, out, format)

@@ -17,11 +17,11 @@ import torch
 import torchvision
 
 from afgen.config import DemoConfig, EvalConfig, ExtractConfig, SynthConfig, TrainConfig, VideoConfig
-from afgen.dataset import discover
-from afgen.evaluate import EvalResult, evaluate
-from afgen.extract import extract
-from afgen.synth import generate
-from afgen.train import train
+from afgen.extraction.dataset import discover
+from afgen.extraction.extract import extract
+from afgen.extraction.synth import generate
+from afgen.learning.evaluate import EvalResult, evaluate
+from afgen.learning.train import train
 
 log = logging.getLogger(__name__)
 

@@ -44,3 +44,8 @@ def write_failed(path: Path, exc: OSError) -> WriteError:
     else:
         fix = "check the disk, then rerun the same command"
     return WriteError(f"could not write ({why}); nothing partial was kept: {fix} (finished work is kept)", path)
+
+
+def repair_hint(path: str | Path, then: str) -> str:
+    """The one wording of "repair it, then rerun": `afgen verify PATH --repair`, then `then`."""
+    return f"run `afgen verify {path} --repair`, then {then}"

@@ -25,8 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from afgen.errors import AfgenError, StoreError
-from afgen.store import CONFIG, SETTINGS_KEY, FeatureStore, atomic_write_bytes
+from afgen.contracts.packed import PackedFeatures, load_packed
+from afgen.contracts.runfolder import BUNDLE, OOF_DIR, SEEDS_FILE, load_bundle, load_checkpoint
+from afgen.contracts.store import CONFIG, SETTINGS_KEY, FeatureStore, atomic_write_bytes
+from afgen.errors import AfgenError, StoreError, repair_hint
 
 log = logging.getLogger(__name__)
 
@@ -196,16 +198,24 @@ def require_intact_store(root: str | Path) -> None:
     if report.damage:
         shown = "; ".join(f"{d.path}: {d.problem}" for d in report.damage[:3])
         more = f" (and {len(report.damage) - 3} more)" if len(report.damage) > 3 else ""
-        raise StoreError(f"{len(report.damage)} damaged file(s): {shown}{more}. Run `afgen verify {report.root} "
-                         "--repair`, then rerun `afgen extract` with the same settings to redo them", report.root)
+        raise StoreError(f"{len(report.damage)} damaged file(s): {shown}{more}. "
+                         + repair_hint(report.root, "rerun `afgen extract` with the same settings to redo them"),
+                         report.root)
+
+
+def open_packed(root: str | Path, check: bool = True) -> PackedFeatures:
+    """The packed view of a store, as every pipeline opens it: after the cheap check of every
+    clip file (damage is reported up front, by file and fix, not as numpy's error); `check=False`
+    when the caller has just checked the same store."""
+    if check:
+        require_intact_store(root)
+    return load_packed(root)
 
 
 # -- runs -------------------------------------------------------------------------------
 
 def check_run(root: str | Path) -> Report:
     """Check every file a run (single- or multi-seed) needs or resumes from."""
-    from afgen.train import BUNDLE, OOF_DIR, SEEDS_FILE, load_bundle, load_checkpoint
-
     root = Path(root)
     report = Report(root, "run")
     fix = (f"--repair sets it aside; then `afgen train FEATURES {root} --resume` (with the options it was "

@@ -3,11 +3,12 @@ into contracts/, extraction/, encoders/ and learning/): the store without its pa
 the run's model.pt, metrics.json and provenance.json are kept, so tests can read files that
 the old layout wrote. (Kept for the record; the import paths are the old ones.)"""
 
-from afgen.config import ExtractConfig, SynthConfig, TrainConfig, VideoConfig
 from afgen.dataset import discover
 from afgen.extract import extract
 from afgen.synth import generate
 from afgen.train import train
+
+from afgen.config import ExtractConfig, SynthConfig, TrainConfig, VideoConfig
 
 if __name__ == "__main__":
     generate("clips", SynthConfig(classes=2, clips_per_class=6, size=32, seconds=1.0, workers=1), show_progress=False)

@@ -1,0 +1,145 @@
+"""The packed, memory-mapped training view of a feature store, and v_C.
+
+`pack` concatenates the per-clip files once into one array per modality plus offsets
+(FEATURES/packed/); training then opens a handful of memory-mapped files instead of tens
+of thousands of small ones. v_C = concat(v_R[1:], v_F) is built here, per clip.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from afgen.contracts.store import FeatureStore, atomic_save_npy, atomic_write_json, load_npy, read_json
+from afgen.errors import StoreError, repair_hint
+
+log = logging.getLogger(__name__)
+
+PACKED = "packed"
+
+
+def _fingerprint(records: list[dict]) -> str:
+    key = "packed-v2" + json.dumps(sorted((r["id"], r.get("t"), bool(r.get("has_audio"))) for r in records))
+    return hashlib.sha1(key.encode()).hexdigest()
+
+
+def pack(root: str | Path, force: bool = False) -> Path:
+    """Build FEATURES/packed/ from the per-clip files (skipped when it is up to date)."""
+    store = FeatureStore(root)
+    records = sorted(store.records("ok"), key=lambda r: r["id"])
+    if not records:
+        raise StoreError("no successfully extracted clips to pack; run `afgen extract`", store.root)
+    out = store.root / PACKED
+    fingerprint = _fingerprint(records)
+    index_path = out / "index.json"
+    if not force and index_path.is_file() and read_json(index_path, store.repair_hint).get("fingerprint") == fingerprint:
+        return out
+    arrays = {m: [store.load(m, r["id"]) for r in records] for m in ("rgb", "flow")}
+    audio = [store.load("audio", r["id"]) for r in records if r.get("has_audio")]
+    rgb_len = [len(a) for a in arrays["rgb"]]
+    flow_len = [len(a) for a in arrays["flow"]]
+    with_audio = [r for r in records if r.get("has_audio")]
+    bad = [(r["id"], m) for m in ("rgb", "flow") for r, a in zip(records, arrays[m]) if not np.isfinite(a).all()]
+    bad += [(r["id"], "audio") for r, a in zip(with_audio, audio) if not np.isfinite(a).all()]
+    if bad:
+        shown = ", ".join(str(store.path(m, cid)) for cid, m in bad[:3])
+        raise StoreError(f"{len(bad)} feature file(s) hold NaN or inf values ({shown}); {store.repair_hint}",
+                         store.root)
+    for r, nr, nf in zip(records, rgb_len, flow_len):
+        if nf != nr - 1:
+            raise StoreError(f"clip {r['id']}: {nr} RGB rows but {nf} flow rows (expected "
+                             f"{nr - 1}); re-extract it", store.root)
+    out.mkdir(exist_ok=True)
+    atomic_save_npy(out / "rgb.npy", np.concatenate(arrays["rgb"]))
+    atomic_save_npy(out / "flow.npy", np.concatenate(arrays["flow"]))
+    if audio:
+        atomic_save_npy(out / "audio.npy", np.stack(audio).astype(np.float32))
+    k = 0
+    audio_index = []
+    for r in records:
+        audio_index.append(k if r.get("has_audio") else -1)
+        k += bool(r.get("has_audio"))
+    atomic_write_json(index_path, {
+        "fingerprint": fingerprint,
+        "ids": [r["id"] for r in records],
+        "labels": [r["label"] for r in records],
+        "splits": [r.get("split") for r in records],
+        "rgb_offsets": np.concatenate([[0], np.cumsum(rgb_len)]).tolist(),
+        "flow_offsets": np.concatenate([[0], np.cumsum(flow_len)]).tolist(),
+        "audio_index": audio_index,
+        "audio_dim": int(store.config()["settings"]["audio"]["dim"]),
+    })
+    log.info("packed %d clips into %s", len(records), out)
+    return out
+
+
+@dataclass
+class PackedFeatures:
+    """Memory-mapped features of every ok clip of a store, indexed 0..n-1."""
+
+    ids: list[str]
+    labels: list[str]
+    splits: list[str | None]
+    rgb: np.ndarray
+    flow: np.ndarray
+    audio_rows: np.ndarray | None
+    rgb_offsets: np.ndarray
+    flow_offsets: np.ndarray
+    audio_index: np.ndarray
+    audio_dim: int
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def visual_dim(self) -> int:
+        return self.rgb.shape[1] + self.flow.shape[1]
+
+    def v_r(self, i: int) -> np.ndarray:
+        return np.asarray(self.rgb[self.rgb_offsets[i]:self.rgb_offsets[i + 1]], np.float32)
+
+    def v_f(self, i: int) -> np.ndarray:
+        return np.asarray(self.flow[self.flow_offsets[i]:self.flow_offsets[i + 1]], np.float32)
+
+    def v_c(self, i: int) -> np.ndarray:
+        """concat(v_R[1:], v_F) [t-1, 2D]: row k pairs frame k+1 with the motion into it."""
+        return v_c(self.v_r(i), self.v_f(i))
+
+    def audio(self, i: int) -> np.ndarray | None:
+        k = self.audio_index[i]
+        return None if k < 0 else np.asarray(self.audio_rows[k], np.float32)
+
+    def has_audio(self) -> np.ndarray:
+        return self.audio_index >= 0
+
+
+def v_c(v_r: np.ndarray, v_f: np.ndarray) -> np.ndarray:
+    """The seed's v_C: drop the first RGB row so row k pairs frame k+1 with flow k -> k+1."""
+    if len(v_f) != len(v_r) - 1:
+        raise StoreError(f"v_F has {len(v_f)} rows for {len(v_r)} RGB rows; expected t-1")
+    return np.concatenate([v_r[1:], v_f], axis=1).astype(np.float32, copy=False)
+
+
+def load_packed(root: str | Path) -> PackedFeatures:
+    """Open (building first if needed) the packed view of a feature store. Readers run
+    `afgen.verify.require_intact_store(root)` first, so damage is reported up front, by file,
+    not as numpy's error."""
+    out = pack(root)
+    fix = repair_hint(root, "rerun this command (the packed view is rebuilt from the clip files)")
+    index = read_json(out / "index.json", fix)
+    audio_path = out / "audio.npy"
+    return PackedFeatures(
+        ids=index["ids"], labels=index["labels"], splits=index["splits"],
+        rgb=load_npy(out / "rgb.npy", fix, mmap=True),
+        flow=load_npy(out / "flow.npy", fix, mmap=True),
+        audio_rows=load_npy(audio_path, fix, mmap=True) if audio_path.is_file() else None,
+        rgb_offsets=np.asarray(index["rgb_offsets"]),
+        flow_offsets=np.asarray(index["flow_offsets"]),
+        audio_index=np.asarray(index["audio_index"]),
+        audio_dim=index["audio_dim"],
+    )

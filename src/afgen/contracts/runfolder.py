@@ -1,0 +1,75 @@
+"""A run folder's files and how they are read: the contract between `afgen train` and its readers.
+
+RUN/model.pt bundles the chosen weights of every stage (format 2, loaded with weights_only=True),
+RUN/metrics.json and RUN/provenance.json describe it, RUN/<stage>/checkpoints/ hold Lightning's
+checkpoints, RUN/oof/generated.npz caches the out-of-fold generated audio; a multi-seed run is
+RUN/seeds.json listing RUN/seed-<s>/ single-seed runs. Damage is a RunError naming the file and
+the fix (`afgen verify RUN --repair`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from afgen.contracts.store import read_json
+from afgen.errors import RunError, repair_hint
+
+BUNDLE = "model.pt"
+METRICS = "metrics.json"
+PROVENANCE = "provenance.json"
+SEEDS_FILE = "seeds.json"
+OOF_DIR = "oof"
+#: The bundle format this afgen writes and reads.
+BUNDLE_FORMAT = 2
+
+
+def seed_runs(run: str | Path) -> list[Path]:
+    """The single-seed run folders of RUN: RUN itself, or RUN/seed-<s>/ for a multi-seed run."""
+    run = Path(run)
+    listing = run / SEEDS_FILE
+    if listing.is_file():
+        fix = repair_hint(run, f"`afgen train FEATURES {run} --seeds ... --resume`")
+        try:
+            return [run / name for name in read_json(listing, fix)["runs"]]
+        except (KeyError, TypeError):
+            raise RunError(f"damaged: no list of runs; {fix}", listing) from None
+    return [run]
+
+
+def _damaged(path: Path, exc: Exception, fix: str) -> RunError:
+    first = str(exc).strip().splitlines()[0].split(". ")[0][:160] if str(exc).strip() else ""
+    return RunError(f"damaged ({type(exc).__name__}{': ' + first if first else ''}); {fix}", path)
+
+
+def load_checkpoint(path: Path) -> dict:
+    """A Lightning checkpoint (weights_only); a damaged one is a RunError naming it and the fix."""
+    run = path.parent.parent.parent
+    import torch  # here, so that checking a store does not load torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise RunError(f"missing checkpoint; {repair_hint(run, '`afgen train ... --resume`')}",
+                       path) from None
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad zip/pickle
+        raise _damaged(path, exc, repair_hint(run, f"`afgen train FEATURES {run} --resume` "
+                                  "to retrain that stage")) from None
+
+
+def load_bundle(path: Path) -> dict:
+    """RUN/model.pt (weights_only); a missing, damaged or outdated one is a RunError naming it."""
+    run = path.parent
+    if not path.is_file():
+        raise RunError("no model.pt: not a finished run (train it with `afgen train`, or finish an interrupted "
+                       "one with `--resume`)", run)
+    import torch
+
+    try:
+        bundle = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad zip/pickle
+        raise _damaged(path, exc, repair_hint(run, f"`afgen train FEATURES {run} --resume` "
+                                  "to rebuild it")) from None
+    if not isinstance(bundle, dict) or bundle.get("format") != BUNDLE_FORMAT:
+        raise RunError("this run was trained by an older afgen (model.pt format 1) or is not a model bundle; "
+                       "retrain it with `afgen train`", path)
+    return bundle

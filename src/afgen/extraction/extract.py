@@ -1,0 +1,229 @@
+"""`afgen extract`: clips -> feature store. An engine schedules the clips (engines/local.py:
+producer processes on this machine; engines/ray_data.py: Ray Data across a cluster); this
+module picks the clips (all, or one `--shard I/N`), holds the store's lock and writes every
+clip the engine hands back, atomically, with its manifest line. A failed clip gets a
+manifest line with the reason and the batch goes on; a rerun skips finished clips.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from afgen.config import AudioFeatureConfig, ExtractConfig, FlowConfig, VideoConfig, to_dict
+from afgen.contracts.store import CONFIG, FeatureStore
+from afgen.encoders.audio import get_encoder
+from afgen.encoders.backbones import Backbone, build_backbone, resolve_device
+from afgen.encoders.flows import is_learned
+from afgen.encoders.raft import RaftFlow, build_raft
+from afgen.errors import AfgenError, StoreError
+from afgen.extraction.assemble import Assembler, ClipFeatures, features_in_process  # noqa: F401 - re-exported
+from afgen.extraction.dataset import Clip, Dataset
+from afgen.extraction.engines import ENGINES, Stats, local
+from afgen.extraction.lock import ALL, StoreLock, shard_scope
+from afgen.extraction.producer import Settings
+from afgen.progress import progress_bar
+from afgen.provenance import package_versions
+
+log = logging.getLogger(__name__)
+#: Report the producers as the bottleneck when the backbone waited this fraction of the run.
+WAIT_WARNING = 0.25
+
+
+@dataclass(frozen=True)
+class ExtractSummary:
+    done: int
+    skipped: int
+    failed: int
+    seconds: float
+    images: int
+    store: Path
+    #: Seconds to build the backbone (and RAFT), from the start.
+    build_seconds: float = 0.0
+    #: Seconds from the start until the first clip was written (None: no clip was).
+    first_clip_seconds: float | None = None
+    #: Local engine: seconds the backbone's process waited for the producers once they had
+    #: started (a large share means decoding, flow or audio is the bottleneck), waited for
+    #: their start, and spent in backbone calls.
+    wait_seconds: float = 0.0
+    startup_wait_seconds: float = 0.0
+    backbone_seconds: float = 0.0
+
+    def bottleneck(self) -> str | None:
+        """A sentence when the backbone spent much of the run waiting for the producers."""
+        busy = self.seconds - self.build_seconds - self.startup_wait_seconds
+        if not self.done or busy <= 0 or self.wait_seconds < WAIT_WARNING * busy:
+            return None
+        return (f"the backbone waited {100 * self.wait_seconds / busy:.0f}% of the time for decoding, flow and "
+                "audio: more --workers (on more cores), or a cheaper flow (--flow dis), would feed it faster")
+
+
+def flow_settings(flow: FlowConfig, raft: RaftFlow | None = None) -> dict:
+    """The flow part of a store's settings: RAFT's keys (and weights) only for a learned flow,
+    so stores made with the OpenCV algorithms keep the settings they always had."""
+    out = {k: v for k, v in to_dict(flow).items() if raft is not None or not k.startswith("raft_")}
+    if raft is not None:
+        out["raft"] = raft.identity()
+    return out
+
+
+def store_config(backbone: Backbone, cfg: ExtractConfig, video: VideoConfig, flow: FlowConfig,
+                 audio: AudioFeatureConfig, raft: RaftFlow | None = None) -> dict:
+    """config.json: the settings that decide the bytes (compared on rerun) and provenance."""
+    encoder = get_encoder(audio.encoder, audio)
+    settings = {
+        "video": to_dict(video) | {"decoder_threads": None},
+        "flow": flow_settings(flow, raft),
+        "audio": encoder.params(),
+        **backbone.identity(),
+        "dtype": cfg.dtype,
+    }
+    return {"settings": settings, "versions": package_versions(),
+            "extract": {"batch_size": cfg.batch_size, "device": str(backbone.device),
+                        "workers": cfg.workers, "weights_arg": cfg.weights, "engine": cfg.engine,
+                        "flow_weights_arg": cfg.flow_weights if raft is not None else None,
+                        "audio_weights_arg": audio.weights if audio.encoder != "logmel" else None}}
+
+
+def shard_of(clip_id: str, count: int) -> int:
+    """The shard (0..count-1) a clip belongs to: a hash of its id, the same on every machine."""
+    return int(hashlib.sha1(clip_id.encode()).hexdigest()[:12], 16) % count
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """'I/N' -> (I, N) with 0 <= I < N; None stays None."""
+    if text is None:
+        return None
+    try:
+        index, count = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise AfgenError(f"--shard takes I/N (e.g. 0/4), got {text!r}") from None
+    if not 0 <= index < count:
+        raise AfgenError(f"--shard {text}: I must be within 0..N-1")
+    return index, count
+
+
+def extract(
+    dataset: Dataset,
+    out: str | Path,
+    cfg: ExtractConfig = ExtractConfig(),
+    video: VideoConfig = VideoConfig(),
+    flow: FlowConfig = FlowConfig(),
+    audio: AudioFeatureConfig = AudioFeatureConfig(),
+    overwrite: bool = False,
+    show_progress: bool = True,
+    backbone: Backbone | None = None,
+    shard: tuple[int, int] | None = None,
+) -> ExtractSummary:
+    """Extract v_R, v_F and audio features of every clip (of `shard` (I, N) only, if given)
+    into the store at `out`, with the engine `cfg.engine`; a rerun skips finished clips."""
+    start = time.perf_counter()
+    if cfg.dtype not in ("float16", "float32"):
+        raise AfgenError(f"unknown --dtype {cfg.dtype!r}; use float16 or float32")
+    if cfg.engine not in ENGINES:
+        raise AfgenError(f"unknown --engine {cfg.engine!r}; use one of {', '.join(ENGINES)}")
+    if shard is not None and overwrite:
+        raise AfgenError("--overwrite cannot be combined with --shard (it would wipe the other shards' work)")
+    store = FeatureStore(out)
+    if store.root.exists() and not store.root.is_dir():
+        raise StoreError("exists and is a file, not a folder: choose another output folder for the feature store",
+                         store.root)
+    if cfg.engine == "local" and cfg.batch_size is None:  # this device's default (Ray's actors choose theirs)
+        cfg = replace(cfg, batch_size=cfg.batch_for(resolve_device(cfg.device).type))
+    settings = Settings(video=video, flow=flow, audio=audio, chunk=cfg.batch_for("cpu"))
+    pool = None
+    if cfg.engine == "ray":
+        from afgen.extraction.engines import ray_data
+
+        ray_data.require()  # before the (driver-side) backbone: a missing Ray fails fast
+    else:
+        workers = min(cfg.workers, len(dataset.clips[: cfg.limit] if cfg.limit else dataset.clips))
+        local.configure_threads(workers)  # before the backbone is built: its runtime takes them
+        if workers > 0:  # producers start (spawn, imports, warm-up) while the backbone is built
+            pool = local.ProducerPool(settings, workers, cfg.queue_depth)
+    try:
+        return _extract(dataset, store, cfg, video, flow, audio, overwrite, show_progress, backbone, shard,
+                        settings, pool, start)
+    finally:
+        if pool is not None:
+            pool.close()
+
+
+def _extract(dataset: Dataset, store: FeatureStore, cfg: ExtractConfig, video: VideoConfig, flow: FlowConfig,
+             audio: AudioFeatureConfig, overwrite: bool, show_progress: bool, backbone: Backbone | None,
+             shard: tuple[int, int] | None, settings: Settings, pool: local.ProducerPool | None,
+             start: float) -> ExtractSummary:
+    backbone = backbone or build_backbone(cfg.backbone, cfg.weights, "cpu" if cfg.engine == "ray" else cfg.device,
+                                          cfg.precision, cfg.batch_for("cpu"), _runtime(cfg, store, overwrite))
+    raft = (build_raft(flow, backbone.device, cfg.flow_weights, backbone.batch_size) if is_learned(flow) else None)
+    build_seconds = time.perf_counter() - start
+    store.root.mkdir(parents=True, exist_ok=True)
+    scope = ALL if shard is None else shard_scope(*shard)
+    with StoreLock(store.root, scope, command=" ".join(sys.argv)):
+        store.open_for_writing(store_config(backbone, cfg, video, flow, audio, raft), overwrite=overwrite)
+        if dataset.selection:
+            store.record("dataset", dataset.selection)  # which clips, chosen how, and the class order
+        clips = list(dataset.clips[: cfg.limit] if cfg.limit else dataset.clips)
+        if shard is not None:
+            clips = [c for c in clips if shard_of(c.id, shard[1]) == shard[0]]
+        sid = store.settings_id()
+        done = store.done_ids(sid)
+        todo = [c for c in clips if c.id not in done]
+        skipped = len(clips) - len(todo)
+        if skipped:
+            log.info("%d of %d clips already extracted in %s; skipping them", skipped, len(clips), store.root)
+        stats = Stats()
+        if not todo:
+            events = iter(())
+        elif cfg.engine == "ray":
+            from afgen.extraction.engines import ray_data
+
+            events = ray_data.run(todo, settings, cfg, backbone)
+        else:
+            events = local.run(todo, settings, cfg, backbone, raft, pool=pool, stats=stats)
+        by_id = {c.id: c for c in todo}
+        n_done = n_failed = images = 0
+        first_clip = None
+        with progress_bar(len(todo), "extract", enabled=show_progress) as bar:
+            for event in events:
+                clip = by_id[event[1]]
+                if event[0] == "done":
+                    item = event[2]
+                    arrays = {"rgb": item.rgb.astype(cfg.dtype), "flow": item.flow.astype(cfg.dtype), **item.audio}
+                    store.write_clip(clip.id, arrays, _record(clip) | item.meta | {"settings": sid})
+                    n_done += 1
+                    images += len(item.rgb) + len(item.flow)
+                    if first_clip is None:
+                        first_clip = time.perf_counter() - start
+                else:
+                    store.record_failure(clip.id, _record(clip) | event[2], event[3])
+                    log.warning("failed: %s", event[3])
+                    n_failed += 1
+                    bar.status(f"[red]{n_failed} failed")
+                bar.advance()
+    return ExtractSummary(done=n_done, skipped=skipped, failed=n_failed, seconds=time.perf_counter() - start,
+                          images=images, store=store.root, build_seconds=build_seconds,
+                          first_clip_seconds=first_clip, wait_seconds=stats.wait_seconds,
+                          startup_wait_seconds=stats.startup_wait_seconds, backbone_seconds=stats.backbone_seconds)
+
+
+def _runtime(cfg: ExtractConfig, store: FeatureStore, overwrite: bool) -> str:
+    """The backbone runtime to ask for: `auto` keeps a resumed store's own (torch where it names
+    none), so a rerun never trips over its settings; on Ray, whose actors may hold GPUs, torch
+    unless --device cpu says they run on CPUs."""
+    if cfg.runtime != "auto":
+        return cfg.runtime
+    if not overwrite and (store.root / CONFIG).is_file():
+        try:
+            return store.config()["settings"].get("runtime", "torch")
+        except (StoreError, KeyError, AttributeError):
+            pass  # a damaged config.json: open_for_writing reports it
+    return "torch" if cfg.engine == "ray" and cfg.device != "cpu" else "auto"
+
+
+def _record(clip: Clip) -> dict:
+    return {"id": clip.id, "label": clip.label, "split": clip.split, "source": clip.source}

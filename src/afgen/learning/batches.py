@@ -1,0 +1,71 @@
+"""Batches for training and scoring: clips as tensors, padded to the longest, and the audio a
+classifier is given where a clip's audio is missing."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from afgen.config import TrainConfig
+from afgen.contracts.packed import PackedFeatures
+from afgen.errors import AfgenError
+
+
+class ClipSet(Dataset):
+    """(v_C, label, real audio or zeros, has real audio, generated audio or zeros) per clip.
+
+    `generated` maps clip index -> a generated audio feature (raw space): what a classifier
+    sees where a clip's audio is missing or dropped and its stage fills with generated audio.
+    Sets up to `cache_mb` of v_C are held in memory (training reads each clip every epoch);
+    larger ones are read from the memory-mapped store per item.
+    """
+
+    def __init__(self, packed: PackedFeatures, indices: list[int], label_index: dict[str, int],
+                 generated: dict[int, np.ndarray] | None = None, cache_mb: float = TrainConfig.cache_mb) -> None:
+        self.packed, self.indices, self.label_index = packed, indices, label_index
+        self.generated = generated or {}
+        self.audio_dim = packed.audio_dim
+        rows = sum(int(packed.rgb_offsets[i + 1] - packed.rgb_offsets[i]) for i in indices)
+        self._cache = None
+        if rows * packed.visual_dim * 4 <= cache_mb * 2**20:
+            self._cache = [self._item(k) for k in range(len(indices))]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, k: int):
+        return self._cache[k] if self._cache is not None else self._item(k)
+
+    def _item(self, k: int):
+        i = self.indices[k]
+        audio = self.packed.audio(i)
+        has = audio is not None
+        zeros = np.zeros(self.audio_dim, np.float32)
+        return (torch.from_numpy(self.packed.v_c(i)), self.label_index[self.packed.labels[i]],
+                torch.from_numpy(audio if has else zeros),
+                has, torch.from_numpy(np.asarray(self.generated.get(i, zeros), np.float32)))
+
+
+def collate(batch):
+    """Pad v_C to the longest clip; returns (v_c, lengths, labels, audio, has_audio, generated)."""
+    seqs, labels, audio, has, gen = zip(*batch)
+    lengths = torch.tensor([len(s) for s in seqs])
+    padded = torch.nn.utils.rnn.pad_sequence(list(seqs), batch_first=True)
+    return padded, lengths, torch.tensor(labels), torch.stack(audio), torch.tensor(has), torch.stack(gen)
+
+
+def fill_audio(audio: torch.Tensor, missing: torch.Tensor, fill: str, generated: torch.Tensor | None = None,
+               mean: torch.Tensor | None = None) -> torch.Tensor:
+    """The audio a classifier is given: real where present, `fill` where `missing` [B].
+
+    "token" zero-fills too: the model swaps in its token where `missing` is set; "real" is
+    the upper bound, where only clips that never had audio are missing."""
+    m = missing[:, None]
+    if fill in ("zero", "token", "real"):
+        return audio.masked_fill(m, 0.0)
+    if fill == "mean":
+        return torch.where(m, mean.expand_as(audio), audio)
+    if fill == "generated":
+        return torch.where(m, generated, audio)
+    raise AfgenError(f"unknown audio fill {fill!r}")

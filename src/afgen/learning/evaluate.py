@@ -1,0 +1,415 @@
+"""`afgen evaluate`: the missing-audio protocol, with intervals and paired verdicts.
+
+For each missing rate r and each of `mask_draws` seeded draws, the audio of a random r of the
+test clips is dropped (clips that never had audio are always missing) and every method of
+the registry (methods.METHODS) is scored on the same clips with the same mask. A run trained
+with several seeds is scored seed by seed on the same masks. Each cell is the accuracy
+averaged over seeds and draws with a 95% bootstrap interval (statistics.py); each method is
+compared, paired, with the paper's method and with visual-only, and at every rate the best
+method is named with whether it is resolvably better than the runner-up.
+Outputs in RUN/eval/: results.json, results.md, scores.npz (per-clip correctness and masks,
+for your own analysis), accuracy_vs_missing.png and confusion_generated_r1.png.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from afgen.config import EvalConfig, to_dict
+from afgen.contracts.packed import PackedFeatures
+from afgen.contracts.runfolder import seed_runs
+from afgen.contracts.store import atomic_write_json
+from afgen.errors import AfgenError
+from afgen.learning.batches import ClipSet, collate, fill_audio
+from afgen.learning.methods import BASELINES, METHODS, NOT_COMPETING, PAPER
+from afgen.learning.splits import resolve_splits
+from afgen.learning.statistics import Bootstrap, mean_std, verdict
+from afgen.learning.trained import TrainedRun, load_run
+from afgen.verify import open_packed
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EvalResult:
+    results: dict
+    table: str
+    out: Path
+
+
+def missing_mask(n: int, has_audio: np.ndarray, rate: float, seed: int, draw: int = 0) -> np.ndarray:
+    """True where a clip's audio is missing at this rate in this draw: a seeded random
+    round(r*n) clips, plus every clip that never had audio."""
+    rng = np.random.default_rng([seed, int(round(rate * 1000)), draw])
+    dropped = np.zeros(n, bool)
+    dropped[rng.permutation(n)[: int(round(rate * n))]] = True
+    return dropped | ~has_audio
+
+
+def mask_draws(has_audio: np.ndarray, rate: float, cfg: EvalConfig) -> np.ndarray:
+    """The [draws, n] missing-audio masks of one rate, shared by every method and seed."""
+    return np.stack([missing_mask(len(has_audio), has_audio, rate, cfg.seed, d) for d in range(cfg.mask_draws)])
+
+
+@dataclass
+class _Inputs:
+    """One seed's test-time tensors: padded v_C batches, labels, real audio, generated audio."""
+
+    batches: list[tuple[torch.Tensor, torch.Tensor]]
+    labels: torch.Tensor
+    real: torch.Tensor
+    has: torch.Tensor
+
+
+def _test_split(packed: PackedFeatures, trained: TrainedRun, split: str) -> tuple[str, list[int]]:
+    splits = resolve_splits(packed, trained.train)
+    if not splits.get(split):
+        fallback = "val" if split == "test" else "test"
+        if not splits.get(fallback):
+            raise AfgenError(f"no clips in split {split!r}", trained.path)
+        log.warning("no %s clips; evaluating on %s instead", split, fallback)
+        split = fallback
+    idx = splits[split]
+    unknown = sorted({packed.labels[i] for i in idx} - set(trained.classes))
+    if unknown:
+        raise AfgenError(f"the {split} split has classes the run never saw: {unknown}", trained.path)
+    return split, idx
+
+
+def _inputs(packed: PackedFeatures, idx: list[int], classes: list[str]) -> _Inputs:
+    label_index = {c: i for i, c in enumerate(classes)}
+    batches, labels, real, has = [], [], [], []
+    for v_c, lens, y, audio, h, _ in DataLoader(ClipSet(packed, idx, label_index), batch_size=64, collate_fn=collate):
+        batches.append((v_c, lens))
+        labels.append(y)
+        real.append(audio)
+        has.append(h)
+    return _Inputs(batches, torch.cat(labels), torch.cat(real), torch.cat(has))
+
+
+@torch.no_grad()
+def _seed_logits(trained: TrainedRun, inputs: _Inputs,
+                 masks: dict[str, np.ndarray]) -> tuple[dict[str, dict[str, list]], torch.Tensor]:
+    """Logits [D][N, C] of every method at every rate for one trained seed, and the main
+    generator's audio features [N, A] (raw space)."""
+    def run_generator(name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        model = trained.models[name]
+        outs = [model(v_c, lens) for v_c, lens in inputs.batches]
+        return torch.cat([o[0] for o in outs]), model.audio_norm.inverse(torch.cat([o[1] for o in outs]))
+
+    generators = {name: run_generator(name) for name in {m.generator for m in METHODS.values()} | {
+        m.model for m in METHODS.values() if m.fill is None}}
+    mean = trained.generator.audio_norm.mean
+
+    def fused(model, audio: torch.Tensor, missing: torch.Tensor) -> torch.Tensor:
+        out, k = [], 0
+        for v_c, lens in inputs.batches:
+            n = len(lens)
+            out.append(model(v_c, lens, audio[k:k + n], missing[k:k + n]))
+            k += n
+        return torch.cat(out)
+
+    logits: dict[str, dict[str, list]] = {}
+    for rate, rate_masks in masks.items():
+        logits[rate] = {}
+        for key, method in METHODS.items():
+            if method.fill is None:
+                logits[rate][key] = [generators[method.model][0]] * len(rate_masks)
+                continue
+            model = trained.models[method.model]
+            draws, seen = [], {}  # identical masks (r = 0, r = 1, the upper bound) are scored once
+            for mask in rate_masks:
+                missing = ~inputs.has if method.fill == "real" else torch.from_numpy(mask)
+                token = missing.numpy().tobytes()
+                if token not in seen:
+                    audio = fill_audio(inputs.real, missing, method.fill, generators[method.generator][1], mean)
+                    seen[token] = fused(model, audio, missing)
+                draws.append(seen[token])
+            logits[rate][key] = draws
+    return logits, generators["generator"][1]
+
+
+def evaluate(run: str | Path, features: str | Path | None = None, cfg: EvalConfig = EvalConfig()) -> EvalResult:
+    """Score every method at every missing rate (every seed of the run); write RUN/eval/."""
+    run = Path(run)
+    runs = seed_runs(run)
+    trained_runs = {sub: load_run(sub) for sub in runs}  # every model.pt up front: damage before any work
+    first = trained_runs[runs[0]]
+    packed = open_packed(features or first.features)
+    split, idx = _test_split(packed, first, cfg.split)
+    classes = first.classes
+    inputs = _inputs(packed, idx, classes)
+    has_np = inputs.has.numpy()
+    masks = {f"{r:g}": mask_draws(has_np, r, cfg) for r in cfg.missing_rates}
+    k = cfg.top_k
+    labels = inputs.labels
+    # correctness [R, D, N] per (rate, method): top-1, top-k; predictions for per-class accuracy
+    top1: dict[tuple[str, str], list] = {}
+    topk: dict[tuple[str, str], list] = {}
+    preds: dict[tuple[str, str], list] = {}
+    quality, seeds = [], []
+    for sub in runs:
+        trained = trained_runs[sub]
+        if trained.classes != classes:
+            raise AfgenError(f"{sub.name} was trained on other classes than {runs[0].name}; retrain the run", run)
+        seeds.append(trained.train.seed)
+        logits, generated = _seed_logits(trained, inputs, masks)
+        for rate, per_method in logits.items():
+            for key, draws in per_method.items():
+                lg = torch.stack(draws)  # [D, N, C]
+                top1.setdefault((rate, key), []).append((lg.argmax(-1) == labels).numpy())
+                hits = (lg.topk(min(k, lg.shape[-1]), dim=-1).indices == labels[None, :, None]).any(-1)
+                topk.setdefault((rate, key), []).append(hits.numpy())
+                preds.setdefault((rate, key), []).append(lg.argmax(-1).numpy())
+        quality.append(_quality(trained, inputs, generated, classes))
+    shape = (len(runs), cfg.mask_draws, len(idx))
+    boot = Bootstrap(shape, cfg.bootstrap, cfg.seed, cfg.confidence)
+    scores = {key: np.asarray(v, np.uint8) for key, v in top1.items()}
+    results: dict = {
+        "split": split, "n_clips": len(idx), "n_with_audio": int(has_np.sum()), "classes": classes,
+        "seeds": seeds, "methods": {key: m.label for key, m in METHODS.items()}, "paper_method": PAPER,
+        "config": to_dict(cfg), "rates": {}, "comparisons": {}, "best": {},
+        "interval": (f"{100 * cfg.confidence:g}% percentile bootstrap ({cfg.bootstrap} resamples) over the "
+                     f"{len(idx)} test clips, the {cfg.mask_draws} missing-audio mask draws and the "
+                     f"{len(runs)} seed(s), paired across methods"),
+    }
+    seed_boot = Bootstrap((1,) + shape[1:], cfg.bootstrap, cfg.seed, cfg.confidence)
+    for rate in masks:
+        cells = {}
+        for key in METHODS:
+            s = scores[(rate, key)]
+            seed_values = [float(x) for x in s.mean(axis=(1, 2))]
+            cells[key] = {
+                "top1": boot.accuracy(s).as_dict(),
+                f"top{k}": float(np.mean(topk[(rate, key)])),
+                "mean_class": _mean_class(np.asarray(preds[(rate, key)]), labels.numpy(), len(classes)),
+                "per_seed": [seed_boot.accuracy(s[r:r + 1]).as_dict() for r in range(len(runs))],
+                "seed_mean_std": list(mean_std(seed_values)),
+            }
+        results["rates"][rate] = {"missing_fraction": float(masks[rate].mean()), **cells}
+        results["comparisons"][rate] = {
+            key: {base: _compare(boot, scores[(rate, key)], scores[(rate, base)]) for base in BASELINES}
+            for key in METHODS}
+        results["best"][rate] = _best(boot, scores, rate, cells)
+    results["generated_audio_quality"] = _aggregate_quality(quality)
+    last = f"{max(cfg.missing_rates):g}"
+    results["confusion_rate"] = float(last)
+    out = run / "eval"
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "results.json", results)
+    tmp = out / ".scores.tmp.npz"
+    np.savez_compressed(tmp, ids=np.array([packed.ids[i] for i in idx]), seeds=np.array(seeds),
+                        **{f"correct@{rate}@{key}": v for (rate, key), v in scores.items()},
+                        **{f"missing@{rate}": m for rate, m in masks.items()})
+    tmp.replace(out / "scores.npz")
+    table = results_table(results)
+    (out / "results.md").write_text(table)
+    _plot_rates(results, out / "accuracy_vs_missing.png")
+    _plot_confusion(_confusion(np.asarray(preds[(last, PAPER)]), labels.numpy(), len(classes)), classes,
+                    out / "confusion_generated_r1.png", float(last))
+    return EvalResult(results=results, table=table, out=out)
+
+
+def _compare(boot: Bootstrap, a: np.ndarray, b: np.ndarray) -> dict:
+    diff = boot.difference(a, b)
+    return {**diff.as_dict(), "verdict": verdict(diff)}
+
+
+def _best(boot: Bootstrap, scores: dict, rate: str, cells: dict) -> dict:
+    """The competing method with the highest accuracy, and whether it beats the runner-up."""
+    ranked = sorted((k for k in METHODS if k not in NOT_COMPETING), key=lambda k: -cells[k]["top1"]["value"])
+    best, runner = ranked[0], ranked[1]
+    diff = boot.difference(scores[(rate, best)], scores[(rate, runner)])
+    return {"method": best, "runner_up": runner, **diff.as_dict(),
+            "resolvable": diff.low > 0}
+
+
+def _mean_class(preds: np.ndarray, labels: np.ndarray, n_classes: int) -> float:
+    """Mean per-class accuracy over every seed and draw."""
+    hit = preds == labels
+    return float(np.mean([hit[..., labels == c].mean() for c in range(n_classes) if (labels == c).any()]))
+
+
+def _confusion(preds: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
+    """Counts summed over seeds and draws."""
+    cm = np.zeros((n, n), int)
+    flat = preds.reshape(-1, len(labels))
+    for row in flat:
+        np.add.at(cm, (labels, row), 1)
+    return cm
+
+
+def _quality(trained: TrainedRun, inputs: _Inputs, generated: torch.Tensor, classes: list[str]) -> dict:
+    """Generated vs real audio features on clips with real audio: MSE in standardised units
+    (1.0 = no better than predicting the training mean) and cosine, raw and mean-centred."""
+    has = inputs.has
+    if not has.any():
+        return {"n": 0}
+    g, r, y, norm = generated[has], inputs.real[has], inputs.labels[has], trained.generator.audio_norm
+    mse = ((norm(g) - norm(r)) ** 2).mean(1)
+    cos = F.cosine_similarity(g, r, dim=1)
+    cos_c = F.cosine_similarity(g - norm.mean, r - norm.mean, dim=1)
+
+    def stats(x: torch.Tensor) -> dict:
+        return {"mean": float(x.mean()), "std": float(x.std()) if len(x) > 1 else 0.0}
+
+    per_class = {classes[c]: {"n": int((y == c).sum()), "mse": stats(mse[y == c]), "cosine_centered": stats(cos_c[y == c])}
+                 for c in range(len(classes)) if (y == c).any()}
+    return {"n": int(has.sum()), "mse_standardized": stats(mse), "cosine": stats(cos),
+            "cosine_centered": stats(cos_c), "per_class": per_class}
+
+
+def _aggregate_quality(per_seed: list[dict]) -> dict:
+    """The first seed's full report, plus mean ± std over seeds of its headline numbers."""
+    out = dict(per_seed[0])
+    if out.get("n"):
+        out["over_seeds"] = {key: list(mean_std([q[key]["mean"] for q in per_seed]))
+                             for key in ("mse_standardized", "cosine", "cosine_centered")}
+    return out
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}"
+
+
+def _cell(ci: dict) -> str:
+    return f"{_pct(ci['value'])} [{_pct(ci['low'])}, {_pct(ci['high'])}]"
+
+
+def _signed(ci: dict) -> str:
+    return f"{100 * ci['value']:+.1f} [{100 * ci['low']:+.1f}, {100 * ci['high']:+.1f}]"
+
+
+_SHORT = {"better": "better", "worse": "worse", "no resolvable difference": "~"}
+
+
+def results_table(results: dict) -> str:
+    """Markdown: accuracy with intervals per method and rate, paired verdicts, best per rate."""
+    rates = list(results["rates"])
+    methods = results["methods"]
+    last = rates[-1]
+    n_seeds = len(results["seeds"])
+    lines = [f"Missing-audio evaluation on the {results['split']} split: {results['n_clips']} clips, "
+             f"{results['n_with_audio']} with real audio; {n_seeds} seed(s).", "",
+             "Top-1 accuracy (%) by missing-audio rate r, with its 95% interval:", "",
+             "| method | " + " | ".join(f"r = {r}" for r in rates) + " |",
+             "|---|" + "---:|" * len(rates)]
+    for key, name in methods.items():
+        lines.append(f"| {name} | " + " | ".join(_cell(results["rates"][r][key]["top1"]) for r in rates) + " |")
+    lines += ["", f"Each cell: mean over seeds and missing-audio draws [{results['interval']}]. "
+              "Rows differ only in the model and in how a missing audio feature is filled."]
+    lines += ["", "Paired difference from the paper's method (AV + generated audio), percentage points "
+              "[95% interval], by rate (better / worse: the interval excludes 0; ~: no resolvable difference):", "",
+              "| method | " + " | ".join(f"r = {r}" for r in rates) + " |", "|---|" + "---:|" * len(rates)]
+    for key, name in methods.items():
+        if key == results["paper_method"]:
+            continue
+        cells = [f"{100 * c['value']:+.1f} {_SHORT[c['verdict']]}"
+                 for c in (results["comparisons"][r][key][results["paper_method"]] for r in rates)]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    bases = list(next(iter(results["comparisons"][last].values())))
+    lines += ["", f"At r = {last}, paired differences (row minus column method, percentage points) with their "
+              "95% intervals and verdicts:", "",
+              "| method | " + " | ".join(f"vs {methods[b]}" for b in bases) + " |", "|---|" + "---:|" * len(bases)]
+    for key, name in methods.items():
+        c = results["comparisons"][last][key]
+        lines.append(f"| {name} | " + " | ".join(f"{_signed(c[b])} {c[b]['verdict']}" for b in bases) + " |")
+    lines += ["", "Best method at each rate (the upper bound with real audio excluded):", ""]
+    for r in rates:
+        b = results["best"][r]
+        word = "resolvably better than" if b["resolvable"] else "not resolvably better than"
+        lines.append(f"- r = {r}: **{methods[b['method']]}**, "
+                     f"{_pct(results['rates'][r][b['method']]['top1']['value'])}%; {word} "
+                     f"{methods[b['runner_up']]} ({100 * b['value']:+.1f} [{100 * b['low']:+.1f}, {100 * b['high']:+.1f}])")
+    if n_seeds > 1:
+        lines += ["", f"Per seed at r = {last} (top-1 % with its own 95% interval over clips and draws):", "",
+                  "| method | " + " | ".join(f"seed {s}" for s in results["seeds"]) + " | mean ± std |",
+                  "|---|" + "---:|" * (n_seeds + 1)]
+        for key, name in methods.items():
+            cell = results["rates"][last][key]
+            m, sd = cell["seed_mean_std"]
+            lines.append(f"| {name} | " + " | ".join(_cell(c) for c in cell["per_seed"]) +
+                         f" | {_pct(m)} ± {_pct(sd)} |")
+    k = results["config"]["top_k"]
+    lines += ["", f"At r = {last}: top-{k} and mean per-class accuracy (%):", "",
+              f"| method | top-1 | top-{k} | mean per-class |", "|---|---:|---:|---:|"]
+    for key, name in methods.items():
+        m = results["rates"][last][key]
+        lines.append(f"| {name} | {_pct(m['top1']['value'])} | {_pct(m[f'top{k}'])} | {_pct(m['mean_class'])} |")
+    q = results["generated_audio_quality"]
+    if q.get("n"):
+        lines += ["", f"Generated vs real audio feature ({q['n']} clips with audio, first seed): "
+                  f"MSE (standardised; 1.0 = training mean) {q['mse_standardized']['mean']:.3f} ± "
+                  f"{q['mse_standardized']['std']:.3f}, cosine {q['cosine']['mean']:.3f}, "
+                  f"mean-centred cosine {q['cosine_centered']['mean']:.3f} ± {q['cosine_centered']['std']:.3f}."]
+        if n_seeds > 1:
+            mse, cos = q["over_seeds"]["mse_standardized"], q["over_seeds"]["cosine_centered"]
+            lines.append(f"Over the {n_seeds} seeds: MSE {mse[0]:.3f} ± {mse[1]:.3f}, "
+                         f"mean-centred cosine {cos[0]:.3f} ± {cos[1]:.3f}.")
+    return "\n".join(lines) + "\n"
+
+
+def _plot_rates(results: dict, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = list(results["rates"])
+    rates = [float(r) for r in keys]
+    fig, ax = plt.subplots(figsize=(11, 5))
+    for i, (key, name) in enumerate(results["methods"].items()):
+        cells = [results["rates"][r][key] for r in keys]
+        value = [100 * c["top1"]["value"] for c in cells]
+        colour = plt.cm.tab10(i % 10)
+        ax.plot(rates, value, marker="o", label=name, color=colour, lw=2 if key == results["paper_method"] else 1.2)
+        ax.fill_between(rates, [100 * c["top1"]["low"] for c in cells], [100 * c["top1"]["high"] for c in cells],
+                        color=colour, alpha=0.12, lw=0)
+        if len(results["seeds"]) > 1:  # the spread over seeds: one dot per seed
+            for j, c in enumerate(cells):
+                ax.scatter([rates[j]] * len(c["per_seed"]), [100 * s["value"] for s in c["per_seed"]],
+                           s=6, color=colour, alpha=0.6)
+    ax.set_xlabel("missing-audio rate r")
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_title(f"Accuracy vs missing audio ({results['split']}, {results['n_clips']} clips, "
+                 f"{len(results['seeds'])} seed(s)); bands: 95% interval, dots: seeds", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def _plot_confusion(cm: np.ndarray, classes: list[str], out: Path, rate: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(1 + 0.6 * len(classes), 1 + 0.55 * len(classes)))
+    ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    for (i, j), v in np.ndenumerate(cm):
+        ax.text(j, i, str(v), ha="center", va="center", color="white" if v > cm.max() / 2 else "black", fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"AV + generated audio, r = {rate:g} (all seeds and draws)")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def load_results(run: str | Path) -> dict:
+    return json.loads((Path(run) / "eval" / "results.json").read_text())
+
+
+__all__ = ["evaluate", "missing_mask", "mask_draws", "results_table", "load_results", "EvalResult"]

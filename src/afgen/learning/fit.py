@@ -1,0 +1,217 @@
+"""Fitting one stage with Lightning: the generator and classifier modules, their loaders and the
+checkpoint selection (generators on CE + λ·MSE, classifiers on accuracy, ties by loss)."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, WeightedRandomSampler
+
+from afgen.config import TrainConfig
+from afgen.contracts.runfolder import load_checkpoint
+from afgen.learning.batches import ClipSet, collate, fill_audio
+from afgen.learning.methods import Stage
+from afgen.learning.models import AudioVisualClassifier, SoundFeatureGenerator, generator_loss
+from afgen.learning.plots import plot_curves
+
+
+def _topk(logits: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
+    k = min(k, logits.shape[1])
+    return (logits.topk(k, dim=1).indices == labels[:, None]).any(1).float().mean()
+
+
+def selection_score(correct: float, loss: float) -> float:
+    """Validation accuracy with ties broken by loss: the number of correct clips minus a
+    penalty in [0, 1) that grows with the loss, so one more correct clip always wins and,
+    at equal accuracy, the lower loss wins (never the earlier epoch by default)."""
+    return float(correct) - float(loss) / (1.0 + float(loss))
+
+
+# -- Lightning modules --------------------------------------------------------------------
+class _Stage(L.LightningModule):
+    """Shared by both kinds: `_step(batch, stage)` for training and validation, AdamW, and
+    exact epoch-level validation sums (CE, MSE, correct clips) for checkpoint selection."""
+
+    cfg: TrainConfig
+    lambda_reg: float = 0.0
+
+    def training_step(self, batch, _):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, _):
+        self._step(batch, "val")
+
+    def on_validation_epoch_start(self) -> None:
+        self._sums: dict[str, float] = defaultdict(float)
+
+    def _accumulate(self, logits, labels, weights, mse_per_clip=None, has=None, cos=None) -> None:
+        ce = F.cross_entropy(logits, labels, weight=weights, reduction="none")
+        w = weights[labels] if weights is not None else torch.ones_like(ce)
+        top5 = (logits.topk(min(5, logits.shape[1]), dim=1).indices == labels[:, None]).any(1)
+        add = {"ce": ce.sum(), "w": w.sum(), "correct": (logits.argmax(1) == labels).sum(), "correct5": top5.sum(),
+               "n": len(labels)}
+        if mse_per_clip is not None:
+            add |= {"mse": mse_per_clip[has].sum(), "n_audio": has.sum()}
+        if cos is not None:
+            add |= {"cos": cos.sum(), "n_cos": len(cos)}
+        for key, value in add.items():
+            self._sums[key] += float(value)
+
+    def on_validation_epoch_end(self) -> None:
+        """Validation metrics from exact sums over the whole split: summed across ranks under
+        DDP (each rank holds a disjoint part of it), so they do not depend on the device count."""
+        keys = ("ce", "w", "correct", "correct5", "n", "mse", "n_audio", "cos", "n_cos")
+        sums = torch.tensor([self._sums.get(k, 0.0) for k in keys], dtype=torch.float64)
+        if self.trainer.world_size > 1:
+            sums = self.trainer.strategy.reduce(sums, reduce_op="sum")
+        s = dict(zip(keys, sums.tolist()))
+        if not s["n"]:
+            return
+        ce = s["ce"] / s["w"]
+        mse = s["mse"] / s["n_audio"] if s["n_audio"] else 0.0
+        objective = ce + self.lambda_reg * mse
+        logged = {"val_objective": objective, "val_select": selection_score(s["correct"], objective),
+                  "val_acc_exact": s["correct"] / s["n"], "val_acc": s["correct"] / s["n"],
+                  "val_top5": s["correct5"] / s["n"], "val_loss": objective, "val_ce": ce, "val_clips": s["n"]}
+        if isinstance(self, GeneratorModule):
+            logged["val_mse"] = mse
+            if s["n_cos"]:
+                logged["val_cos"] = s["cos"] / s["n_cos"]
+        for key, value in logged.items():
+            self.log(key, value, prog_bar=key in ("val_loss", "val_acc"))
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+
+
+class GeneratorModule(_Stage):
+    def __init__(self, model: SoundFeatureGenerator, cfg: TrainConfig, class_weights: torch.Tensor | None,
+                 lambda_reg: float) -> None:
+        super().__init__()
+        self.model, self.cfg, self.lambda_reg = model, cfg, lambda_reg
+        self.register_buffer("class_weights", class_weights if class_weights is not None else torch.empty(0))
+
+    def _step(self, batch, stage: str):
+        v_c, lengths, labels, audio, has, _ = batch
+        logits, audio_hat = self.model(v_c, lengths)
+        weights = self.class_weights if self.class_weights.numel() else None
+        target = self.model.audio_norm(audio)
+        loss, ce, mse = generator_loss(logits, audio_hat, labels, target, has, self.lambda_reg, weights)
+        if stage == "val":  # epoch metrics from exact sums (see _Stage.on_validation_epoch_end)
+            cos = F.cosine_similarity(self.model.audio_norm.inverse(audio_hat[has]), audio[has], dim=1)
+            self._accumulate(logits, labels, weights, ((audio_hat - target) ** 2).mean(1), has, cos)
+            return loss
+        n = len(labels)
+        self.log("train_loss", loss, on_epoch=True, on_step=False, batch_size=n)
+        self.log("train_ce", ce, on_epoch=True, on_step=False, batch_size=n)
+        self.log("train_mse", mse, on_epoch=True, on_step=False, batch_size=n)
+        self.log("train_acc", _topk(logits, labels, 1), on_epoch=True, on_step=False, batch_size=n)
+        return loss
+
+
+class FusionModule(_Stage):
+    def __init__(self, model: AudioVisualClassifier, cfg: TrainConfig, class_weights: torch.Tensor | None,
+                 stage: Stage) -> None:
+        super().__init__()
+        self.model, self.cfg, self.stage = model, cfg, stage
+        self.p = cfg.modality_dropout if stage.dropout else 0.0
+        self.register_buffer("class_weights", class_weights if class_weights is not None else torch.empty(0))
+
+    def _step(self, batch, stage: str):
+        v_c, lengths, labels, audio, has, generated = batch
+        missing = ~has
+        if stage == "train" and self.p > 0:
+            missing = missing | (torch.rand(len(audio), device=audio.device) < self.p)
+        audio = fill_audio(audio, missing, self.stage.fill, generated)
+        logits = self.model(v_c, lengths, audio, missing)
+        weights = self.class_weights if self.class_weights.numel() else None
+        loss = F.cross_entropy(logits, labels, weight=weights)
+        if stage == "val":
+            self._accumulate(logits, labels, weights)
+            return loss
+        n = len(labels)
+        self.log("train_loss", loss, on_epoch=True, on_step=False, batch_size=n)
+        self.log("train_acc", _topk(logits, labels, 1), on_epoch=True, on_step=False, batch_size=n)
+        return loss
+
+
+def class_weights(labels: list[int], n_classes: int, mode: str) -> torch.Tensor | None:
+    if mode != "weighted_loss":
+        return None
+    counts = Counter(labels)
+    total = len(labels)
+    return torch.tensor([total / (n_classes * max(1, counts[c])) for c in range(n_classes)], dtype=torch.float32)
+
+
+def loader(ds: ClipSet, cfg: TrainConfig, train: bool, labels: list[int]) -> DataLoader:
+    gen = torch.Generator().manual_seed(cfg.seed)
+    if train and cfg.class_balance == "sampler":
+        counts = Counter(labels)
+        weights = [1.0 / counts[y] for y in labels]
+        sampler = WeightedRandomSampler(weights, len(labels), replacement=True, generator=gen)
+        return DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler, collate_fn=collate)
+    return DataLoader(ds, batch_size=cfg.batch_size, shuffle=train, generator=gen, collate_fn=collate)
+
+
+def fit_stage(module: L.LightningModule, stage_dir: Path, cfg: TrainConfig, train_dl, val_dl,
+         resume: bool, show_progress: bool) -> tuple[dict[str, float], dict[str, Path]]:
+    """Fit one stage; load and return its selected weights' validation metrics and checkpoints.
+
+    Generators are selected (and early-stopped) on their own objective, validation CE + λ·MSE,
+    with the best-accuracy checkpoint kept too (best_acc.ckpt); classifiers on validation
+    accuracy with ties broken by validation loss (`selection_score`)."""
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    ckpt_dir = stage_dir / "checkpoints"
+    generator = isinstance(module, GeneratorModule)
+    monitor, mode = ("val_objective", "min") if generator else ("val_select", "max")
+    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode=mode,
+                           save_last=True, enable_version_counter=False)
+    callbacks = [best, EarlyStopping(monitor=monitor, mode=mode, patience=cfg.patience)]
+    if generator:
+        callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename="best_acc", monitor="val_select", mode="max",
+                                         enable_version_counter=False))
+    trainer = L.Trainer(
+        max_epochs=cfg.epochs, accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy,
+        callbacks=callbacks,
+        logger=[CSVLogger(stage_dir, name="logs", version=0),
+                TensorBoardLogger(stage_dir, name="tensorboard", version=0)],
+        deterministic=True, enable_progress_bar=show_progress, enable_model_summary=False,
+        log_every_n_steps=1, num_sanity_val_steps=0,
+    )
+    if trainer.world_size > 1:  # each rank validates a disjoint part of the split, none twice
+        from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+
+        sampler = UnrepeatedDistributedSampler(val_dl.dataset, num_replicas=trainer.world_size,
+                                               rank=trainer.global_rank, shuffle=False)
+        val_dl = DataLoader(val_dl.dataset, batch_size=val_dl.batch_size, sampler=sampler, collate_fn=collate)
+    last = ckpt_dir / "last.ckpt"
+    if resume and last.is_file():
+        load_checkpoint(last)  # a damaged checkpoint is a clear error, not Lightning's traceback
+    trainer.fit(module, train_dl, val_dl, ckpt_path=str(last) if resume and last.is_file() else None)
+    chosen = Path(best.best_model_path) if best.best_model_path else last
+    if chosen.parent.resolve() != ckpt_dir.resolve():  # a run copied or moved since that checkpoint was written
+        chosen = ckpt_dir / chosen.name
+    paths = {"best": chosen}
+    if generator:
+        acc_path = ckpt_dir / "best_acc.ckpt"
+        paths["best_acc"] = acc_path if acc_path.is_file() else paths["best"]
+    trainer.strategy.barrier()  # rank 0 has written the checkpoints every rank now reads
+    module.load_state_dict(load_checkpoint(paths["best"])["state_dict"])
+    metrics = trainer.validate(module, val_dl, verbose=False)[0]
+    if trainer.is_global_zero:
+        plot_curves(stage_dir / "logs" / "version_0" / "metrics.csv", stage_dir / "learning_curve.png",
+                    stage_dir.name)
+    return {k: float(v) for k, v in metrics.items()}, paths
+
+
+def is_rank_zero() -> bool:
+    """True except in the other ranks of a multi-device (DDP) run: they train but write nothing."""
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) == 0

@@ -1,0 +1,33 @@
+"""What made a store or a run: package versions and the git commit (no heavy imports, so that
+reading a run does not load the extraction stack)."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+#: Packages whose versions every store and run records.
+RECORDED = ("afgen", "torch", "torchvision", "av", "opencv-contrib-python-headless", "numpy", "librosa", "lightning")
+
+
+def package_versions() -> dict[str, str]:
+    """Python's version and the installed version of each RECORDED package (absent ones left out)."""
+    out = {"python": platform.python_version()}
+    for name in RECORDED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def git_commit() -> str | None:
+    """The commit afgen runs from when it is a git checkout, else None."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                             text=True, timeout=5)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None

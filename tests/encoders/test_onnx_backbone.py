@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import afgen.encoders.onnx_runtime
+from afgen.config import ExtractConfig, SynthConfig, VideoConfig
+from afgen.encoders.backbones import build_backbone
+from afgen.encoders.onnx_runtime import resolve_runtime
+from afgen.errors import AfgenError
+from afgen.extraction.dataset import discover
+from afgen.extraction.extract import extract
+from afgen.extraction.synth import generate
+
+pytest.importorskip("onnxruntime")
+CPU = torch.device("cpu")
+
+
+def _images(n, size=40, seed=0):
+    return np.random.default_rng(seed).integers(0, 255, (n, size, size, 3), dtype=np.uint8)
+
+
+def _cosine(a, b):
+    return np.sum(a * b, 1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+@pytest.mark.parametrize("name", ["resnet18", "timm:convnext_atto"])
+def test_onnxruntime_features_match_torch(name):
+    if name.startswith("timm:"):
+        pytest.importorskip("timm")
+    x = _images(7)
+    ort = build_backbone(name, "none", "cpu", "fp32", batch_size=4, runtime="auto")
+    eager = build_backbone(name, "none", "cpu", "fp32", batch_size=4, runtime="torch")
+    assert ort.runtime == "onnxruntime" and ort.identity()["runtime"] == "onnxruntime"
+    assert eager.runtime == "torch" and "runtime" not in eager.identity()  # old stores keep their settings
+    a, b = ort(x), eager(x)
+    assert a.shape == b.shape == (7, ort.dim)
+    assert _cosine(a, b).min() > 0.99999
+
+
+def test_an_image_gives_the_same_bytes_whatever_its_batch():
+    backbone = build_backbone("resnet18", "none", "cpu", "fp32", batch_size=4, runtime="onnxruntime")
+    x = _images(6)
+    alone = np.concatenate([backbone(x[i:i + 1]) for i in range(6)])
+    assert alone.tobytes() == backbone(x).tobytes()  # zero-padded fixed-size batches, as with torch
+
+
+def test_resolution_and_errors(monkeypatch):
+    assert resolve_runtime("auto", CPU, "fp32") == "onnxruntime"
+    assert resolve_runtime("auto", CPU, "bf16") == "torch"
+    assert resolve_runtime("auto", torch.device("cuda"), "fp32") == "torch"
+    assert resolve_runtime("torch", CPU, "fp32") == "torch"
+    with pytest.raises(AfgenError, match="--runtime torch"):
+        resolve_runtime("onnxruntime", torch.device("cuda"), "fp32")
+    with pytest.raises(AfgenError, match="--precision fp32"):
+        resolve_runtime("onnxruntime", CPU, "bf16")
+    with pytest.raises(AfgenError, match="unknown --runtime 'tensorrt'"):
+        resolve_runtime("tensorrt", CPU, "fp32")
+    monkeypatch.setattr(afgen.encoders.onnx_runtime, "available", lambda: False)
+    assert resolve_runtime("auto", CPU, "fp32") == "torch"
+    with pytest.raises(AfgenError, match="pip install onnxruntime"):
+        resolve_runtime("onnxruntime", CPU, "fp32")
+
+
+def test_a_torch_store_resumed_with_auto_keeps_torch(tmp_path):
+    listing = generate(tmp_path / "clips", SynthConfig(classes=2, clips_per_class=2, size=32, seconds=1.0),
+                       show_progress=False)
+    ds = discover(listing)
+    base = dict(backbone="resnet18", weights="none", workers=0, batch_size=4, precision="fp32")
+    video = VideoConfig(height=32, width=32)
+    extract(ds, tmp_path / "f", ExtractConfig(**base, runtime="torch", limit=2), video, show_progress=False)
+    resumed = extract(ds, tmp_path / "f", ExtractConfig(**base), video, show_progress=False)  # runtime auto
+    assert (resumed.done, resumed.skipped) == (2, 2)
+    assert "runtime" not in json.loads((tmp_path / "f" / "config.json").read_text())["settings"]
+    fresh = extract(ds, tmp_path / "g", ExtractConfig(**base), video, show_progress=False)
+    assert fresh.done == 4
+    assert json.loads((tmp_path / "g" / "config.json").read_text())["settings"]["runtime"] == "onnxruntime"
+    a = np.load(tmp_path / "f" / "rgb" / f"{ds.clips[0].id}.npy").astype(np.float32)
+    b = np.load(tmp_path / "g" / "rgb" / f"{ds.clips[0].id}.npy").astype(np.float32)
+    assert _cosine(a, b).min() > 0.9999  # float16 on disk

@@ -1,0 +1,100 @@
+"""One writer per store: a live holder is named and refused, a dead one is taken over, and two
+concurrent `afgen extract` runs on one store end with one complete store."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from afgen.errors import StoreError
+from afgen.extraction.lock import ALL, LOCKS, StoreLock, overlaps, shard_scope
+
+
+def _write_lock(root, pid, scope=ALL, host=None):
+    folder = root / LOCKS
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{scope}.lock"
+    path.write_text(json.dumps({"pid": pid, "host": host or socket.gethostname(), "started": "2026-01-01 00:00:00",
+                                "command": "afgen extract x y"}))
+    return path
+
+
+def test_live_holder_is_named_and_refused(tmp_path):
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        path = _write_lock(tmp_path, sleeper.pid)
+        with pytest.raises(StoreError) as err:
+            with StoreLock(tmp_path):
+                pass
+        message = str(err.value)
+        assert f"pid {sleeper.pid}" in message and socket.gethostname() in message and str(path) in message
+        assert path.is_file()  # the holder's lock is left alone
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_dead_holder_is_taken_over_and_released(tmp_path):
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    path = _write_lock(tmp_path, gone.pid)
+    with StoreLock(tmp_path) as lock:
+        assert json.loads(lock.path.read_text())["pid"] != gone.pid
+    assert not path.exists()
+
+
+def test_holder_on_another_host_is_refused(tmp_path):
+    _write_lock(tmp_path, 1, host="elsewhere.example")
+    with pytest.raises(StoreError, match="elsewhere.example"):
+        with StoreLock(tmp_path):
+            pass
+
+
+def test_shards_of_one_partition_coexist_and_everything_else_overlaps(tmp_path):
+    assert not overlaps(shard_scope(0, 2), shard_scope(1, 2))
+    assert overlaps(shard_scope(0, 2), shard_scope(0, 2))
+    assert overlaps(shard_scope(0, 2), shard_scope(0, 3))
+    assert overlaps(ALL, shard_scope(1, 4))
+    with StoreLock(tmp_path, shard_scope(0, 2)), StoreLock(tmp_path, shard_scope(1, 2)):
+        with pytest.raises(StoreError):
+            with StoreLock(tmp_path, ALL):
+                pass
+    assert not list((tmp_path / LOCKS).glob("*.lock"))
+
+
+def _extract_cmd(data, out):
+    return [sys.executable, "-m", "afgen", "extract", str(data), str(out), "--backbone", "resnet18",
+            "--weights", "none", "--size", "32", "--workers", "0", "--batch-size", "4", "--precision", "fp32"]
+
+
+def test_two_concurrent_extracts_give_one_complete_store(tmp_path, clip_factory):
+    for k in range(6):
+        clip_factory(f"data/c{k % 2}/v{k}.mp4", fps=25, seconds=2.0, audio=k != 3)
+    store = tmp_path / "store"
+    first = subprocess.Popen(_extract_cmd(tmp_path / "data", store), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    lock = store / LOCKS / f"{ALL}.lock"
+    deadline = time.time() + 120
+    while not lock.exists() and time.time() < deadline and first.poll() is None:
+        time.sleep(0.01)
+    assert lock.exists(), "the first run should hold the lock while it works"
+    # Pause the first run inside its locked section, so the second surely starts while it works.
+    os.kill(first.pid, signal.SIGSTOP)
+    try:
+        second = subprocess.run(_extract_cmd(tmp_path / "data", store), capture_output=True, text=True)
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
+    assert first.wait(timeout=300) == 0
+    assert second.returncode == 2, second.stderr
+    assert "another afgen run is writing this store" in second.stderr and "Traceback" not in second.stderr
+    lines = [json.loads(line) for line in (store / "manifest.jsonl").read_text().splitlines()]
+    assert sorted(r["id"] for r in lines) == sorted({r["id"] for r in lines}) and len(lines) == 6
+    assert all(r["status"] == "ok" for r in lines)
+    assert not lock.exists()

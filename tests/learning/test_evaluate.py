@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from afgen.config import EvalConfig
+from afgen.learning.evaluate import evaluate, mask_draws, missing_mask
+from afgen.learning.methods import BASELINES, METHODS, PAPER
+
+FAST = EvalConfig(missing_rates=(0.0, 0.5, 1.0), bootstrap=300, mask_draws=3)
+
+
+@pytest.fixture(scope="module")
+def evaluated(tiny_run):
+    return evaluate(tiny_run, cfg=FAST)
+
+
+def test_table_has_every_method_rate_interval_and_verdict(evaluated, tiny_run):
+    results = evaluated.results
+    assert set(results["rates"]) == {"0", "0.5", "1"}
+    for rate, cells in results["rates"].items():
+        for key in METHODS:
+            ci = cells[key]["top1"]
+            assert 0.0 <= ci["low"] <= ci["value"] <= ci["high"] <= 1.0
+            assert "mean_class" in cells[key] and len(cells[key]["per_seed"]) == 1
+            for base in BASELINES:
+                cmp = results["comparisons"][rate][key][base]
+                assert cmp["verdict"] in ("better", "worse", "no resolvable difference")
+                assert cmp["low"] <= cmp["value"] <= cmp["high"]
+        assert results["comparisons"][rate][PAPER][PAPER] == {"value": 0.0, "low": 0.0, "high": 0.0,
+                                                              "verdict": "no resolvable difference"}
+        assert results["best"][rate]["method"] in METHODS and results["best"][rate]["method"] != "av_real"
+    for method in METHODS.values():
+        assert method.label in evaluated.table
+    assert "r = 0.5" in evaluated.table and "[" in evaluated.table and "Best method" in evaluated.table
+    for f in ("results.json", "results.md", "scores.npz", "accuracy_vs_missing.png", "confusion_generated_r1.png"):
+        assert (tiny_run / "eval" / f).stat().st_size > 100
+    quality = results["generated_audio_quality"]
+    assert quality["n"] > 0 and np.isfinite(quality["mse_standardized"]["mean"])
+
+
+def test_masks_differ_between_draws_and_are_shared_by_methods(evaluated, tiny_run):
+    scores = np.load(tiny_run / "eval" / "scores.npz")
+    masks = scores["missing@0.5"]
+    assert masks.shape[0] == FAST.mask_draws
+    assert len({m.tobytes() for m in masks}) > 1  # the draws differ
+    real = scores["correct@0.5@av_real"]
+    for key in ("av_zero", "av_mean", "av_generated"):  # the same classifier as av_real
+        correct = scores[f"correct@0.5@{key}"]
+        for d, mask in enumerate(masks):
+            # where a draw leaves the audio in place, every method scores what real audio scores:
+            # all of them saw that draw's mask, not one of their own
+            assert np.array_equal(correct[0, d, ~mask], real[0, d, ~mask])
+
+
+def test_zero_filling_at_rate_zero_equals_real_audio(evaluated):
+    r0 = evaluated.results["rates"]["0"]
+    assert r0["av_zero"]["top1"] == r0["av_real"]["top1"]
+
+
+def test_cell_is_the_mean_over_draws(evaluated, tiny_run):
+    scores = np.load(tiny_run / "eval" / "scores.npz")
+    cell = evaluated.results["rates"]["0.5"]["av_zero"]["top1"]["value"]
+    assert cell == pytest.approx(scores["correct@0.5@av_zero"].mean())
+
+
+def test_same_seed_same_table(tiny_run):
+    cfg = replace(FAST, missing_rates=(0.5,), seed=3)
+    a = evaluate(tiny_run, cfg=cfg).results
+    b = evaluate(tiny_run, cfg=cfg).results
+    assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def test_missing_masks():
+    has = np.array([True] * 8 + [False] * 2)
+    a = missing_mask(10, has, 0.5, seed=0)
+    assert np.array_equal(a, missing_mask(10, has, 0.5, seed=0))
+    assert a[8:].all()  # never-had-audio clips are always missing
+    assert missing_mask(10, has, 0.0, 0).sum() == 2
+    assert missing_mask(10, has, 1.0, 0).all()
+    assert not np.array_equal(a, missing_mask(10, has, 0.5, seed=1))
+    draws = mask_draws(has, 0.5, EvalConfig(mask_draws=4))
+    assert draws.shape == (4, 10) and len({d.tobytes() for d in draws}) > 1
+    assert draws[:, 8:].all() and ((draws.sum(1) >= 5) & (draws.sum(1) <= 7)).all()
