@@ -2,10 +2,38 @@
 
 Reproduces Lee, Lin, Hsu & Hsu, "Audio Feature Generation for Missing Modality Problem in
 Video Action Recognition" (ICASSP 2019). See README.md for the pipeline and the API.
+
+The pipeline's entry points are importable from here (loaded on first use, so `import afgen`
+stays light): discover, extract, train, evaluate, predict.
 """
 
-from afgen.errors import AfgenError, DatasetError, StoreError, VideoError
+import importlib
+import os
+
+# Idle OpenMP threads sleep instead of spinning: torch's pool otherwise keeps a core busy
+# between batches, and decoding, flow and small training steps in the same process slow down
+# several-fold on a 2-core machine. Set here, so the Python API gets it as the CLI does; it
+# takes effect when afgen is imported before torch.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from afgen.errors import AfgenError, DatasetError, StoreError, VideoError  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["AfgenError", "DatasetError", "StoreError", "VideoError", "__version__"]
+#: name -> module of the public API, imported on first use.
+_LAZY = {
+    "discover": "afgen.extraction.dataset",
+    "extract": "afgen.extraction.extract",
+    "train": "afgen.learning.train",
+    "evaluate": "afgen.learning.evaluate",
+    "predict": "afgen.learning.predict",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'afgen' has no attribute {name!r}")
+
+
+__all__ = ["AfgenError", "DatasetError", "StoreError", "VideoError", "__version__", *_LAZY]

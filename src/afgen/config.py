@@ -10,6 +10,8 @@ import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from afgen.errors import AfgenError
+
 #: File extensions treated as video clips when a folder is scanned.
 VIDEO_EXTENSIONS: tuple[str, ...] = (
     ".mp4", ".avi", ".mkv", ".webm", ".mov", ".mpg", ".mpeg", ".m4v", ".flv", ".wmv", ".3gp",
@@ -17,6 +19,31 @@ VIDEO_EXTENSIONS: tuple[str, ...] = (
 
 #: Names of the three splits afgen knows.
 SPLITS: tuple[str, ...] = ("train", "val", "test")
+
+#: The allowed values of each choice setting (the CLI lists them; the configs check them).
+PRECISIONS = ("auto", "fp32", "bf16")
+RUNTIMES = ("auto", "torch", "onnxruntime")
+DEVICES = ("auto", "cpu", "cuda")
+DTYPES = ("float16", "float32")
+ENGINES = ("local", "ray")
+FLOW_ENCODINGS = ("hsv", "xy")
+DIS_PRESETS = ("medium", "fast", "ultrafast")
+CLASS_BALANCE = ("weighted_loss", "sampler", "none")
+
+
+def _choice(value: Any, allowed: tuple, name: str) -> None:
+    if value not in allowed:
+        raise AfgenError(f"{name} must be one of {', '.join(map(str, allowed))}; got {value!r}")
+
+
+def _at_least(value: float | None, low: float, name: str) -> None:
+    if value is not None and value < low:
+        raise AfgenError(f"{name} must be at least {low:g}; got {value!r}")
+
+
+def _fraction(value: float, name: str, closed: bool = True) -> None:
+    if not (0.0 <= value <= 1.0 if closed else 0.0 <= value < 1.0):
+        raise AfgenError(f"{name} must be within [0, 1{']' if closed else ')'}; got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -32,6 +59,12 @@ class VideoConfig:
     min_decoded_fraction: float = 0.9
     #: Decoder threads per clip; 0 lets FFmpeg choose. Extraction workers set 1.
     decoder_threads: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.fps > 0:
+            raise AfgenError(f"fps (--fps) must be above 0; got {self.fps!r}")
+        _at_least(self.height, 8, "height (--size)")
+        _at_least(self.width, 8, "width (--size)")
 
 
 @dataclass(frozen=True)
@@ -56,6 +89,11 @@ class FlowConfig:
     xy_bound: float = 20.0
     #: RAFT's refinement iterations (torchvision's default).
     raft_iters: int = 12
+
+    def __post_init__(self) -> None:  # the algorithm is checked against the FLOWS registry where it is built
+        _choice(self.encoding, FLOW_ENCODINGS, "encoding (--flow-encoding)")
+        _choice(self.dis_preset, DIS_PRESETS, "dis_preset (--dis-preset)")
+        _at_least(self.raft_iters, 1, "raft_iters")
 
 
 @dataclass(frozen=True)
@@ -111,6 +149,18 @@ class ExtractConfig:
     ray_actor_cpus: int = 1
     #: Ray: clips per backbone call (their images go through in batches of batch_size).
     ray_clips_per_call: int = 4
+
+    def __post_init__(self) -> None:
+        _choice(self.precision, PRECISIONS, "precision (--precision)")
+        _choice(self.runtime, RUNTIMES, "runtime (--runtime)")
+        if not (self.device in DEVICES or self.device.startswith("cuda:")):
+            _choice(self.device, DEVICES, "device (--device)")
+        _choice(self.dtype, DTYPES, "dtype (--dtype)")
+        _choice(self.engine, ENGINES, "engine (--engine)")
+        _at_least(self.workers, 0, "workers (--workers)")
+        _at_least(self.batch_size, 1, "batch_size (--batch-size)")
+        _at_least(self.queue_depth, 1, "queue_depth")
+        _at_least(self.limit, 1, "limit (--limit)")
 
     def batch_for(self, device: str) -> int:
         """The batch size on `device` (cpu | cuda): the one asked for, else that device's default."""
@@ -189,6 +239,23 @@ class TrainConfig:
     val_fraction: float = 0.2
     test_fraction: float = 0.2
 
+    def __post_init__(self) -> None:
+        _choice(self.class_balance, CLASS_BALANCE, "class_balance (--class-balance)")
+        for name in ("epochs", "batch_size", "hidden", "layers", "fusion_hidden", "seed_workers"):
+            _at_least(getattr(self, name), 1, f"{name} (--{name.replace('_', '-')})")
+        _at_least(self.patience, 0, "patience (--patience)")
+        _at_least(self.oof_folds, 0, "oof_folds (--oof-folds)")
+        _at_least(self.lambda_reg, 0, "lambda_reg (--lambda-reg)")
+        if not self.lr > 0:
+            raise AfgenError(f"lr (--lr) must be above 0; got {self.lr!r}")
+        _fraction(self.dropout, "dropout (--dropout)", closed=False)
+        _fraction(self.input_dropout, "input_dropout", closed=False)
+        _fraction(self.modality_dropout, "modality_dropout (--modality-dropout)")
+        _fraction(self.val_fraction, "val_fraction", closed=False)
+        _fraction(self.test_fraction, "test_fraction", closed=False)
+        if self.val_fraction + self.test_fraction >= 1:
+            raise AfgenError("val_fraction + test_fraction must leave clips to train on (sum below 1)")
+
 
 @dataclass(frozen=True)
 class EvalConfig:
@@ -203,6 +270,18 @@ class EvalConfig:
     #: Bootstrap resamples of the test clips (and mask draws and seeds) per interval.
     bootstrap: int = 2000
     confidence: float = 0.95
+
+    def __post_init__(self) -> None:
+        _choice(self.split, SPLITS, "split (--split)")
+        if not self.missing_rates:
+            raise AfgenError("missing_rates (--missing-rates) needs at least one rate")
+        for rate in self.missing_rates:
+            _fraction(rate, "every missing rate (--missing-rates)")
+        _at_least(self.mask_draws, 1, "mask_draws (--mask-draws)")
+        _at_least(self.bootstrap, 100, "bootstrap (--bootstrap)")
+        _at_least(self.top_k, 1, "top_k")
+        if not 0 < self.confidence < 1:
+            raise AfgenError(f"confidence must be within (0, 1); got {self.confidence!r}")
 
 
 @dataclass(frozen=True)

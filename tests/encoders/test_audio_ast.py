@@ -21,6 +21,7 @@ def encoder():
     return get_encoder("ast", CFG)
 
 
+@pytest.mark.slow
 def test_shapes_alignment_and_determinism(encoder):
     rate = 16_000
     samples = np.random.default_rng(0).normal(0, 0.1, int(1.0 * rate)).astype(np.float32)
@@ -33,6 +34,7 @@ def test_shapes_alignment_and_determinism(encoder):
     assert encoder.params()["dim"] == 768 and encoder.params()["weights"] == "random:seed=0"
 
 
+@pytest.mark.slow
 def test_long_clip_is_encoded_in_windows(encoder):
     rate = 16_000
     samples = np.random.default_rng(1).normal(0, 0.1, int(11.0 * rate)).astype(np.float32)
@@ -43,6 +45,7 @@ def test_long_clip_is_encoded_in_windows(encoder):
     assert not np.allclose(feats.clip, first.clip)  # the second window counts in the clip feature
 
 
+@pytest.mark.slow
 def test_weights_from_a_saved_folder_and_a_state_dict(encoder, tmp_path):
     model = encoder._build()
     model.save_pretrained(tmp_path / "ast")

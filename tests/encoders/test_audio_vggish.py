@@ -80,6 +80,7 @@ def test_shapes_alignment_determinism_and_weights(tmp_path):
         VGGishEncoder(AudioFeatureConfig(encoder="vggish", weights=str(tmp_path / "bad.pt"))).params()
 
 
+@pytest.mark.slow
 def test_run_on_timm_features_and_vggish_targets_trains_evaluates_and_predicts(tmp_path):
     pytest.importorskip("timm")
     from conftest import TINY_SYNTH, TINY_TRAIN

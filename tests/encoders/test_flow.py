@@ -31,7 +31,7 @@ def test_flow_recovers_a_known_translation(algorithm):
 def test_unknown_algorithm_and_encoding_are_clear_errors():
     with pytest.raises(AfgenError, match="unknown flow algorithm 'lk'"):
         make_flow(FlowConfig(algorithm="lk"))
-    with pytest.raises(AfgenError, match="unknown flow encoding"):
+    with pytest.raises(AfgenError, match=r"encoding \(--flow-encoding\) must be one of hsv, xy"):
         flow_images(np.zeros((2, 8, 8, 3), np.uint8), FlowConfig(encoding="rgb"))
 
 

@@ -107,6 +107,7 @@ def _extract_cmd(data, out):
             "--weights", "none", "--size", "32", "--workers", "0", "--batch-size", "4", "--precision", "fp32"]
 
 
+@pytest.mark.slow
 def test_kill_and_resume_gives_byte_identical_files(tmp_path, clip_factory):
     for k in range(8):
         clip_factory(f"data/c{k % 2}/v{k}.mp4", fps=25, seconds=2.0, audio=k % 3 != 0)
@@ -152,6 +153,7 @@ def test_shards_are_disjoint_cover_every_clip_and_are_stable():
             parse_shard(bad)
 
 
+@pytest.mark.slow
 def test_concurrent_shards_on_one_store_equal_one_run(tmp_path, clip_factory):
     for k in range(8):
         clip_factory(f"data/c{k % 2}/v{k}.mp4", fps=25, seconds=1.0 + 0.1 * k, audio=k % 3 != 0)

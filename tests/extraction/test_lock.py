@@ -74,6 +74,7 @@ def _extract_cmd(data, out):
             "--weights", "none", "--size", "32", "--workers", "0", "--batch-size", "4", "--precision", "fp32"]
 
 
+@pytest.mark.slow
 def test_two_concurrent_extracts_give_one_complete_store(tmp_path, clip_factory):
     for k in range(6):
         clip_factory(f"data/c{k % 2}/v{k}.mp4", fps=25, seconds=2.0, audio=k != 3)

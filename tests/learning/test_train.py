@@ -211,6 +211,7 @@ def test_training_with_every_audio_missing_still_trains_classification(tiny_stor
     assert (tmp_path / "run" / "model.pt").is_file()
 
 
+@pytest.mark.slow
 def test_ddp_on_two_cpu_processes_writes_one_complete_run_validated_on_the_whole_split(tiny_store, tmp_path):
     import subprocess
     import sys

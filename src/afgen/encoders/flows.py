@@ -12,12 +12,9 @@ from collections.abc import Callable, Iterable, Iterator
 import cv2
 import numpy as np
 
-from afgen.config import FlowConfig
+from afgen.config import DIS_PRESETS, FLOW_ENCODINGS, FlowConfig
 from afgen.encoders.registry import FLOWS
 from afgen.errors import AfgenError
-
-ENCODINGS = ("hsv", "xy")
-DIS_PRESETS = ("ultrafast", "fast", "medium")
 
 FlowFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -94,7 +91,7 @@ def make_encoder(cfg: FlowConfig = FlowConfig()) -> Callable[[np.ndarray], np.nd
         return lambda f: encode_hsv(f, cfg.hsv_min_range)
     if cfg.encoding == "xy":
         return lambda f: encode_xy(f, cfg.xy_bound)
-    raise AfgenError(f"unknown flow encoding {cfg.encoding!r}; use {', '.join(ENCODINGS)}")
+    raise AfgenError(f"unknown flow encoding {cfg.encoding!r}; use {', '.join(FLOW_ENCODINGS)}")
 
 
 def gray(rgb: np.ndarray) -> np.ndarray:

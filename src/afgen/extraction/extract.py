@@ -20,10 +20,11 @@ from afgen.encoders.audio import get_encoder
 from afgen.encoders.backbones import Backbone, build_backbone, resolve_device
 from afgen.encoders.flows import is_learned
 from afgen.encoders.raft import RaftFlow, build_raft
+from afgen.encoders.registry import FLOWS
 from afgen.errors import AfgenError, StoreError
 from afgen.extraction.assemble import Assembler, ClipFeatures, features_in_process  # noqa: F401 - re-exported
 from afgen.extraction.dataset import Clip, Dataset
-from afgen.extraction.engines import ENGINES, Stats, local
+from afgen.extraction.engines import Stats, local
 from afgen.extraction.lock import ALL, StoreLock, shard_scope
 from afgen.extraction.producer import Settings
 from afgen.progress import progress_bar
@@ -122,10 +123,7 @@ def extract(
     """Extract v_R, v_F and audio features of every clip (of `shard` (I, N) only, if given)
     into the store at `out`, with the engine `cfg.engine`; a rerun skips finished clips."""
     start = time.perf_counter()
-    if cfg.dtype not in ("float16", "float32"):
-        raise AfgenError(f"unknown --dtype {cfg.dtype!r}; use float16 or float32")
-    if cfg.engine not in ENGINES:
-        raise AfgenError(f"unknown --engine {cfg.engine!r}; use one of {', '.join(ENGINES)}")
+    FLOWS.get(flow.algorithm)  # a typo is refused here, before any worker starts (the config checked the rest)
     if shard is not None and overwrite:
         raise AfgenError("--overwrite cannot be combined with --shard (it would wipe the other shards' work)")
     store = FeatureStore(out)

@@ -30,6 +30,8 @@ from afgen.contracts.store import atomic_write_json
 from afgen.errors import AfgenError
 from afgen.learning.batches import ClipSet, collate, fill_audio
 from afgen.learning.methods import BASELINES, METHODS, NOT_COMPETING, PAPER
+from afgen.learning.plots import plot_confusion, plot_rates
+from afgen.learning.report import results_table
 from afgen.learning.splits import resolve_splits
 from afgen.learning.statistics import Bootstrap, mean_std, verdict
 from afgen.learning.trained import TrainedRun, load_run
@@ -212,8 +214,8 @@ def evaluate(run: str | Path, features: str | Path | None = None, cfg: EvalConfi
     tmp.replace(out / "scores.npz")
     table = results_table(results)
     (out / "results.md").write_text(table)
-    _plot_rates(results, out / "accuracy_vs_missing.png")
-    _plot_confusion(_confusion(np.asarray(preds[(last, PAPER)]), labels.numpy(), len(classes)), classes,
+    plot_rates(results, out / "accuracy_vs_missing.png")
+    plot_confusion(_confusion(np.asarray(preds[(last, PAPER)]), labels.numpy(), len(classes)), classes,
                     out / "confusion_generated_r1.png", float(last))
     return EvalResult(results=results, table=table, out=out)
 
@@ -274,138 +276,6 @@ def _aggregate_quality(per_seed: list[dict]) -> dict:
         out["over_seeds"] = {key: list(mean_std([q[key]["mean"] for q in per_seed]))
                              for key in ("mse_standardized", "cosine", "cosine_centered")}
     return out
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}"
-
-
-def _cell(ci: dict) -> str:
-    return f"{_pct(ci['value'])} [{_pct(ci['low'])}, {_pct(ci['high'])}]"
-
-
-def _signed(ci: dict) -> str:
-    return f"{100 * ci['value']:+.1f} [{100 * ci['low']:+.1f}, {100 * ci['high']:+.1f}]"
-
-
-_SHORT = {"better": "better", "worse": "worse", "no resolvable difference": "~"}
-
-
-def results_table(results: dict) -> str:
-    """Markdown: accuracy with intervals per method and rate, paired verdicts, best per rate."""
-    rates = list(results["rates"])
-    methods = results["methods"]
-    last = rates[-1]
-    n_seeds = len(results["seeds"])
-    lines = [f"Missing-audio evaluation on the {results['split']} split: {results['n_clips']} clips, "
-             f"{results['n_with_audio']} with real audio; {n_seeds} seed(s).", "",
-             "Top-1 accuracy (%) by missing-audio rate r, with its 95% interval:", "",
-             "| method | " + " | ".join(f"r = {r}" for r in rates) + " |",
-             "|---|" + "---:|" * len(rates)]
-    for key, name in methods.items():
-        lines.append(f"| {name} | " + " | ".join(_cell(results["rates"][r][key]["top1"]) for r in rates) + " |")
-    lines += ["", f"Each cell: mean over seeds and missing-audio draws [{results['interval']}]. "
-              "Rows differ only in the model and in how a missing audio feature is filled."]
-    lines += ["", "Paired difference from the paper's method (AV + generated audio), percentage points "
-              "[95% interval], by rate (better / worse: the interval excludes 0; ~: no resolvable difference):", "",
-              "| method | " + " | ".join(f"r = {r}" for r in rates) + " |", "|---|" + "---:|" * len(rates)]
-    for key, name in methods.items():
-        if key == results["paper_method"]:
-            continue
-        cells = [f"{100 * c['value']:+.1f} {_SHORT[c['verdict']]}"
-                 for c in (results["comparisons"][r][key][results["paper_method"]] for r in rates)]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    bases = list(next(iter(results["comparisons"][last].values())))
-    lines += ["", f"At r = {last}, paired differences (row minus column method, percentage points) with their "
-              "95% intervals and verdicts:", "",
-              "| method | " + " | ".join(f"vs {methods[b]}" for b in bases) + " |", "|---|" + "---:|" * len(bases)]
-    for key, name in methods.items():
-        c = results["comparisons"][last][key]
-        lines.append(f"| {name} | " + " | ".join(f"{_signed(c[b])} {c[b]['verdict']}" for b in bases) + " |")
-    lines += ["", "Best method at each rate (the upper bound with real audio excluded):", ""]
-    for r in rates:
-        b = results["best"][r]
-        word = "resolvably better than" if b["resolvable"] else "not resolvably better than"
-        lines.append(f"- r = {r}: **{methods[b['method']]}**, "
-                     f"{_pct(results['rates'][r][b['method']]['top1']['value'])}%; {word} "
-                     f"{methods[b['runner_up']]} ({100 * b['value']:+.1f} [{100 * b['low']:+.1f}, {100 * b['high']:+.1f}])")
-    if n_seeds > 1:
-        lines += ["", f"Per seed at r = {last} (top-1 % with its own 95% interval over clips and draws):", "",
-                  "| method | " + " | ".join(f"seed {s}" for s in results["seeds"]) + " | mean ± std |",
-                  "|---|" + "---:|" * (n_seeds + 1)]
-        for key, name in methods.items():
-            cell = results["rates"][last][key]
-            m, sd = cell["seed_mean_std"]
-            lines.append(f"| {name} | " + " | ".join(_cell(c) for c in cell["per_seed"]) +
-                         f" | {_pct(m)} ± {_pct(sd)} |")
-    k = results["config"]["top_k"]
-    lines += ["", f"At r = {last}: top-{k} and mean per-class accuracy (%):", "",
-              f"| method | top-1 | top-{k} | mean per-class |", "|---|---:|---:|---:|"]
-    for key, name in methods.items():
-        m = results["rates"][last][key]
-        lines.append(f"| {name} | {_pct(m['top1']['value'])} | {_pct(m[f'top{k}'])} | {_pct(m['mean_class'])} |")
-    q = results["generated_audio_quality"]
-    if q.get("n"):
-        lines += ["", f"Generated vs real audio feature ({q['n']} clips with audio, first seed): "
-                  f"MSE (standardised; 1.0 = training mean) {q['mse_standardized']['mean']:.3f} ± "
-                  f"{q['mse_standardized']['std']:.3f}, cosine {q['cosine']['mean']:.3f}, "
-                  f"mean-centred cosine {q['cosine_centered']['mean']:.3f} ± {q['cosine_centered']['std']:.3f}."]
-        if n_seeds > 1:
-            mse, cos = q["over_seeds"]["mse_standardized"], q["over_seeds"]["cosine_centered"]
-            lines.append(f"Over the {n_seeds} seeds: MSE {mse[0]:.3f} ± {mse[1]:.3f}, "
-                         f"mean-centred cosine {cos[0]:.3f} ± {cos[1]:.3f}.")
-    return "\n".join(lines) + "\n"
-
-
-def _plot_rates(results: dict, out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    keys = list(results["rates"])
-    rates = [float(r) for r in keys]
-    fig, ax = plt.subplots(figsize=(11, 5))
-    for i, (key, name) in enumerate(results["methods"].items()):
-        cells = [results["rates"][r][key] for r in keys]
-        value = [100 * c["top1"]["value"] for c in cells]
-        colour = plt.cm.tab10(i % 10)
-        ax.plot(rates, value, marker="o", label=name, color=colour, lw=2 if key == results["paper_method"] else 1.2)
-        ax.fill_between(rates, [100 * c["top1"]["low"] for c in cells], [100 * c["top1"]["high"] for c in cells],
-                        color=colour, alpha=0.12, lw=0)
-        if len(results["seeds"]) > 1:  # the spread over seeds: one dot per seed
-            for j, c in enumerate(cells):
-                ax.scatter([rates[j]] * len(c["per_seed"]), [100 * s["value"] for s in c["per_seed"]],
-                           s=6, color=colour, alpha=0.6)
-    ax.set_xlabel("missing-audio rate r")
-    ax.set_ylabel("top-1 accuracy (%)")
-    ax.set_title(f"Accuracy vs missing audio ({results['split']}, {results['n_clips']} clips, "
-                 f"{len(results['seeds'])} seed(s)); bands: 95% interval, dots: seeds", fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-
-
-def _plot_confusion(cm: np.ndarray, classes: list[str], out: Path, rate: float) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(1 + 0.6 * len(classes), 1 + 0.55 * len(classes)))
-    ax.imshow(cm, cmap="Blues")
-    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
-    ax.set_yticks(range(len(classes)), classes)
-    for (i, j), v in np.ndenumerate(cm):
-        ax.text(j, i, str(v), ha="center", va="center", color="white" if v > cm.max() / 2 else "black", fontsize=8)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(f"AV + generated audio, r = {rate:g} (all seeds and draws)")
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
 
 
 def load_results(run: str | Path) -> dict:

@@ -83,6 +83,7 @@ def test_ray_engine_matches_the_local_engine_and_records_the_broken_clip(local_r
     assert (again.done, again.skipped) == (0, 6)  # the broken clip is retried, the rest kept
 
 
+@pytest.mark.slow
 def test_ray_engine_resumes_after_an_interrupted_run(local_ray, clips, tmp_path, monkeypatch):
     real, written = FeatureStore.write_clip, []
 
@@ -114,6 +115,7 @@ def _actor_pids() -> list[int]:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the actor process through /proc")
+@pytest.mark.slow
 def test_killing_the_backbone_actor_mid_run_loses_nothing(local_ray, clips, tmp_path):
     store = tmp_path / "ray"
     outcome: dict = {}

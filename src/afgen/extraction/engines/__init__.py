@@ -10,10 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from afgen.config import ENGINES
+
+__all__ = ["ENGINES", "Event", "Stats"]
+
 #: ("done", clip_id, ClipFeatures) or ("failed", clip_id, meta, error)
 Event = tuple[Any, ...]
 
-ENGINES = ("local", "ray")
 
 
 @dataclass

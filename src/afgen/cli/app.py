@@ -1,0 +1,107 @@
+"""The `afgen` application: the Typer app, shared options, logging and the entry point.
+Commands live beside it, one module per wing (extraction.py, learning.py) and demo/verify;
+each imports its pipeline inside the command, so `--help` and argument errors stay fast."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.markup import escape
+
+from afgen.errors import AfgenError
+
+app = typer.Typer(
+    name="afgen",
+    help=(
+        "Action recognition when the audio is missing: generate the audio feature from the "
+        "video (Lee et al., ICASSP 2019).\n\n"
+        "Pipeline: synth (or your clips) -> extract -> train -> evaluate. "
+        "`afgen demo` runs all of it on a synthetic dataset, offline."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log debug messages.")]
+Layout = Annotated[str, typer.Option(help="Dataset layout: auto, folders, splits (MiT) or csv.")]
+ClassesOpt = Annotated[str | None, typer.Option(
+    "--only-classes", help="Comma-separated class names to keep (e.g. the paper's 10 MiT classes).")]
+PerClass = Annotated[int | None, typer.Option(help="Keep N clips per class in each split: a seeded random choice, the same on every machine (recorded in the store's config.json).")]
+PerClassSeed = Annotated[int, typer.Option(help="Seed of --per-class's choice.")]
+Strict = Annotated[bool, typer.Option(help="Moments in Time: a CSV row whose class folder is absent is an error (default: skipped, with one warning).")]
+# Options shared by `frames` and `extract`.
+ClipsArg = Annotated[Path, typer.Argument(help="Dataset folder (folder per class or MiT) or CSV list.")]
+FpsOpt = Annotated[float, typer.Option(help="Frames sampled per second, by timestamp.")]
+FlowOpt = Annotated[str, typer.Option(help="Flow algorithm: farneback, dis or tvl1 (OpenCV); with extract also raft or raft_small (torchvision RAFT, on the backbone's device: slow on CPU, about 0.35 s (raft_small) or 1 s (raft) per 224-px frame pair here).")]
+EncodingOpt = Annotated[str, typer.Option(help="Flow image encoding: hsv (seed) or xy (TSN).")]
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=err_console, show_path=False, show_time=False)],
+        force=True,
+    )
+    for noisy in ("lightning", "lightning.pytorch", "lightning.fabric", "numba", "matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def ints(text: str, option: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise AfgenError(f"{option} takes comma-separated integers, e.g. 0,1,2; got {text!r}") from None
+
+
+def rates(text: str) -> tuple[float, ...]:
+    try:
+        rates = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise AfgenError(f"--missing-rates takes comma-separated fractions, got {text!r}") from None
+    if not all(0 <= r <= 1 for r in rates):
+        raise AfgenError(f"missing rates must be within [0, 1], got {text!r}")
+    return rates
+
+
+@app.callback()
+def _options(
+    debug: Annotated[bool, typer.Option("--debug", help="Show the full traceback of any error (also accepted after the command, or AFGEN_DEBUG=1).")] = False,
+) -> None:
+    """(--debug is read by `main`, wherever it stands on the command line.)"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: an afgen error is one clear line (exit 2); an unexpected one is a short
+    message pointing at --debug (exit 1), or the full traceback with --debug."""
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("AFGEN_DEBUG") == "1"
+    args = [a for a in args if a != "--debug"]
+    try:
+        app(args=args, prog_name="afgen")
+    except AfgenError as exc:
+        if debug:
+            raise
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]: rerun the same command to resume; finished work is kept")
+        raise SystemExit(130) from None
+    except Exception as exc:  # noqa: BLE001 - the top-level handler: no traceback without --debug
+        if debug:
+            raise
+        rest = " ".join(args)
+        err_console.print(f"[bold red]unexpected error:[/] {escape(type(exc).__name__)}: {escape(str(exc))}\n"
+                          f"For the full traceback, rerun with --debug: afgen --debug {escape(rest)}", soft_wrap=True)
+        raise SystemExit(1) from None

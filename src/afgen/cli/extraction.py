@@ -1,0 +1,163 @@
+"""Commands of the extraction wing: synth, frames, extract, export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from afgen import config as C
+from afgen.cli.app import (
+    ClassesOpt,
+    ClipsArg,
+    EncodingOpt,
+    FlowOpt,
+    FpsOpt,
+    Layout,
+    PerClass,
+    PerClassSeed,
+    Strict,
+    Verbose,
+    app,
+    console,
+    setup_logging,
+)
+
+
+def _dataset(source: Path, layout: str, only_classes: str | None, per_class: int | None,
+             strict: bool = C.DatasetConfig.strict, seed: int = C.DatasetConfig.per_class_seed):
+    from afgen.extraction.dataset import discover
+
+    classes = [c.strip() for c in only_classes.split(",") if c.strip()] if only_classes else None
+    return discover(source, layout=layout, classes=classes, per_class=per_class, strict=strict, seed=seed)
+
+
+@app.command()
+def synth(
+    out: Annotated[Path, typer.Argument(help="Folder to write the clips into.")],
+    classes: Annotated[int, typer.Option(help="Number of classes (at most 10; from 7 on, two pairs look alike and differ only in sound).")] = C.SynthConfig.classes,
+    clips_per_class: Annotated[int, typer.Option(help="Clips per class.")] = C.SynthConfig.clips_per_class,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives byte-identical clips.")] = C.SynthConfig.seed,
+    missing_audio: Annotated[float, typer.Option(help="Fraction of clips written without an audio stream.")] = C.SynthConfig.missing_audio,
+    size: Annotated[int, typer.Option(help="Frame width and height in pixels.")] = C.SynthConfig.size,
+    seconds: Annotated[float, typer.Option(help="Clip length in seconds.")] = C.SynthConfig.seconds,
+    layout: Annotated[str, typer.Option(help="folders (folder per class + clips.csv) or mit (Moments in Time's layout and CSVs, with a listed class that has no folder and a listed clip that has no file, as users' copies have).")] = C.SynthConfig.layout,
+    verbose: Verbose = False,
+) -> None:
+    """Write the synthetic audio-visual dataset (H.264 + AAC mp4, folder per class, clips.csv).
+
+    Each class is a physical event whose sound follows its motion (impacts click, speed sets
+    pitch), so the audio feature can be predicted from the video but not from one frame.
+    """
+    from afgen.extraction.synth import generate
+
+    setup_logging(verbose)
+    cfg = C.SynthConfig(classes=classes, clips_per_class=clips_per_class, seed=seed,
+                        missing_audio=missing_audio, size=size, seconds=seconds, layout=layout)
+    listing = generate(out, cfg)
+    what = "list with splits" if layout == "folders" else "Moments-in-Time folder"
+    console.print(f"[green]wrote[/] {classes * clips_per_class} clips; {what}: {listing}")
+
+
+@app.command()
+def frames(
+    clips: ClipsArg,
+    out: Annotated[Path, typer.Argument(help="Output folder for rgb/ and flow/ JPEGs.")],
+    fps: FpsOpt = C.VideoConfig.fps,
+    size: Annotated[int, typer.Option(help="Frame width and height.")] = C.VideoConfig.height,
+    flow: FlowOpt = C.FlowConfig.algorithm,
+    flow_encoding: EncodingOpt = C.FlowConfig.encoding,
+    workers: Annotated[int, typer.Option(help="Parallel worker processes.")] = C.ExtractConfig.workers,
+    layout: Layout = "auto",
+    only_classes: ClassesOpt = None,
+    per_class: PerClass = None,
+    per_class_seed: PerClassSeed = C.DatasetConfig.per_class_seed,
+    strict: Strict = C.DatasetConfig.strict,
+    verbose: Verbose = False,
+) -> None:
+    """Write the seed's image layout: OUT/rgb/<class>/<clip>/frame_0000.jpg and OUT/flow/....
+
+    One manifest line per clip (ok, or failed with the reason); a rerun skips finished clips.
+    """
+    from afgen.extraction.frames import write_frames
+
+    setup_logging(verbose)
+    dataset = _dataset(clips, layout, only_classes, per_class, strict, per_class_seed)
+    summary = write_frames(
+        dataset, out, C.VideoConfig(fps=fps, height=size, width=size),
+        C.FlowConfig(algorithm=flow, encoding=flow_encoding), workers=workers)
+    console.print(f"{summary.done} done, {summary.skipped} already done, {summary.failed} failed; "
+                  f"manifest: {summary.manifest}")
+
+
+@app.command()
+def extract(
+    clips: ClipsArg,
+    features: Annotated[Path, typer.Argument(help="Feature store folder to write (or resume).")],
+    fps: FpsOpt = C.VideoConfig.fps,
+    size: Annotated[int, typer.Option(help="Image size fed to the backbone.")] = C.VideoConfig.height,
+    flow: FlowOpt = C.FlowConfig.algorithm,
+    flow_encoding: EncodingOpt = C.FlowConfig.encoding,
+    dis_preset: Annotated[str, typer.Option(help="--flow dis: OpenCV's preset, medium, fast or ultrafast (about 8.5, 2 and 0.8 ms per 224-px pair on one core here; Farneback 17).")] = C.FlowConfig.dis_preset,
+    backbone: Annotated[str, typer.Option(help="torchvision model (resnet50, resnet18, efficientnet_b0, ...) or timm:NAME (e.g. timm:resnet50.a1_in1k, timm:convnext_tiny; needs `pip install \"afgen[extractors]\"`), fed with its own preprocessing.")] = C.ExtractConfig.backbone,
+    weights: Annotated[str, typer.Option(help="imagenet (torchvision's weights API, or timm's pretrained weights), none (random), or a state-dict PATH.")] = C.ExtractConfig.weights,
+    flow_weights: Annotated[str, typer.Option(help="--flow raft*: default (torchvision's weights API), none (random, tests only) or a state-dict PATH.")] = C.ExtractConfig.flow_weights,
+    audio: Annotated[str, typer.Option(help="Audio feature (the regression target): logmel (log-mel statistics, 128-d), vggish (pretrained VGGish embedding, 128-d per 0.96 s) or ast (AudioSet-pretrained Audio Spectrogram Transformer, 768-d; slow on CPU); the last two need `pip install \"afgen[extractors]\"`.")] = C.ExtractConfig.audio,
+    audio_weights: Annotated[str, typer.Option(help="--audio vggish|ast: default (the library's cache, or a download), none (random, tests only), a state-dict PATH, or (ast) a folder saved with save_pretrained.")] = C.AudioFeatureConfig.weights,
+    workers: Annotated[int, typer.Option(help="Decode/flow worker processes (0: in this process).")] = C.ExtractConfig.workers,
+    batch_size: Annotated[int | None, typer.Option(help=f"Images per backbone batch (default {C.ExtractConfig.cpu_batch_size} on a CPU, {C.ExtractConfig.cuda_batch_size} on a GPU).")] = C.ExtractConfig.batch_size,
+    precision: Annotated[str, typer.Option(help="fp32, bf16 or auto (bf16 where supported).")] = C.ExtractConfig.precision,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = C.ExtractConfig.device,
+    runtime: Annotated[str, typer.Option(help="Backbone runtime: torch, onnxruntime (CPU, fp32; 1.5-1.7x faster than torch on the CPUs measured, features within cosine 1e-6) or auto (onnxruntime for fp32 on a CPU; a resumed store keeps its own).")] = C.ExtractConfig.runtime,
+    dtype: Annotated[str, typer.Option(help="On-disk dtype of visual features: float16 or float32.")] = C.ExtractConfig.dtype,
+    limit: Annotated[int | None, typer.Option(help="Extract only the first N clips.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Start the store afresh if its settings differ.")] = False,
+    engine: Annotated[str, typer.Option(help="local: producer processes on this machine. ray: Ray Data, on a local Ray instance or the cluster at --ray-address (needs `pip install \"afgen[ray]\"`).")] = C.ExtractConfig.engine,
+    ray_address: Annotated[str | None, typer.Option(help="--engine ray: `auto` or HOST:PORT of a running cluster (`ray start --head`); default: start a local Ray instance.")] = C.ExtractConfig.ray_address,
+    ray_actors: Annotated[int | None, typer.Option(help="--engine ray: backbone actors (default: one per GPU, or one without GPUs).")] = C.ExtractConfig.ray_actors,
+    ray_producers: Annotated[int | None, typer.Option(help="--engine ray: decode/flow/audio tasks at a time (default: the cluster's CPUs the actors leave).")] = C.ExtractConfig.ray_producers,
+    shard: Annotated[str | None, typer.Option(help="I/N: extract only shard I of N (a hash of the clip id, the same on every machine), so N processes or a job array fill one store side by side.")] = None,
+    layout: Layout = "auto",
+    only_classes: ClassesOpt = None,
+    per_class: PerClass = None,
+    per_class_seed: PerClassSeed = C.DatasetConfig.per_class_seed,
+    strict: Strict = C.DatasetConfig.strict,
+    verbose: Verbose = False,
+) -> None:
+    """Extract v_R [t,D], v_F [t-1,D] and the audio feature of every clip into a feature store.
+
+    Resumable: a rerun skips finished clips; a failed clip is recorded and the batch goes on.
+    One writer per store (or per --shard): a second run on the same clips is refused.
+    """
+    from afgen.extraction.extract import extract as run_extract
+    from afgen.extraction.extract import parse_shard
+
+    setup_logging(verbose)
+    dataset = _dataset(clips, layout, only_classes, per_class, strict, per_class_seed)
+    cfg = C.ExtractConfig(backbone=backbone, weights=weights, audio=audio, workers=workers,
+                          batch_size=batch_size, precision=precision, device=device, dtype=dtype,
+                          runtime=runtime, limit=limit, engine=engine, ray_address=ray_address, ray_actors=ray_actors, flow_weights=flow_weights,
+                          ray_producers=ray_producers)
+    s = run_extract(dataset, features, cfg, C.VideoConfig(fps=fps, height=size, width=size),
+                    C.FlowConfig(algorithm=flow, encoding=flow_encoding, dis_preset=dis_preset),
+                    C.AudioFeatureConfig(encoder=audio, weights=audio_weights), overwrite=overwrite, shard=parse_shard(shard))
+    rate = s.images / s.seconds if s.seconds else 0.0
+    console.print(f"{s.done} extracted, {s.skipped} already done, {s.failed} failed in "
+                  f"{s.seconds:.1f} s ({rate:.1f} images/s); store: {s.store}")
+    if s.bottleneck():
+        console.print(f"[yellow]note:[/] {s.bottleneck()}")
+
+
+@app.command()
+def export(
+    features: Annotated[Path, typer.Argument(help="Feature store folder.")],
+    out: Annotated[Path, typer.Argument(help="Output folder.")],
+    format: Annotated[str, typer.Option("--format", help="seed: <id>_rgb/_flow/_combined.npy per class.")] = "seed",
+    verbose: Verbose = False,
+) -> None:
+    """Write a feature store in the seed's file naming (v_R, v_F and v_C per clip)."""
+    from afgen.seed_export import export as run_export
+
+    setup_logging(verbose)
+    console.print(f"exported {run_export(features, out, format)} clips to {out}")

@@ -1,0 +1,147 @@
+"""Commands of the learning wing: train, evaluate, predict, export-model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from afgen import config as C
+from afgen.cli.app import Verbose, app, console, ints, rates, setup_logging
+
+
+@app.command("train")
+def train_cmd(
+    features: Annotated[Path, typer.Argument(help="Feature store written by `afgen extract`.")],
+    run: Annotated[Path, typer.Argument(help="Run folder for checkpoints, logs, curves and model.pt.")],
+    epochs: Annotated[int, typer.Option(help="Maximum epochs per stage (early stopping on val accuracy).")] = C.TrainConfig.epochs,
+    batch_size: Annotated[int, typer.Option(help="Clips per batch.")] = C.TrainConfig.batch_size,
+    lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = C.TrainConfig.lr,
+    lambda_reg: Annotated[float, typer.Option(help="Weight λ of the audio regression MSE (standardised units).")] = C.TrainConfig.lambda_reg,
+    hidden: Annotated[int, typer.Option(help="LSTM hidden size.")] = C.TrainConfig.hidden,
+    layers: Annotated[int, typer.Option(help="LSTM layers.")] = C.TrainConfig.layers,
+    dropout: Annotated[float, typer.Option(help="Dropout on the LSTM state and classifier.")] = C.TrainConfig.dropout,
+    modality_dropout: Annotated[float, typer.Option(help="P(audio zeroed) for the modality-dropout classifier.")] = C.TrainConfig.modality_dropout,
+    class_balance: Annotated[str, typer.Option(help="weighted_loss, sampler or none.")] = C.TrainConfig.class_balance,
+    patience: Annotated[int, typer.Option(help="Early-stopping patience in epochs.")] = C.TrainConfig.patience,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same metrics on the same machine).")] = C.TrainConfig.seed,
+    seeds: Annotated[str | None, typer.Option(help="Comma-separated seeds, e.g. 0,1,2: one independent run per seed in RUN/seed-<s>/ (same clips and splits); `afgen evaluate RUN` then reports every seed and their spread.")] = None,
+    oof_folds: Annotated[int, typer.Option(help="Folds of the out-of-fold generated audio the classifiers train on (< 2: the generator's own, optimistic output).")] = C.TrainConfig.oof_folds,
+    seed_workers: Annotated[int, typer.Option(help="With --seeds: train this many seeds at once, one process each (faster on CPU).")] = C.TrainConfig.seed_workers,
+    devices: Annotated[str, typer.Option(help="Lightning devices (auto, 1, 2, ...): with more than one, every stage trains data-parallel (see --strategy).")] = C.TrainConfig.devices,
+    accelerator: Annotated[str, typer.Option(help="Lightning accelerator: auto, cpu or gpu.")] = C.TrainConfig.accelerator,
+    strategy: Annotated[str, typer.Option(help="Lightning strategy: auto, or ddp for several devices (one process per device; CPU processes talk over gloo). The command reruns itself once per extra device.")] = C.TrainConfig.strategy,
+    resume: Annotated[bool, typer.Option(help="Resume each stage from its last checkpoint.")] = False,
+    verbose: Verbose = False,
+) -> None:
+    """Train every model the evaluation table needs: the LSTM generator (CE + λ·MSE; chosen on
+    that objective) and its λ = 0 ablation, out-of-fold generators, then the audio-visual
+    classifiers (real audio; modality dropout with zeros, a learned token or generated audio).
+    """
+    from afgen.learning.train import train
+
+    setup_logging(verbose)
+    cfg = C.TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, lambda_reg=lambda_reg, hidden=hidden,
+                        layers=layers, dropout=dropout, modality_dropout=modality_dropout,
+                        class_balance=class_balance, patience=patience, seed=seed, oof_folds=oof_folds, seed_workers=seed_workers,
+                        devices=devices, accelerator=accelerator, strategy=strategy)
+    result = train(features, run, cfg, resume=resume, seeds=ints(seeds, "--seeds") if seeds else None)
+    from afgen.learning.fit import is_rank_zero
+
+    if not is_rank_zero():
+        return
+    print_train_metrics(result.metrics)
+    console.print(f"run: {result.run} ({result.seconds:.0f} s); curves: {run}/*/learning_curve.png")
+
+
+def print_train_metrics(metrics: dict) -> None:
+    from rich.table import Table
+
+    table = Table(title="validation (mean over seeds when there are several)")
+    for col in ("stage", "top-1", "top-5", "generated-vs-real cosine (centred)"):
+        table.add_column(col)
+    for stage, m in metrics.items():
+        cos = m.get("val_cos_centered")
+        table.add_row(stage, f"{100 * m['val_acc']:.1f}", f"{100 * m['val_top5']:.1f}",
+                      f"{cos:.3f}" if cos is not None else "")
+    console.print(table)
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    run: Annotated[Path, typer.Argument(help="Run folder written by `afgen train`.")],
+    features: Annotated[Path | None, typer.Option(help="Feature store (default: the one the run trained on).")] = None,
+    split: Annotated[str, typer.Option(help="Split to score.")] = C.EvalConfig.split,
+    missing_rates: Annotated[str, typer.Option(help="Comma-separated missing-audio rates.")] = ",".join(f"{r:g}" for r in C.EvalConfig.missing_rates),
+    seed: Annotated[int, typer.Option(help="Seed of the missing-audio masks and of the bootstrap.")] = C.EvalConfig.seed,
+    mask_draws: Annotated[int, typer.Option(help="Random missing-audio masks per rate; each cell averages over them.")] = C.EvalConfig.mask_draws,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples per interval.")] = C.EvalConfig.bootstrap,
+    verbose: Verbose = False,
+) -> None:
+    """The missing-audio protocol: every method at every missing rate, on the same masks.
+
+    Each accuracy comes with a 95% bootstrap interval (over test clips, mask draws and seeds);
+    each method is compared, paired, with the paper's method and with visual-only, and the
+    verdicts (better / worse / no resolvable difference) are what a conclusion may quote.
+    """
+    from afgen.learning.evaluate import evaluate
+
+    setup_logging(verbose)
+    result = evaluate(run, features, C.EvalConfig(split=split, missing_rates=rates(missing_rates), seed=seed,
+                                                  mask_draws=mask_draws, bootstrap=bootstrap))
+    console.print(result.table, soft_wrap=True)
+    console.print(f"tables and plots: {result.out}")
+
+
+@app.command("predict")
+def predict_cmd(
+    clip: Annotated[Path, typer.Argument(help="A video clip (with or without an audio track).")],
+    run: Annotated[Path | None, typer.Option(help="Run folder written by `afgen train`.")] = None,
+    onnx: Annotated[Path | None, typer.Option(help="Instead of --run: a folder from `afgen export-model RUN OUT` (ONNX files, run with onnxruntime).")] = None,
+    top: Annotated[int, typer.Option(help="How many actions to list.")] = C.PredictConfig.top,
+    weights: Annotated[str | None, typer.Option(help="Backbone weights, if not those the run's features used.")] = None,
+    save_audio_feature: Annotated[Path | None, typer.Option(help="Save the audio feature used (generated if missing) as .npy.")] = None,
+    verbose: Verbose = False,
+) -> None:
+    """Top-k actions for one clip; generated audio stands in when the clip has none."""
+    from rich.table import Table
+
+    from afgen.learning.predict import predict
+
+    setup_logging(verbose)
+    p = predict(clip, run, top=top, weights=weights, save_audio_feature=save_audio_feature, onnx=onnx)
+    table = Table(title=f"{clip.name}: {p.t} frames at the run's fps")
+    table.add_column("rank")
+    table.add_column("action")
+    table.add_column("probability", justify="right")
+    for i, (name, prob) in enumerate(p.top, start=1):
+        table.add_row(str(i), name, f"{prob:.3f}")
+    console.print(table)
+    if p.had_audio:
+        console.print("audio: the clip has an audio track; its real audio feature was used")
+    else:
+        console.print("audio: [bold]missing[/] — the generated audio feature was used in its place")
+    console.print(f"visual only: {p.visual_top[0][0]} ({p.visual_top[0][1]:.3f})")
+    if save_audio_feature:
+        console.print(f"audio feature saved to {save_audio_feature}")
+
+
+@app.command("export-model")
+def export_model_cmd(
+    run: Annotated[Path, typer.Argument(help="Run folder written by `afgen train` (its first seed, for several).")],
+    out: Annotated[Path, typer.Argument(help="Output folder for the exported files and export.json.")],
+    format: Annotated[str, typer.Option("--format", help="onnx (run with onnxruntime, any language) or torchscript.")] = "onnx",
+    verbose: Verbose = False,
+) -> None:
+    """Export the generator (v_C -> class logits + generated audio feature) and the
+    audio-visual classifier, with dynamic batch and sequence length, checked against PyTorch."""
+    from afgen.learning.model_export import export_model
+
+    setup_logging(verbose)
+    result = export_model(run, out, format)
+    for path in result.files:
+        console.print(f"wrote {path}")
+    diffs = ", ".join(f"{k} {v:.1e}" for k, v in result.diff.items())
+    console.print(f"difference from PyTorch on a probe batch: {diffs}; inputs, outputs and classes: "
+                  f"{result.out}/export.json")

@@ -1,0 +1,85 @@
+"""results.md: the evaluation as a table a person reads (accuracy with intervals per method and
+rate, paired verdicts, best per rate, per-seed spread)."""
+
+from __future__ import annotations
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}"
+
+
+def _cell(ci: dict) -> str:
+    return f"{_pct(ci['value'])} [{_pct(ci['low'])}, {_pct(ci['high'])}]"
+
+
+def _signed(ci: dict) -> str:
+    return f"{100 * ci['value']:+.1f} [{100 * ci['low']:+.1f}, {100 * ci['high']:+.1f}]"
+
+
+_SHORT = {"better": "better", "worse": "worse", "no resolvable difference": "~"}
+
+
+def results_table(results: dict) -> str:
+    """Markdown: accuracy with intervals per method and rate, paired verdicts, best per rate."""
+    rates = list(results["rates"])
+    methods = results["methods"]
+    last = rates[-1]
+    n_seeds = len(results["seeds"])
+    lines = [f"Missing-audio evaluation on the {results['split']} split: {results['n_clips']} clips, "
+             f"{results['n_with_audio']} with real audio; {n_seeds} seed(s).", "",
+             "Top-1 accuracy (%) by missing-audio rate r, with its 95% interval:", "",
+             "| method | " + " | ".join(f"r = {r}" for r in rates) + " |",
+             "|---|" + "---:|" * len(rates)]
+    for key, name in methods.items():
+        lines.append(f"| {name} | " + " | ".join(_cell(results["rates"][r][key]["top1"]) for r in rates) + " |")
+    lines += ["", f"Each cell: mean over seeds and missing-audio draws [{results['interval']}]. "
+              "Rows differ only in the model and in how a missing audio feature is filled."]
+    lines += ["", "Paired difference from the paper's method (AV + generated audio), percentage points "
+              "[95% interval], by rate (better / worse: the interval excludes 0; ~: no resolvable difference):", "",
+              "| method | " + " | ".join(f"r = {r}" for r in rates) + " |", "|---|" + "---:|" * len(rates)]
+    for key, name in methods.items():
+        if key == results["paper_method"]:
+            continue
+        cells = [f"{100 * c['value']:+.1f} {_SHORT[c['verdict']]}"
+                 for c in (results["comparisons"][r][key][results["paper_method"]] for r in rates)]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    bases = list(next(iter(results["comparisons"][last].values())))
+    lines += ["", f"At r = {last}, paired differences (row minus column method, percentage points) with their "
+              "95% intervals and verdicts:", "",
+              "| method | " + " | ".join(f"vs {methods[b]}" for b in bases) + " |", "|---|" + "---:|" * len(bases)]
+    for key, name in methods.items():
+        c = results["comparisons"][last][key]
+        lines.append(f"| {name} | " + " | ".join(f"{_signed(c[b])} {c[b]['verdict']}" for b in bases) + " |")
+    lines += ["", "Best method at each rate (the upper bound with real audio excluded):", ""]
+    for r in rates:
+        b = results["best"][r]
+        word = "resolvably better than" if b["resolvable"] else "not resolvably better than"
+        lines.append(f"- r = {r}: **{methods[b['method']]}**, "
+                     f"{_pct(results['rates'][r][b['method']]['top1']['value'])}%; {word} "
+                     f"{methods[b['runner_up']]} ({100 * b['value']:+.1f} [{100 * b['low']:+.1f}, {100 * b['high']:+.1f}])")
+    if n_seeds > 1:
+        lines += ["", f"Per seed at r = {last} (top-1 % with its own 95% interval over clips and draws):", "",
+                  "| method | " + " | ".join(f"seed {s}" for s in results["seeds"]) + " | mean ± std |",
+                  "|---|" + "---:|" * (n_seeds + 1)]
+        for key, name in methods.items():
+            cell = results["rates"][last][key]
+            m, sd = cell["seed_mean_std"]
+            lines.append(f"| {name} | " + " | ".join(_cell(c) for c in cell["per_seed"]) +
+                         f" | {_pct(m)} ± {_pct(sd)} |")
+    k = results["config"]["top_k"]
+    lines += ["", f"At r = {last}: top-{k} and mean per-class accuracy (%):", "",
+              f"| method | top-1 | top-{k} | mean per-class |", "|---|---:|---:|---:|"]
+    for key, name in methods.items():
+        m = results["rates"][last][key]
+        lines.append(f"| {name} | {_pct(m['top1']['value'])} | {_pct(m[f'top{k}'])} | {_pct(m['mean_class'])} |")
+    q = results["generated_audio_quality"]
+    if q.get("n"):
+        lines += ["", f"Generated vs real audio feature ({q['n']} clips with audio, first seed): "
+                  f"MSE (standardised; 1.0 = training mean) {q['mse_standardized']['mean']:.3f} ± "
+                  f"{q['mse_standardized']['std']:.3f}, cosine {q['cosine']['mean']:.3f}, "
+                  f"mean-centred cosine {q['cosine_centered']['mean']:.3f} ± {q['cosine_centered']['std']:.3f}."]
+        if n_seeds > 1:
+            mse, cos = q["over_seeds"]["mse_standardized"], q["over_seeds"]["cosine_centered"]
+            lines.append(f"Over the {n_seeds} seeds: MSE {mse[0]:.3f} ± {mse[1]:.3f}, "
+                         f"mean-centred cosine {cos[0]:.3f} ± {cos[1]:.3f}.")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,52 @@
+"""A store and a run written before the package was split into wings (tests/data/premove/,
+made by afgen 95d6abb) are read by today's code: the on-disk contracts did not move."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from afgen.config import EvalConfig
+from afgen.contracts.packed import v_c
+from afgen.contracts.store import FeatureStore
+from afgen.learning.evaluate import evaluate
+from afgen.learning.methods import METHODS, PAPER
+from afgen.learning.trained import load_run
+from afgen.verify import open_packed, verify
+
+PREMOVE = Path(__file__).parent.parent / "data" / "premove"
+
+
+@pytest.fixture()
+def premove(tmp_path):
+    shutil.copytree(PREMOVE / "features", tmp_path / "features")
+    shutil.copytree(PREMOVE / "run", tmp_path / "run")
+    return tmp_path
+
+
+def test_the_old_store_verifies_and_opens(premove):
+    report = verify(premove / "features")
+    assert report.ok and report.kind == "store" and report.checked > 12
+    store = FeatureStore(premove / "features")
+    records = store.records("ok")
+    assert len(records) == 12
+    packed = open_packed(premove / "features")
+    i = packed.ids.index(records[0]["id"])
+    np.testing.assert_array_equal(
+        packed.v_c(i), v_c(np.asarray(store.load("rgb", records[0]["id"]), np.float32),
+                           np.asarray(store.load("flow", records[0]["id"]), np.float32)))
+
+
+def test_the_old_run_loads_and_evaluates(premove):
+    trained = load_run(premove / "run")
+    assert trained.classes == json.loads((premove / "run" / "provenance.json").read_text())["classes"]
+    assert {"generator", "fusion"} <= set(trained.models)
+    result = evaluate(premove / "run", premove / "features", EvalConfig(split="val", bootstrap=100, mask_draws=1))
+    assert (premove / "run" / "eval" / "results.json").is_file()
+    assert set(result.results["methods"]) == set(METHODS)
+    top1 = result.results["rates"]["1"][PAPER]["top1"]
+    assert 0.0 <= top1["low"] <= top1["value"] <= top1["high"] <= 1.0
