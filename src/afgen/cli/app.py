@@ -15,6 +15,7 @@ from rich.logging import RichHandler
 from rich.markup import escape
 
 from afgen.errors import AfgenError
+from afgen.lifecycle import Stopped, die_with_parent, install_stop_handlers, stop_children
 
 app = typer.Typer(
     name="afgen",
@@ -88,6 +89,9 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("AFGEN_DEBUG") == "1"
     args = [a for a in args if a != "--debug"]
+    if os.environ.get("LOCAL_RANK", "0") != "0":  # a DDP rank Lightning started: it ends with rank 0
+        die_with_parent()
+    install_stop_handlers()
     try:
         app(args=args, prog_name="afgen")
     except AfgenError as exc:
@@ -95,9 +99,12 @@ def main(argv: list[str] | None = None) -> None:
             raise
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise SystemExit(2) from None
-    except KeyboardInterrupt:
-        err_console.print("[yellow]interrupted[/]: rerun the same command to resume; finished work is kept")
-        raise SystemExit(130) from None
+    except Stopped as exc:
+        stop_children()  # anything a finally block did not already stop
+        how = "rerun the same command with --resume" if args[:1] == ["train"] else "rerun the same command"
+        where = f" after {exc.progress}" if exc.progress else ""
+        err_console.print(f"[yellow]stopped{where}[/] ({exc}); {how} to continue (finished work is kept)", soft_wrap=True)
+        raise SystemExit(exc.status) from None
     except Exception as exc:  # noqa: BLE001 - the top-level handler: no traceback without --debug
         if debug:
             raise

@@ -49,6 +49,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise write_failed(path, exc) from exc
+    except BaseException:  # a stop signal mid-write: nothing partial stays behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def atomic_save_npy(path: Path, array: np.ndarray) -> None:

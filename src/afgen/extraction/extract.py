@@ -27,6 +27,7 @@ from afgen.extraction.dataset import Clip, Dataset
 from afgen.extraction.engines import Stats, local
 from afgen.extraction.lock import ALL, StoreLock, shard_scope
 from afgen.extraction.producer import Settings
+from afgen.lifecycle import critical, stopped_after
 from afgen.progress import progress_bar
 from afgen.provenance import package_versions
 
@@ -186,22 +187,25 @@ def _extract(dataset: Dataset, store: FeatureStore, cfg: ExtractConfig, video: V
         by_id = {c.id: c for c in todo}
         n_done = n_failed = images = 0
         first_clip = None
-        with progress_bar(len(todo), "extract", enabled=show_progress) as bar:
+        with progress_bar(len(todo), "extract", enabled=show_progress) as bar, stopped_after(
+                lambda: f"{skipped + n_done + n_failed} of {len(clips)} clips"):
             for event in events:
                 clip = by_id[event[1]]
-                if event[0] == "done":
-                    item = event[2]
-                    arrays = {"rgb": item.rgb.astype(cfg.dtype), "flow": item.flow.astype(cfg.dtype), **item.audio}
-                    store.write_clip(clip.id, arrays, _record(clip) | item.meta | {"settings": sid})
-                    n_done += 1
-                    images += len(item.rgb) + len(item.flow)
-                    if first_clip is None:
-                        first_clip = time.perf_counter() - start
-                else:
-                    store.record_failure(clip.id, _record(clip) | event[2], event[3])
-                    log.warning("failed: %s", event[3])
-                    n_failed += 1
-                    bar.status(f"[red]{n_failed} failed")
+                with critical():  # a stop signal waits for the clip's files and its manifest line
+                    if event[0] == "done":
+                        item = event[2]
+                        arrays = {"rgb": item.rgb.astype(cfg.dtype), "flow": item.flow.astype(cfg.dtype),
+                                  **item.audio}
+                        store.write_clip(clip.id, arrays, _record(clip) | item.meta | {"settings": sid})
+                        n_done += 1
+                        images += len(item.rgb) + len(item.flow)
+                        if first_clip is None:
+                            first_clip = time.perf_counter() - start
+                    else:
+                        store.record_failure(clip.id, _record(clip) | event[2], event[3])
+                        log.warning("failed: %s", event[3])
+                        n_failed += 1
+                        bar.status(f"[red]{n_failed} failed")
                 bar.advance()
     return ExtractSummary(done=n_done, skipped=skipped, failed=n_failed, seconds=time.perf_counter() - start,
                           images=images, store=store.root, build_seconds=build_seconds,

@@ -20,6 +20,7 @@ from afgen.encoders.audio import get_encoder
 from afgen.encoders.flows import gray, is_learned, make_encoder, make_flow
 from afgen.errors import AfgenError
 from afgen.extraction.video import ClipReader
+from afgen.lifecycle import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -100,10 +101,12 @@ def warm_up(settings: Settings) -> None:
         log.debug("warm-up failed (%s); the first clip will report it", exc)
 
 
-def worker_loop(worker: int, jobs, results, settings: Settings) -> None:
+def worker_loop(worker: int, jobs, results, settings: Settings, parent: int | None = None) -> None:
     """A worker process: warm up, then take (clip_id, path) jobs until None, putting messages
-    on `results`."""
+    on `results`. It dies with `parent` (the extracting process), however that ends."""
     import cv2
+
+    die_with_parent(parent)
 
     cv2.setNumThreads(1)
     warm_up(settings)

@@ -15,7 +15,6 @@ import json
 import logging
 import os
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import partial
@@ -29,6 +28,7 @@ from afgen.config import SynthConfig, to_dict
 from afgen.contracts.splits import stratified_splits
 from afgen.contracts.store import atomic_write_bytes
 from afgen.errors import AfgenError
+from afgen.lifecycle import process_pool
 from afgen.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -329,9 +329,7 @@ def generate(out: str | Path, cfg: SynthConfig = SynthConfig(), show_progress: b
     with progress_bar(len(rows), "synth", enabled=show_progress) as bar:
         bar.advance(len(rows) - len(todo))
         if cfg.workers > 1 and len(todo) > 1:
-            import multiprocessing as mp
-
-            with ProcessPoolExecutor(min(cfg.workers, len(todo)), mp_context=mp.get_context("spawn")) as pool:
+            with process_pool(min(cfg.workers, len(todo))) as pool:
                 for future in [pool.submit(_write_one, *job) for job in todo]:
                     future.result()
                     bar.advance()

@@ -45,6 +45,7 @@ from afgen.learning.methods import GENERATOR_ACC, STAGES
 from afgen.learning.models import AudioVisualClassifier, SoundFeatureGenerator
 from afgen.learning.models.standardize import Standardizer
 from afgen.learning.splits import class_order, kfold, resolve_splits
+from afgen.lifecycle import process_pool
 from afgen.provenance import git_commit, package_versions
 from afgen.verify import open_packed
 
@@ -180,13 +181,11 @@ def train(features: str | Path, run: str | Path, cfg: TrainConfig = TrainConfig(
         raise AfgenError("--seed-workers > 1 cannot be combined with --devices > 1; use one or the other")
     open_packed(features)  # checked and packed once, before any seed's process reads it
     if workers > 1:
-        import multiprocessing as mp
         import os
-        from concurrent.futures import ProcessPoolExecutor
 
         threads = max(1, (os.cpu_count() or 1) // workers)
         log.info("training seeds %s in %d parallel processes (%d torch thread(s) each)", todo, workers, threads)
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        with process_pool(workers) as pool:
             futures = {seed: pool.submit(_train_seed_process, features, run / f"seed-{seed}", replace(cfg, seed=seed),
                                          resume, threads) for seed in todo}
             per_seed.update({seed: f.result() for seed, f in futures.items()})

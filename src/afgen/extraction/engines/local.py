@@ -69,7 +69,8 @@ class ProducerPool:
         ctx = mp.get_context("spawn")
         self.workers = max(1, workers)
         self.jobs, self.results = ctx.Queue(), ctx.Queue(maxsize=depth * max(2, self.workers))
-        self.procs = {i: ctx.Process(target=worker_loop, args=(i, self.jobs, self.results, settings), daemon=True)
+        self.procs = {i: ctx.Process(target=worker_loop, args=(i, self.jobs, self.results, settings, os.getpid()),
+                                      daemon=True)
                       for i in range(self.workers)}
         for p in self.procs.values():
             p.start()
