@@ -218,3 +218,21 @@ def test_cuda_extraction_pins_batches_and_matches_the_cpu(tmp_path, clip_factory
     config = FeatureStore(tmp_path / "f").config()
     assert config["extract"]["device"].startswith("cuda")
     assert config["extract"]["batch_size"] == ExtractConfig.cuda_batch_size
+
+
+def test_unlabelled_folder_and_absolute_list_extract_every_readable_clip(tmp_path, clip_factory):
+    clip_factory("mine/holiday 1.mp4", seconds=1.0, size=32)
+    clip_factory("mine/silent.mp4", seconds=1.0, size=32, audio=False)
+    (tmp_path / "mine" / "broken.mp4").write_bytes(b"not a video")
+    summary = extract(discover(tmp_path / "mine"), tmp_path / "f1", FAST, SMALL, show_progress=False)
+    assert (summary.done, summary.failed) == (2, 1)
+    records = FeatureStore(tmp_path / "f1").records("ok")
+    assert {r["label"] for r in records} == {None}
+    assert {r["has_audio"] for r in records} == {True, False}
+    listing = tmp_path / "elsewhere" / "list.txt"
+    listing.parent.mkdir()
+    listing.write_text("".join(f"{(tmp_path / 'mine' / n).resolve()}\n" for n in ("holiday 1.mp4", "silent.mp4")))
+    summary = extract(discover(listing), tmp_path / "f2", FAST, SMALL, show_progress=False)
+    assert (summary.done, summary.failed) == (2, 0)
+    assert sorted(r["source"] for r in FeatureStore(tmp_path / "f2").records("ok")) == sorted(
+        str((tmp_path / "mine" / n).resolve()) for n in ("holiday 1.mp4", "silent.mp4"))

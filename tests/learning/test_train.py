@@ -9,7 +9,9 @@ import pytest
 import torch
 from conftest import TINY_TRAIN
 
+from afgen.config import TrainConfig
 from afgen.contracts.packed import load_packed
+from afgen.errors import AfgenError
 from afgen.learning.batches import ClipSet, collate
 from afgen.learning.fit import GeneratorModule, selection_score
 from afgen.learning.methods import GENERATOR_ACC, STAGES
@@ -240,3 +242,29 @@ def test_ddp_on_two_cpu_processes_writes_one_complete_run_validated_on_the_whole
         acc = float((trained.generator(v_c, lengths)[0].argmax(1) == labels).float().mean())
     recorded = json.loads((run / "metrics.json").read_text())["generator"]["val_acc"]
     assert recorded == pytest.approx(acc, abs=1e-6)
+
+
+def test_unlabelled_clips_are_left_out_of_training(tiny_store, tmp_path, caplog):
+    import logging
+    import shutil
+
+    features = tmp_path / "features"
+    shutil.copytree(tiny_store / "features", features, ignore=shutil.ignore_patterns("packed"))
+    lines = [json.loads(line) for line in (features / "manifest.jsonl").read_text().splitlines()]
+    ok = [r for r in lines if r["status"] == "ok"]
+    for r in ok[:3]:
+        r["label"] = None  # as `afgen extract` records a clip from a folder without classes
+    (features / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    cfg = TrainConfig(epochs=1, hidden=16, fusion_hidden=16, batch_size=8, oof_folds=0)
+    with caplog.at_level(logging.WARNING):
+        train(features, tmp_path / "run", cfg, show_progress=False)
+    assert f"3 of {len(ok)} clips have no label" in caplog.text
+    provenance = json.loads((tmp_path / "run" / "provenance.json").read_text())
+    assert sum(provenance["splits"].values()) == len(ok) - 3
+    assert None not in provenance["classes"]
+    for r in lines:
+        r["label"] = None
+    (features / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    shutil.rmtree(features / "packed")
+    with pytest.raises(AfgenError, match="none of the store's .* clips has a label"):
+        train(features, tmp_path / "run2", cfg, show_progress=False)

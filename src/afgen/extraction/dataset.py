@@ -1,8 +1,11 @@
-"""Discover clips and labels: folder per class, Moments in Time, or a generic CSV list.
+"""Discover clips and labels: folder per class, Moments in Time, a CSV list, or unlabelled
+videos (a flat or nested folder, a list of paths, a CSV without labels).
 
 Every clip gets a unique, filesystem-safe id derived from its path relative to the dataset
-root (two `0001.mp4` in different class folders never collide). Paths that escape the root
-are rejected.
+root (two `0001.mp4` in different class folders never collide); a clip listed by absolute
+path gets one from that path. Relative paths that escape the root are rejected. A clip
+without a label has label None ("null" in the manifest): it can be extracted and scored,
+and training skips it.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ SPLIT_FOLDERS = {
     "validation": "val", "val": "val", "valid": "val",
     "testing": "test", "test": "test",
 }
+#: How a source is read (`auto` picks one: see detect_layout).
+LAYOUTS = ("auto", "folders", "splits", "csv", "flat")
 #: Moments in Time ships one CSV per split beside the split folders.
 MIT_CSVS = {"training": "trainingSet.csv", "validation": "validationSet.csv"}
 #: ... and its class list, `name,index` per line, which gives the class order.
@@ -44,9 +49,9 @@ class Clip:
 
     id: str
     path: Path
-    label: str
+    label: str | None  # None: unlabelled (your own videos)
     split: str | None
-    source: str  # the path relative to the dataset root, with forward slashes
+    source: str  # the path relative to the dataset root (or as listed, if absolute), with forward slashes
 
 
 @dataclass(frozen=True)
@@ -88,14 +93,22 @@ def _unique_ids(relatives: Sequence[str]) -> list[str]:
     return [f"{i}-{_digest(r)}" if counts[i] > 1 else i for i, r in zip(ids, relatives)]
 
 
-def safe_relative(root: Path, entry: str, listing: Path) -> str:
-    """Check that `entry` (from `listing`) stays inside `root`; return it with '/' separators."""
+def is_absolute(entry: str) -> bool:
+    posix = entry.strip().replace("\\", "/")
+    return posix.startswith("/") or bool(re.match(r"^[A-Za-z]:/", posix))
+
+
+def safe_relative(root: Path, entry: str, listing: Path, absolute_ok: bool = False) -> str:
+    """Check that `entry` (from `listing`) stays inside `root`; return it with '/' separators.
+    With `absolute_ok`, an absolute path is returned as it is (a list of one's own videos)."""
     posix = entry.strip().replace("\\", "/")
     if not posix:
-        raise DatasetError("empty path in a row; every row needs `path,label`", listing)
-    if posix.startswith("/") or re.match(r"^[A-Za-z]:/", posix):
+        raise DatasetError("empty path in a row; every row needs `path[,label[,split]]`", listing)
+    if is_absolute(posix):
+        if absolute_ok:
+            return posix
         raise DatasetError(
-            f"absolute path {entry!r} is not allowed; write paths relative to the list's folder",
+            f"absolute path {entry!r} is not allowed here; write paths relative to the list's folder",
             listing,
         )
     parts = PurePosixPath(posix).parts
@@ -153,18 +166,25 @@ def _dedupe(rows: Iterable[tuple[str, str, str | None]], listing: Path):
     return out
 
 
-def _from_csv(listing: Path) -> tuple[Path, list[tuple[str, str, str | None]]]:
+def _from_csv(listing: Path) -> tuple[Path, list[tuple[str, str | None, str | None]]]:
+    """Rows `path[,label[,split]]` of a CSV, or one path per line of a plain list; a missing or
+    empty label means unlabelled. Relative paths resolve against the list's folder; absolute
+    paths are taken as they are."""
     root = listing.parent
     rows = _read_rows(listing)
-    if rows and rows[0][0].strip().lower() == "path":
+    if rows and rows[0][0].strip().lower() in ("path", "file", "video"):
         rows = rows[1:]
     out = []
-    for n, row in enumerate(rows, start=1):
-        if len(row) < 2 or not row[1].strip():
-            raise DatasetError(f"row {n} has no label; rows are `path,label[,split]`", listing)
+    for row in rows:
+        label = row[1].strip() if len(row) > 1 and row[1].strip() else None
         split = _split_name(row[2], listing) if len(row) > 2 and row[2].strip() else None
-        out.append((safe_relative(root, row[0], listing), row[1].strip(), split))
+        out.append((safe_relative(root, row[0], listing, absolute_ok=True), label, split))
     return root, _dedupe(out, listing)
+
+
+def _scan_flat(root: Path) -> list[tuple[str, None]]:
+    """(relative path, None) for every video anywhere under root: unlabelled clips."""
+    return [(v.relative_to(root).as_posix(), None) for v in sorted(p for p in root.rglob("*") if _is_video(p))]
 
 
 def _split_name(value: str, listing: Path) -> str:
@@ -228,8 +248,8 @@ def _pick_per_class(rows: list[tuple[str, str, str | None]], per_class: int, see
     """At most `per_class` clips of each class in each split, a seeded random choice that is
     the same on every machine (random.Random with a string seed hashes it with SHA-512)."""
     groups: dict[tuple[str, str], list] = defaultdict(list)
-    for row in sorted(rows):
-        groups[(row[1], row[2] or "")].append(row)
+    for row in sorted(rows, key=lambda r: (r[0], r[1] or "", r[2] or "")):
+        groups[(row[1] or "", row[2] or "")].append(row)
     kept = []
     for (label, split), items in sorted(groups.items()):
         if len(items) > per_class:
@@ -239,13 +259,24 @@ def _pick_per_class(rows: list[tuple[str, str, str | None]], per_class: int, see
 
 
 def detect_layout(source: Path) -> str:
-    """'csv' for a list file, 'splits' for train/val/test (or MiT) folders, else 'folders'."""
+    """'csv' for a list file, 'splits' for train/val/test (or MiT) folders, 'flat' for a folder
+    with videos directly in it (unlabelled, searched recursively), else 'folders'."""
     if source.is_file():
         return "csv"
     if not source.is_dir():
-        raise DatasetError("no such folder or list; give a dataset folder or a CSV", source)
+        raise DatasetError("no such folder or list; give a folder of videos, a dataset folder or a CSV/list file",
+                           source)
     names = {p.name.lower() for p in source.iterdir() if p.is_dir()}
-    return "splits" if names & set(SPLIT_FOLDERS) else "folders"
+    if names & set(SPLIT_FOLDERS):
+        return "splits"
+    loose = sum(_is_video(p) for p in source.iterdir())
+    if not loose:
+        return "folders"
+    if any(_is_video(v) for d in source.iterdir() if d.is_dir() and not d.name.startswith(".") for v in d.rglob("*")):
+        log.warning("%s holds %d videos outside any class folder; they are left out (--layout flat reads every "
+                    "video, unlabelled)", source, loose)
+        return "folders"
+    return "flat"
 
 
 def discover(
@@ -273,8 +304,11 @@ def discover(
     elif layout == "folders":
         root = source
         rows = [(rel, label, None) for rel, label in _scan_class_folders(source, source)]
+    elif layout == "flat":
+        root = source
+        rows = [(rel, None, None) for rel, _ in _scan_flat(source)]
     else:
-        raise DatasetError(f"unknown layout {layout!r}; use auto, folders, splits or csv", source)
+        raise DatasetError(f"unknown layout {layout!r}; use {', '.join(LAYOUTS)}", source)
     if wanted is not None:
         present = {label for _, label, _ in rows}
         unknown = sorted(wanted - present)
@@ -285,11 +319,12 @@ def discover(
         rows = [r for r in rows if r[1] in wanted]
     if not rows:
         raise DatasetError(
-            "no clips found; expected ROOT/<class>/<clip>.mp4, ROOT/training/<class>/..., "
-            "or a CSV of `path,label[,split]`",
+            "no clips found; expected videos in the folder (unlabelled), ROOT/<class>/<clip>.mp4, "
+            f"ROOT/training/<class>/..., or a CSV/list of `path[,label[,split]]` (video files: "
+            f"{', '.join(VIDEO_EXTENSIONS)})",
             source,
         )
-    found = sorted({label for _, label, _ in rows})
+    found = sorted({label for _, label, _ in rows if label is not None})
     categories = source / MIT_CATEGORIES if layout == "splits" else None
     if categories is not None and categories.is_file():
         order = read_categories(categories)
@@ -299,10 +334,10 @@ def discover(
         found = [c for c in order if c in set(found)] + unlisted
     if per_class is not None:
         rows = _pick_per_class(rows, per_class, seed)
-    rows.sort()
-    ids = _unique_ids([rel for rel, _, _ in rows])
+    rows.sort(key=lambda r: (r[0], r[1] or "", r[2] or ""))
+    ids = _unique_ids([rel.lstrip("/") if is_absolute(rel) else rel for rel, _, _ in rows])
     clips = tuple(
-        Clip(id=i, path=root / rel, label=label, split=split, source=rel)
+        Clip(id=i, path=Path(rel) if is_absolute(rel) else root / rel, label=label, split=split, source=rel)
         for i, (rel, label, split) in zip(ids, rows)
     )
     selection = {"source": str(source), "layout": layout, "only_classes": sorted(wanted) if wanted else None,
@@ -313,7 +348,7 @@ def discover(
 
 def with_splits(dataset: Dataset, seed: int = 0) -> Dataset:
     """Fill in a stratified split for clips that have none; clips with a split keep it."""
-    missing = {c.id: c.label for c in dataset.clips if c.split is None}
+    missing = {c.id: c.label for c in dataset.clips if c.split is None and c.label is not None}
     if not missing:
         return dataset
     assigned = stratified_splits(missing, seed=seed)

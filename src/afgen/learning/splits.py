@@ -3,6 +3,7 @@ without one, k stratified folds for out-of-fold generation, and the classes' ord
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 
 import numpy as np
@@ -12,10 +13,20 @@ from afgen.contracts.packed import PackedFeatures
 from afgen.contracts.splits import stratified_splits
 from afgen.errors import AfgenError
 
+log = logging.getLogger(__name__)
+
 
 def resolve_splits(packed: PackedFeatures, cfg: TrainConfig) -> dict[str, list[int]]:
-    """Indices per split: the manifest's splits, a stratified split for clips without one."""
-    splits = list(packed.splits)
+    """Indices per split: the manifest's splits, a stratified split for clips without one.
+    Unlabelled clips (label None: extracted from one's own videos) are left out, with a note."""
+    unlabelled = sum(label is None for label in packed.labels)
+    if unlabelled == len(packed.labels):
+        raise AfgenError(f"none of the store's {unlabelled} clips has a label; training and evaluation need labelled "
+                         "clips (a folder per class, or a CSV of `path,label`); `afgen predict` scores unlabelled ones")
+    if unlabelled:
+        log.warning("%d of %d clips have no label and are left out of training and evaluation", unlabelled,
+                    len(packed.labels))
+    splits = [s if label is not None else "unlabelled" for s, label in zip(packed.splits, packed.labels)]
     unassigned = {packed.ids[i]: packed.labels[i] for i, s in enumerate(splits) if s is None}
     if unassigned:
         assigned = stratified_splits(unassigned, cfg.val_fraction, cfg.test_fraction, cfg.split_seed)
@@ -46,5 +57,5 @@ def class_order(store_config: dict, labels: list[str]) -> list[str]:
     """The classes of a store in the dataset's order (e.g. moments_categories.txt), recorded
     at extraction; classes it does not list follow, sorted."""
     order = (store_config.get("dataset") or {}).get("classes") or []
-    present = set(labels)
+    present = set(labels) - {None}
     return [c for c in order if c in present] + sorted(present - set(order))
