@@ -48,7 +48,7 @@ def test_no_source_file_is_over_400_lines():
 def test_help_lists_exactly_the_commands():
     """The command list itself (not the words anywhere in the help text): every command, once."""
     commands = typer.main.get_command(app).commands
-    assert set(commands) == {"synth", "frames", "extract", "export", "train", "evaluate", "predict", "export-model",
+    assert set(commands) == {"synth", "frames", "extract", "export", "train", "evaluate", "compare", "predict", "export-model",
                              "demo", "verify"}
     for name, command in commands.items():
         assert command.help, f"`afgen {name}` has no help text"

@@ -4,7 +4,8 @@ Reproduces Lee, Lin, Hsu & Hsu, "Audio Feature Generation for Missing Modality P
 Video Action Recognition" (ICASSP 2019). See README.md for the pipeline and the API.
 
 The pipeline's entry points are importable from here (loaded on first use, so `import afgen`
-stays light): discover, extract, train, evaluate, predict.
+stays light): discover, extract, train, evaluate, predict, predict_many; and for reading
+features in your own code, FeatureStore, FeatureDataset and pad_collate.
 """
 
 import importlib
@@ -27,6 +28,10 @@ _LAZY = {
     "train": "afgen.learning.train",
     "evaluate": "afgen.learning.evaluate",
     "predict": "afgen.learning.predict",
+    "predict_many": "afgen.learning.predict_batch",
+    "FeatureStore": "afgen.contracts.store",
+    "FeatureDataset": "afgen.learning.feature_dataset",
+    "pad_collate": "afgen.learning.feature_dataset",
 }
 
 

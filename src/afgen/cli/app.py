@@ -7,13 +7,15 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
 
+from afgen import config as C
+from afgen.encoders.registry import AUDIO, FLOWS
 from afgen.errors import AfgenError
 from afgen.lifecycle import Stopped, die_with_parent, install_stop_handlers, stop_children
 
@@ -27,23 +29,43 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
     add_completion=False,
+    # Plain Click help, not Rich markup: `afgen[extractors]` and `v_R [t,D]` show as written, and
+    # long tokens wrap instead of being cut off in narrow columns.
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
 console = Console()
 err_console = Console(stderr=True)
 
+# Choice types: --help lists the allowed values and a typo is refused before anything loads.
+FlowName = Literal[tuple(FLOWS.names())]
+AudioName = Literal[tuple(AUDIO.names())]
+Encoding = Literal[C.FLOW_ENCODINGS]
+DisPreset = Literal[C.DIS_PRESETS]
+Precision = Literal[C.PRECISIONS]
+Runtime = Literal[C.RUNTIMES]
+DType = Literal[C.DTYPES]
+Engine = Literal[C.ENGINES]
+LayoutName = Literal[C.LAYOUTS]
+Split = Literal[C.SPLITS]
+ClassBalance = Literal[C.CLASS_BALANCE]
+
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log debug messages.")]
-Layout = Annotated[str, typer.Option(help="Dataset layout: auto, folders, splits (MiT) or csv.")]
+Layout = Annotated[LayoutName, typer.Option(help="How CLIPS is read: auto; folders (a folder per class); splits (train/val/test or Moments-in-Time folders); csv (a CSV of `path[,label[,split]]`, or a list of paths); flat (every video under the folder, unlabelled).")]
 ClassesOpt = Annotated[str | None, typer.Option(
     "--only-classes", help="Comma-separated class names to keep (e.g. the paper's 10 MiT classes).")]
 PerClass = Annotated[int | None, typer.Option(help="Keep N clips per class in each split: a seeded random choice, the same on every machine (recorded in the store's config.json).")]
 PerClassSeed = Annotated[int, typer.Option(help="Seed of --per-class's choice.")]
 Strict = Annotated[bool, typer.Option(help="Moments in Time: a CSV row whose class folder is absent is an error (default: skipped, with one warning).")]
-# Options shared by `frames` and `extract`.
-ClipsArg = Annotated[Path, typer.Argument(help="Dataset folder (folder per class or MiT) or CSV list.")]
+# Options shared by `frames`, `extract` and `predict`.
+ClipsArg = Annotated[Path, typer.Argument(help="Your videos: a folder (a folder per class gives labels; videos directly in it are unlabelled), a Moments-in-Time folder, or a CSV / list file (`path[,label[,split]]`, absolute paths allowed).")]
 FpsOpt = Annotated[float, typer.Option(help="Frames sampled per second, by timestamp.")]
-FlowOpt = Annotated[str, typer.Option(help="Flow algorithm: farneback, dis or tvl1 (OpenCV); with extract also raft or raft_small (torchvision RAFT, on the backbone's device: slow on CPU, about 0.35 s (raft_small) or 1 s (raft) per 224-px frame pair here).")]
-EncodingOpt = Annotated[str, typer.Option(help="Flow image encoding: hsv (seed) or xy (TSN).")]
+FlowOpt = Annotated[FlowName, typer.Option(help="Flow algorithm: farneback, dis or tvl1 (OpenCV, in the producers); with extract also raft or raft_small (torchvision RAFT, on the backbone's device: slow on CPU, about 0.35 s (raft_small) or 1 s (raft) per 224-px frame pair here).")]
+EncodingOpt = Annotated[Encoding, typer.Option(help="Flow image encoding: hsv (the seed's) or xy (TSN's).")]
+WorkersOpt = Annotated[int, typer.Option(help="Decode/flow worker processes (0: in this process).")]
+DeviceOpt = Annotated[str, typer.Option(help="auto, cpu or cuda (or cuda:N).")]
+EngineOpt = Annotated[Engine, typer.Option(help="local: producer processes on this machine. ray: Ray Data, on a local Ray instance or the cluster at --ray-address (needs `pip install \"afgen[ray]\"`).")]
+ShardOpt = Annotated[str | None, typer.Option(help="I/N: only shard I of N (a hash of the clip id, the same on every machine), so N processes or a job array share the work.")]
 
 
 def setup_logging(verbose: bool) -> None:

@@ -3,26 +3,36 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
 from afgen import config as C
 from afgen.cli.app import (
+    AudioName,
     ClassesOpt,
     ClipsArg,
+    DeviceOpt,
+    DisPreset,
+    DType,
     EncodingOpt,
+    EngineOpt,
     FlowOpt,
     FpsOpt,
     Layout,
     PerClass,
     PerClassSeed,
+    Precision,
+    Runtime,
+    ShardOpt,
     Strict,
     Verbose,
+    WorkersOpt,
     app,
     console,
     setup_logging,
 )
+from afgen.encoders.registry import BACKBONES
 
 
 def _dataset(source: Path, layout: str, only_classes: str | None, per_class: int | None,
@@ -42,7 +52,7 @@ def synth(
     missing_audio: Annotated[float, typer.Option(help="Fraction of clips written without an audio stream.")] = C.SynthConfig.missing_audio,
     size: Annotated[int, typer.Option(help="Frame width and height in pixels.")] = C.SynthConfig.size,
     seconds: Annotated[float, typer.Option(help="Clip length in seconds.")] = C.SynthConfig.seconds,
-    layout: Annotated[str, typer.Option(help="folders (folder per class + clips.csv) or mit (Moments in Time's layout and CSVs, with a listed class that has no folder and a listed clip that has no file, as users' copies have).")] = C.SynthConfig.layout,
+    layout: Annotated[Literal[C.SYNTH_LAYOUTS], typer.Option(help="folders (folder per class + clips.csv) or mit (Moments in Time's layout and CSVs, with a listed class that has no folder and a listed clip that has no file, as users' copies have).")] = C.SynthConfig.layout,
     verbose: Verbose = False,
 ) -> None:
     """Write the synthetic audio-visual dataset (H.264 + AAC mp4, folder per class, clips.csv).
@@ -68,7 +78,7 @@ def frames(
     size: Annotated[int, typer.Option(help="Frame width and height.")] = C.VideoConfig.height,
     flow: FlowOpt = C.FlowConfig.algorithm,
     flow_encoding: EncodingOpt = C.FlowConfig.encoding,
-    workers: Annotated[int, typer.Option(help="Parallel worker processes.")] = C.ExtractConfig.workers,
+    workers: WorkersOpt = C.ExtractConfig.workers,
     layout: Layout = "auto",
     only_classes: ClassesOpt = None,
     per_class: PerClass = None,
@@ -76,7 +86,7 @@ def frames(
     strict: Strict = C.DatasetConfig.strict,
     verbose: Verbose = False,
 ) -> None:
-    """Write the seed's image layout: OUT/rgb/<class>/<clip>/frame_0000.jpg and OUT/flow/....
+    """Write the seed's image layout: OUT/rgb/CLASS/CLIP/frame_0000.jpg and OUT/flow/....
 
     One manifest line per clip (ok, or failed with the reason); a rerun skips finished clips.
     """
@@ -99,25 +109,25 @@ def extract(
     size: Annotated[int, typer.Option(help="Image size fed to the backbone.")] = C.VideoConfig.height,
     flow: FlowOpt = C.FlowConfig.algorithm,
     flow_encoding: EncodingOpt = C.FlowConfig.encoding,
-    dis_preset: Annotated[str, typer.Option(help="--flow dis: OpenCV's preset, medium, fast or ultrafast (about 8.5, 2 and 0.8 ms per 224-px pair on one core here; Farneback 17).")] = C.FlowConfig.dis_preset,
-    backbone: Annotated[str, typer.Option(help="torchvision model (resnet50, resnet18, efficientnet_b0, ...) or timm:NAME (e.g. timm:resnet50.a1_in1k, timm:convnext_tiny; needs `pip install \"afgen[extractors]\"`), fed with its own preprocessing.")] = C.ExtractConfig.backbone,
-    weights: Annotated[str, typer.Option(help="imagenet (torchvision's weights API, or timm's pretrained weights), none (random), or a state-dict PATH.")] = C.ExtractConfig.weights,
-    flow_weights: Annotated[str, typer.Option(help="--flow raft*: default (torchvision's weights API), none (random, tests only) or a state-dict PATH.")] = C.ExtractConfig.flow_weights,
-    audio: Annotated[str, typer.Option(help="Audio feature (the regression target): logmel (log-mel statistics, 128-d), vggish (pretrained VGGish embedding, 128-d per 0.96 s) or ast (AudioSet-pretrained Audio Spectrogram Transformer, 768-d; slow on CPU); the last two need `pip install \"afgen[extractors]\"`.")] = C.ExtractConfig.audio,
+    dis_preset: Annotated[DisPreset, typer.Option(help="--flow dis: OpenCV's preset, medium, fast or ultrafast (about 8.5, 2 and 0.8 ms per 224-px pair on one core here; Farneback 17).")] = C.FlowConfig.dis_preset,
+    backbone: Annotated[str, typer.Option(help=f"Image backbone: {BACKBONES.describe()}; timm models need `pip install \"afgen[extractors]\"` and get their own preprocessing (e.g. timm:resnet50.a1_in1k).")] = C.ExtractConfig.backbone,
+    weights: Annotated[str, typer.Option(help="default or imagenet (torchvision's weights API, or timm's pretrained weights), none (random), or a state-dict PATH.")] = C.ExtractConfig.weights,
+    flow_weights: Annotated[str, typer.Option(help="--flow raft or raft_small: default (torchvision's weights API), none (random, tests only) or a state-dict PATH.")] = C.ExtractConfig.flow_weights,
+    audio: Annotated[AudioName, typer.Option(help="Audio feature (the regression target): logmel (log-mel statistics, 128-d), vggish (pretrained VGGish embedding, 128-d per 0.96 s) or ast (AudioSet-pretrained Audio Spectrogram Transformer, 768-d; slow on CPU); the last two need `pip install \"afgen[extractors]\"`.")] = C.ExtractConfig.audio,
     audio_weights: Annotated[str, typer.Option(help="--audio vggish|ast: default (the library's cache, or a download), none (random, tests only), a state-dict PATH, or (ast) a folder saved with save_pretrained.")] = C.AudioFeatureConfig.weights,
-    workers: Annotated[int, typer.Option(help="Decode/flow worker processes (0: in this process).")] = C.ExtractConfig.workers,
+    workers: WorkersOpt = C.ExtractConfig.workers,
     batch_size: Annotated[int | None, typer.Option(help=f"Images per backbone batch (default {C.ExtractConfig.cpu_batch_size} on a CPU, {C.ExtractConfig.cuda_batch_size} on a GPU).")] = C.ExtractConfig.batch_size,
-    precision: Annotated[str, typer.Option(help="fp32, bf16 or auto (bf16 where supported).")] = C.ExtractConfig.precision,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = C.ExtractConfig.device,
-    runtime: Annotated[str, typer.Option(help="Backbone runtime: torch, onnxruntime (CPU, fp32; 1.5-1.7x faster than torch on the CPUs measured, features within cosine 1e-6) or auto (onnxruntime for fp32 on a CPU; a resumed store keeps its own).")] = C.ExtractConfig.runtime,
-    dtype: Annotated[str, typer.Option(help="On-disk dtype of visual features: float16 or float32.")] = C.ExtractConfig.dtype,
+    precision: Annotated[Precision, typer.Option(help="fp32, bf16 or auto (bf16 where supported).")] = C.ExtractConfig.precision,
+    device: DeviceOpt = C.ExtractConfig.device,
+    runtime: Annotated[Runtime, typer.Option(help="Backbone runtime: torch, onnxruntime (CPU, fp32; 1.5-1.7x faster than torch on the CPUs measured, features within cosine 1e-6) or auto (onnxruntime for fp32 on a CPU; a resumed store keeps its own).")] = C.ExtractConfig.runtime,
+    dtype: Annotated[DType, typer.Option(help="On-disk dtype of visual features: float16 or float32.")] = C.ExtractConfig.dtype,
     limit: Annotated[int | None, typer.Option(help="Extract only the first N clips.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Start the store afresh if its settings differ.")] = False,
-    engine: Annotated[str, typer.Option(help="local: producer processes on this machine. ray: Ray Data, on a local Ray instance or the cluster at --ray-address (needs `pip install \"afgen[ray]\"`).")] = C.ExtractConfig.engine,
+    engine: EngineOpt = C.ExtractConfig.engine,
     ray_address: Annotated[str | None, typer.Option(help="--engine ray: `auto` or HOST:PORT of a running cluster (`ray start --head`); default: start a local Ray instance.")] = C.ExtractConfig.ray_address,
     ray_actors: Annotated[int | None, typer.Option(help="--engine ray: backbone actors (default: one per GPU, or one without GPUs).")] = C.ExtractConfig.ray_actors,
     ray_producers: Annotated[int | None, typer.Option(help="--engine ray: decode/flow/audio tasks at a time (default: the cluster's CPUs the actors leave).")] = C.ExtractConfig.ray_producers,
-    shard: Annotated[str | None, typer.Option(help="I/N: extract only shard I of N (a hash of the clip id, the same on every machine), so N processes or a job array fill one store side by side.")] = None,
+    shard: ShardOpt = None,
     layout: Layout = "auto",
     only_classes: ClassesOpt = None,
     per_class: PerClass = None,
@@ -130,15 +140,15 @@ def extract(
     Resumable: a rerun skips finished clips; a failed clip is recorded and the batch goes on.
     One writer per store (or per --shard): a second run on the same clips is refused.
     """
-    from afgen.extraction.extract import extract as run_extract
-    from afgen.extraction.extract import parse_shard
-
     setup_logging(verbose)
-    dataset = _dataset(clips, layout, only_classes, per_class, strict, per_class_seed)
     cfg = C.ExtractConfig(backbone=backbone, weights=weights, audio=audio, workers=workers,
                           batch_size=batch_size, precision=precision, device=device, dtype=dtype,
                           runtime=runtime, limit=limit, engine=engine, ray_address=ray_address, ray_actors=ray_actors, flow_weights=flow_weights,
                           ray_producers=ray_producers)
+    dataset = _dataset(clips, layout, only_classes, per_class, strict, per_class_seed)  # before torch loads
+    from afgen.extraction.extract import extract as run_extract
+    from afgen.extraction.extract import parse_shard
+
     s = run_extract(dataset, features, cfg, C.VideoConfig(fps=fps, height=size, width=size),
                     C.FlowConfig(algorithm=flow, encoding=flow_encoding, dis_preset=dis_preset),
                     C.AudioFeatureConfig(encoder=audio, weights=audio_weights), overwrite=overwrite, shard=parse_shard(shard))
@@ -153,11 +163,11 @@ def extract(
 def export(
     features: Annotated[Path, typer.Argument(help="Feature store folder.")],
     out: Annotated[Path, typer.Argument(help="Output folder.")],
-    format: Annotated[str, typer.Option("--format", help="seed: <id>_rgb/_flow/_combined.npy per class.")] = "seed",
+    format: Annotated[Literal[C.EXPORT_FORMATS], typer.Option("--format", help="seed: the seed's naming, ID_rgb.npy, ID_flow.npy and ID_combined.npy per class folder; hdf5: one file, one group per clip (v_R, v_F, v_C, audio) with the manifest's fields as attributes.")] = "seed",
     verbose: Verbose = False,
 ) -> None:
-    """Write a feature store in the seed's file naming (v_R, v_F and v_C per clip)."""
-    from afgen.seed_export import export as run_export
+    """Write a feature store in another layout: the seed's .npy naming, or one HDF5 file."""
+    from afgen.store_export import export as run_export
 
     setup_logging(verbose)
     console.print(f"exported {run_export(features, out, format)} clips to {out}")

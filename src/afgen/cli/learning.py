@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
 from afgen import config as C
-from afgen.cli.app import Verbose, app, console, ints, rates, setup_logging
+from afgen.cli.app import (
+    ClassBalance,
+    DeviceOpt,
+    EngineOpt,
+    ShardOpt,
+    Split,
+    Verbose,
+    WorkersOpt,
+    app,
+    console,
+    ints,
+    rates,
+    setup_logging,
+)
+from afgen.errors import AfgenError
 
 
 @app.command("train")
@@ -23,10 +37,10 @@ def train_cmd(
     layers: Annotated[int, typer.Option(help="LSTM layers.")] = C.TrainConfig.layers,
     dropout: Annotated[float, typer.Option(help="Dropout on the LSTM state and classifier.")] = C.TrainConfig.dropout,
     modality_dropout: Annotated[float, typer.Option(help="P(audio zeroed) for the modality-dropout classifier.")] = C.TrainConfig.modality_dropout,
-    class_balance: Annotated[str, typer.Option(help="weighted_loss, sampler or none.")] = C.TrainConfig.class_balance,
+    class_balance: Annotated[ClassBalance, typer.Option(help="weighted_loss, sampler or none.")] = C.TrainConfig.class_balance,
     patience: Annotated[int, typer.Option(help="Early-stopping patience in epochs.")] = C.TrainConfig.patience,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same metrics on the same machine).")] = C.TrainConfig.seed,
-    seeds: Annotated[str | None, typer.Option(help="Comma-separated seeds, e.g. 0,1,2: one independent run per seed in RUN/seed-<s>/ (same clips and splits); `afgen evaluate RUN` then reports every seed and their spread.")] = None,
+    seeds: Annotated[str | None, typer.Option(help="Comma-separated seeds, e.g. 0,1,2: one independent run per seed in RUN/seed-S/ (same clips and splits); `afgen evaluate RUN` then reports every seed and their spread.")] = None,
     oof_folds: Annotated[int, typer.Option(help="Folds of the out-of-fold generated audio the classifiers train on (< 2: the generator's own, optimistic output).")] = C.TrainConfig.oof_folds,
     seed_workers: Annotated[int, typer.Option(help="With --seeds: train this many seeds at once, one process each (faster on CPU).")] = C.TrainConfig.seed_workers,
     devices: Annotated[str, typer.Option(help="Lightning devices (auto, 1, 2, ...): with more than one, every stage trains data-parallel (see --strategy).")] = C.TrainConfig.devices,
@@ -39,9 +53,12 @@ def train_cmd(
     that objective) and its λ = 0 ablation, out-of-fold generators, then the audio-visual
     classifiers (real audio; modality dropout with zeros, a learned token or generated audio).
     """
+    setup_logging(verbose)
+    from afgen.contracts.store import FeatureStore
+
+    FeatureStore(features).require()  # a wrong path is refused before torch loads, and RUN is not created
     from afgen.learning.train import train
 
-    setup_logging(verbose)
     cfg = C.TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, lambda_reg=lambda_reg, hidden=hidden,
                         layers=layers, dropout=dropout, modality_dropout=modality_dropout,
                         class_balance=class_balance, patience=patience, seed=seed, oof_folds=oof_folds, seed_workers=seed_workers,
@@ -72,7 +89,8 @@ def print_train_metrics(metrics: dict) -> None:
 def evaluate_cmd(
     run: Annotated[Path, typer.Argument(help="Run folder written by `afgen train`.")],
     features: Annotated[Path | None, typer.Option(help="Feature store (default: the one the run trained on).")] = None,
-    split: Annotated[str, typer.Option(help="Split to score.")] = C.EvalConfig.split,
+    split: Annotated[Split, typer.Option(help="Split to score.")] = C.EvalConfig.split,
+    out: Annotated[Path | None, typer.Option(help="Folder for results.json, results.md and the plots (default: RUN/eval for the test split, RUN/eval-SPLIT for another).")] = None,
     missing_rates: Annotated[str, typer.Option(help="Comma-separated missing-audio rates.")] = ",".join(f"{r:g}" for r in C.EvalConfig.missing_rates),
     seed: Annotated[int, typer.Option(help="Seed of the missing-audio masks and of the bootstrap.")] = C.EvalConfig.seed,
     mask_draws: Annotated[int, typer.Option(help="Random missing-audio masks per rate; each cell averages over them.")] = C.EvalConfig.mask_draws,
@@ -85,32 +103,82 @@ def evaluate_cmd(
     each method is compared, paired, with the paper's method and with visual-only, and the
     verdicts (better / worse / no resolvable difference) are what a conclusion may quote.
     """
+    setup_logging(verbose)
+    cfg = C.EvalConfig(split=split, missing_rates=rates(missing_rates), seed=seed, mask_draws=mask_draws,
+                       bootstrap=bootstrap)
+    from afgen.contracts.runfolder import seed_runs
+
+    seed_runs(run)  # a wrong path is refused before torch loads
     from afgen.learning.evaluate import evaluate
 
-    setup_logging(verbose)
-    result = evaluate(run, features, C.EvalConfig(split=split, missing_rates=rates(missing_rates), seed=seed,
-                                                  mask_draws=mask_draws, bootstrap=bootstrap))
+    result = evaluate(run, features, cfg, out=out)
     console.print(result.table, soft_wrap=True)
     console.print(f"tables and plots: {result.out}")
 
 
+@app.command("compare")
+def compare_cmd(
+    evaluations: Annotated[list[Path], typer.Argument(help="Runs (their RUN/eval) or evaluation folders (from `afgen evaluate --out`).")],
+    missing_rates: Annotated[str, typer.Option(help="Comma-separated rates to show.")] = "0,0.5,1",
+    methods: Annotated[str | None, typer.Option(help="Comma-separated method keys to keep (e.g. visual_only,av_generated); default all.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Also write the table to this markdown file.")] = None,
+) -> None:
+    """Several evaluations side by side: each method's accuracy with its interval at r = 0, 0.5, 1."""
+    from afgen.learning.compare import compare
+
+    keep = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
+    table = compare(evaluations, rates(missing_rates), keep)
+    console.print(table, soft_wrap=True, markup=False)
+    if out is not None:
+        out.write_text(table)
+        console.print(f"written to {out}")
+
+
 @app.command("predict")
 def predict_cmd(
-    clip: Annotated[Path, typer.Argument(help="A video clip (with or without an audio track).")],
+    clips: Annotated[Path, typer.Argument(help="One clip, or many: a folder (recursive; a folder per class gives labels), a CSV of `path[,label]` or a list of paths. Clips with or without an audio track.")],
     run: Annotated[Path | None, typer.Option(help="Run folder written by `afgen train`.")] = None,
     onnx: Annotated[Path | None, typer.Option(help="Instead of --run: a folder from `afgen export-model RUN OUT` (ONNX files, run with onnxruntime).")] = None,
-    top: Annotated[int, typer.Option(help="How many actions to list.")] = C.PredictConfig.top,
+    out: Annotated[Path | None, typer.Option(help="Write one row per clip to this .csv (or .jsonl): top-k actions and probabilities, whether the audio was real, missing (generated) or dropped, and why a clip could not be read. Rerunning skips clips already in it. Default for a folder or list: predictions.csv.")] = None,
+    top: Annotated[int, typer.Option(help="How many actions to list per clip.")] = C.PredictConfig.top,
+    drop_audio: Annotated[bool, typer.Option(help="Score every clip as if its sound were missing (the generated audio feature stands in).")] = False,
     weights: Annotated[str | None, typer.Option(help="Backbone weights, if not those the run's features used.")] = None,
-    save_audio_feature: Annotated[Path | None, typer.Option(help="Save the audio feature used (generated if missing) as .npy.")] = None,
+    workers: WorkersOpt = C.ExtractConfig.workers,
+    device: DeviceOpt = C.ExtractConfig.device,
+    engine: EngineOpt = C.ExtractConfig.engine,
+    shard: ShardOpt = None,
+    save_audio_feature: Annotated[Path | None, typer.Option(help="One clip: save the audio feature used (generated if missing) as .npy.")] = None,
     verbose: Verbose = False,
 ) -> None:
-    """Top-k actions for one clip; generated audio stands in when the clip has none."""
+    """Top-k actions for your clips; generated audio stands in where a clip has no sound.
+
+    One clip prints a table; a folder, CSV or list (or any input with --out) writes one row per
+    clip, resumably, and prints top-1/top-k accuracy when the clips have labels.
+    """
+    setup_logging(verbose)
+    if (run is None) == (onnx is None):
+        raise AfgenError("give the model to predict with: --run RUN (from `afgen train`) or --onnx DIR (from "
+                         "`afgen export-model`), one of the two")
+    for path, what in ((run, "run folder"), (onnx, "exported model folder")):
+        if path is not None and not path.is_dir():
+            raise AfgenError(f"no such {what}", path)
+    if not clips.exists():
+        raise AfgenError("no such clip, folder or list", clips)
+    single = clips.is_file() and clips.suffix.lower() in C.VIDEO_EXTENSIONS and out is None
+    if single:
+        _predict_one(clips, run, onnx, top, weights, device, save_audio_feature, drop_audio)
+    else:
+        _predict_many(clips, run, onnx, out or Path("predictions.csv"), top, drop_audio, weights,
+                      C.ExtractConfig(workers=workers, device=device, engine=engine), shard)
+
+
+def _predict_one(clip: Path, run, onnx, top, weights, device, save_audio_feature, drop_audio) -> None:
     from rich.table import Table
 
     from afgen.learning.predict import predict
 
-    setup_logging(verbose)
-    p = predict(clip, run, top=top, weights=weights, save_audio_feature=save_audio_feature, onnx=onnx)
+    p = predict(clip, run, top=top, weights=weights, device=device, save_audio_feature=save_audio_feature, onnx=onnx,
+                drop_audio=drop_audio)
     table = Table(title=f"{clip.name}: {p.t} frames at the run's fps")
     table.add_column("rank")
     table.add_column("action")
@@ -118,8 +186,10 @@ def predict_cmd(
     for i, (name, prob) in enumerate(p.top, start=1):
         table.add_row(str(i), name, f"{prob:.3f}")
     console.print(table)
-    if p.had_audio:
+    if p.audio == "real":
         console.print("audio: the clip has an audio track; its real audio feature was used")
+    elif p.audio == "dropped":
+        console.print("audio: [bold]dropped[/] (--drop-audio) — the generated audio feature was used in its place")
     else:
         console.print("audio: [bold]missing[/] — the generated audio feature was used in its place")
     console.print(f"visual only: {p.visual_top[0][0]} ({p.visual_top[0][1]:.3f})")
@@ -127,11 +197,24 @@ def predict_cmd(
         console.print(f"audio feature saved to {save_audio_feature}")
 
 
+def _predict_many(clips: Path, run, onnx, out: Path, top, drop_audio, weights, cfg, shard) -> None:
+    from afgen.extraction.extract import parse_shard
+    from afgen.learning.predict_batch import predict_many
+
+    s = predict_many(clips, out, run, onnx, top=top, drop_audio=drop_audio, weights=weights, cfg=cfg,
+                     shard=parse_shard(shard))
+    console.print(f"{s.scored} scored, {s.failed} unreadable, {s.skipped} already in the output, "
+                  f"in {s.seconds:.1f} s; predictions: {s.out}")
+    if s.accuracy:
+        a = s.accuracy
+        console.print(f"on the {a['n']} labelled clips: top-1 {100 * a['top1']:.1f}%, top-{a['k']} {100 * a['topk']:.1f}%")
+
+
 @app.command("export-model")
 def export_model_cmd(
     run: Annotated[Path, typer.Argument(help="Run folder written by `afgen train` (its first seed, for several).")],
     out: Annotated[Path, typer.Argument(help="Output folder for the exported files and export.json.")],
-    format: Annotated[str, typer.Option("--format", help="onnx (run with onnxruntime, any language) or torchscript.")] = "onnx",
+    format: Annotated[Literal[C.MODEL_FORMATS], typer.Option("--format", help="onnx (run with onnxruntime, any language) or torchscript.")] = "onnx",
     verbose: Verbose = False,
 ) -> None:
     """Export the generator (v_C -> class logits + generated audio feature) and the

@@ -16,7 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from afgen.contracts.store import FeatureStore, atomic_save_npy, atomic_write_json, load_npy, read_json
+from afgen.contracts.vc import v_c
 from afgen.errors import StoreError, repair_hint
+
+__all__ = ["PACKED", "PackedFeatures", "load_packed", "pack", "v_c"]
 
 log = logging.getLogger(__name__)
 
@@ -116,13 +119,6 @@ class PackedFeatures:
 
     def has_audio(self) -> np.ndarray:
         return self.audio_index >= 0
-
-
-def v_c(v_r: np.ndarray, v_f: np.ndarray) -> np.ndarray:
-    """The seed's v_C: drop the first RGB row so row k pairs frame k+1 with flow k -> k+1."""
-    if len(v_f) != len(v_r) - 1:
-        raise StoreError(f"v_F has {len(v_f)} rows for {len(v_r)} RGB rows; expected t-1")
-    return np.concatenate([v_r[1:], v_f], axis=1).astype(np.float32, copy=False)
 
 
 def load_packed(root: str | Path) -> PackedFeatures:

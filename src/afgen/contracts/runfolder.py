@@ -26,6 +26,9 @@ BUNDLE_FORMAT = 2
 def seed_runs(run: str | Path) -> list[Path]:
     """The single-seed run folders of RUN: RUN itself, or RUN/seed-<s>/ for a multi-seed run."""
     run = Path(run)
+    if not run.is_dir():
+        raise RunError("no such run folder; train one with `afgen train FEATURES RUN`" if not run.exists()
+                       else "is a file, not a run folder", run)
     listing = run / SEEDS_FILE
     if listing.is_file():
         fix = repair_hint(run, f"`afgen train FEATURES {run} --seeds ... --resume`")

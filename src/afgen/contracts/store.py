@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from afgen.contracts.manifest import Manifest
+from afgen.contracts.vc import v_c
 from afgen.errors import StoreError, repair_hint, write_failed
 
 MODALITIES = ("rgb", "flow", "audio", "audio_frames")
@@ -100,6 +101,19 @@ class FeatureStore:
         return repair_hint(self.root, "rerun `afgen extract` with the same "
                 "settings to redo the damaged clips")
 
+    def require(self) -> FeatureStore:
+        """This store, if the folder is one; otherwise a StoreError that says what it is instead
+        (checked before anything is built or created, so a wrong path costs nothing)."""
+        if not self.root.exists():
+            raise StoreError("no such folder; give a feature store written by `afgen extract CLIPS FEATURES`",
+                             self.root)
+        if not self.root.is_dir():
+            raise StoreError("is a file, not a feature store folder", self.root)
+        if not (self.root / CONFIG).is_file():
+            raise StoreError("not a feature store (no config.json); extract into it first with "
+                             "`afgen extract CLIPS FEATURES`", self.root)
+        return self
+
     # -- config -----------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
         path = self.root / CONFIG
@@ -173,6 +187,36 @@ class FeatureStore:
             if all(self.path(m, cid).is_file() for m in needed):
                 done.add(cid)
         return done
+
+    # -- reading, for your own code ------------------------------------------------------
+    @property
+    def ids(self) -> list[str]:
+        """The ids of every successfully extracted clip, sorted."""
+        return sorted(r["id"] for r in self.records("ok"))
+
+    @property
+    def labels(self) -> dict[str, str | None]:
+        """Clip id -> label (None for an unlabelled clip)."""
+        return {r["id"]: r.get("label") for r in self.records("ok")}
+
+    def split(self, name: str | None) -> list[str]:
+        """The ids of the ok clips whose manifest split is `name` (None: clips without one)."""
+        return sorted(r["id"] for r in self.records("ok") if r.get("split") == name)
+
+    def clip(self, clip_id: str) -> dict[str, np.ndarray]:
+        """One clip's arrays as float32: v_r [t, D], v_f [t-1, D], v_c [t-1, 2D], and audio [A] and
+        audio_frames [t, B] when the clip has an audio track."""
+        record = self.manifest.records().get(clip_id)
+        if record is None or record.get("status") != "ok":
+            raise StoreError(f"no extracted clip {clip_id!r} in this store (see its manifest.jsonl)", self.root)
+        out = {"v_r": np.asarray(self.load("rgb", clip_id), np.float32),
+               "v_f": np.asarray(self.load("flow", clip_id), np.float32)}
+        out["v_c"] = v_c(out["v_r"], out["v_f"])
+        if record.get("has_audio"):
+            out["audio"] = np.asarray(self.load("audio", clip_id), np.float32)
+            if self.path("audio_frames", clip_id).is_file():
+                out["audio_frames"] = np.asarray(self.load("audio_frames", clip_id), np.float32)
+        return out
 
     def records(self, status: str | None = "ok") -> list[dict[str, Any]]:
         recs = self.manifest.records().values()

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
-from afgen.config import SPLITS, VIDEO_EXTENSIONS, DatasetConfig
+from afgen.config import LAYOUTS, SPLITS, VIDEO_EXTENSIONS, DatasetConfig
 from afgen.contracts.splits import stratified_splits
 from afgen.errors import DatasetError
 
@@ -32,8 +32,6 @@ SPLIT_FOLDERS = {
     "validation": "val", "val": "val", "valid": "val",
     "testing": "test", "test": "test",
 }
-#: How a source is read (`auto` picks one: see detect_layout).
-LAYOUTS = ("auto", "folders", "splits", "csv", "flat")
 #: Moments in Time ships one CSV per split beside the split folders.
 MIT_CSVS = {"training": "trainingSet.csv", "validation": "validationSet.csv"}
 #: ... and its class list, `name,index` per line, which gives the class order.

@@ -139,8 +139,10 @@ def _seed_logits(trained: TrainedRun, inputs: _Inputs,
     return logits, generators["generator"][1]
 
 
-def evaluate(run: str | Path, features: str | Path | None = None, cfg: EvalConfig = EvalConfig()) -> EvalResult:
-    """Score every method at every missing rate (every seed of the run); write RUN/eval/."""
+def evaluate(run: str | Path, features: str | Path | None = None, cfg: EvalConfig = EvalConfig(),
+             out: str | Path | None = None) -> EvalResult:
+    """Score every method at every missing rate (every seed of the run); write results.json,
+    results.md and the plots to `out` (default: eval_folder(run, split))."""
     run = Path(run)
     runs = seed_runs(run)
     trained_runs = {sub: load_run(sub) for sub in runs}  # every model.pt up front: damage before any work
@@ -204,7 +206,7 @@ def evaluate(run: str | Path, features: str | Path | None = None, cfg: EvalConfi
     results["generated_audio_quality"] = _aggregate_quality(quality)
     last = f"{max(cfg.missing_rates):g}"
     results["confusion_rate"] = float(last)
-    out = run / "eval"
+    out = Path(out) if out is not None else eval_folder(run, split)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "results.json", results)
     tmp = out / ".scores.tmp.npz"
@@ -278,8 +280,19 @@ def _aggregate_quality(per_seed: list[dict]) -> dict:
     return out
 
 
-def load_results(run: str | Path) -> dict:
-    return json.loads((Path(run) / "eval" / "results.json").read_text())
+def eval_folder(run: str | Path, split: str = "test") -> Path:
+    """Where `afgen evaluate RUN` writes by default: RUN/eval for the test split, RUN/eval-<split>
+    for another, so evaluating two splits never overwrites one with the other."""
+    return Path(run) / ("eval" if split == "test" else f"eval-{split}")
+
+
+def load_results(path: str | Path) -> dict:
+    """results.json of an evaluation: `path` is its folder, or a run (its RUN/eval/)."""
+    path = Path(path)
+    for candidate in (path / "results.json", eval_folder(path) / "results.json", path):
+        if candidate.is_file():
+            return json.loads(candidate.read_text())
+    raise AfgenError("no results.json here; evaluate the run first with `afgen evaluate RUN`", path)
 
 
 __all__ = ["evaluate", "missing_mask", "mask_draws", "results_table", "load_results", "EvalResult"]

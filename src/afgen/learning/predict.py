@@ -1,4 +1,10 @@
-"""`afgen predict`: the actions in one clip, with generated audio when its track is missing."""
+"""`afgen predict CLIP`: the actions in one clip, with generated audio when its track is missing.
+
+`Scorer` holds what scores a clip (a trained run's models, or the ONNX files `afgen
+export-model` wrote) and `extraction_for` what extracts it (the backbone, flow and audio
+settings of the store the run was trained on), so batch prediction (predict_batch.py) builds
+both once and scores any number of clips.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +16,18 @@ import torch
 
 from afgen.config import AudioFeatureConfig, ExtractConfig, FlowConfig, PredictConfig, VideoConfig, from_dict
 from afgen.contracts.packed import v_c
-from afgen.contracts.store import atomic_save_npy
-from afgen.encoders.backbones import build_backbone
+from afgen.contracts.store import atomic_save_npy, read_json
+from afgen.encoders.backbones import Backbone, build_backbone
 from afgen.encoders.flows import is_learned
-from afgen.encoders.raft import build_raft
+from afgen.encoders.raft import RaftFlow, build_raft
 from afgen.errors import AfgenError
-from afgen.extraction.assemble import features_in_process
+from afgen.extraction.assemble import ClipFeatures, features_in_process
 from afgen.extraction.producer import Settings
 from afgen.learning.trained import load_run
+
+#: What the classifier was given for a clip's audio: its real track, the generated feature
+#: because the clip has no track, or the generated feature because --drop-audio asked for it.
+AUDIO_REAL, AUDIO_MISSING, AUDIO_DROPPED = "real", "missing", "dropped"
 
 
 @dataclass
@@ -29,6 +39,65 @@ class Prediction:
     used_generated_audio: bool
     audio_feature: np.ndarray  # the audio feature the classifier used (raw space)
     t: int
+    audio: str = AUDIO_REAL  # real | missing | dropped
+
+
+class Scorer:
+    """Classifies extracted clips with a run's models (`run`) or an exported model (`onnx`)."""
+
+    def __init__(self, run: str | Path | None = None, onnx: str | Path | None = None) -> None:
+        if run is None and onnx is None:
+            raise AfgenError("give the model to predict with: --run RUN (a folder from `afgen train`) or --onnx DIR "
+                             "(a folder from `afgen export-model`)")
+        if run is not None and onnx is not None:
+            raise AfgenError("give a run (--run RUN) or an exported model folder (--onnx DIR), not both")
+        self.onnx = Path(onnx) if onnx is not None else None
+        if self.onnx is not None:
+            from afgen.learning.model_export import META, onnx_session
+
+            if not self.onnx.is_dir():
+                raise AfgenError("no such folder; give the folder `afgen export-model RUN OUT` wrote", self.onnx)
+            meta = read_json(self.onnx / META, "rerun `afgen export-model RUN OUT`")
+            if meta.get("format") != "onnx":
+                raise AfgenError("this folder holds a TorchScript export; export with --format onnx for --onnx", onnx)
+            self.store_config, self.classes = meta["store_config"], meta["classes"]
+            self._generator = onnx_session(self.onnx / meta["files"]["generator"])
+            self._classifier = onnx_session(self.onnx / meta["files"]["classifier"])
+        else:
+            self.trained = load_run(run)
+            self.store_config, self.classes = self.trained.store_config, self.trained.classes
+
+    def score(self, feats: ClipFeatures, top: int = PredictConfig.top, drop_audio: bool = False,
+              clip: Path | None = None) -> Prediction:
+        """Ranked classes for one clip's features (stored in the run's store dtype first, so a
+        clip scores as it would from the store)."""
+        dtype = self.store_config["settings"].get("dtype", "float32")
+        seq = torch.from_numpy(v_c(feats.rgb.astype(dtype).astype(np.float32),
+                                   feats.flow.astype(dtype).astype(np.float32)))[None]
+        lengths = torch.tensor([seq.shape[1]])
+        had_audio = "audio" in feats.audio
+        use_real = had_audio and not drop_audio
+        real = torch.from_numpy(feats.audio["audio"])[None] if use_real else None
+        if self.onnx is not None:
+            vis, generated = self._generator.run(None, {"v_c": seq.numpy(), "lengths": lengths.numpy()})
+            vis_logits = torch.from_numpy(vis)
+            audio = real if use_real else torch.from_numpy(generated)
+            logits = torch.from_numpy(self._classifier.run(None, {"v_c": seq.numpy(), "lengths": lengths.numpy(),
+                                                                  "audio": audio.numpy().astype(np.float32)})[0])
+        else:
+            with torch.no_grad():
+                vis_logits, audio_hat = self.trained.generator(seq, lengths)
+                audio = real if use_real else self.trained.generator.audio_norm.inverse(audio_hat)
+                logits = self.trained.fusion(seq, lengths, audio)
+        status = AUDIO_REAL if use_real else AUDIO_DROPPED if had_audio else AUDIO_MISSING
+        return Prediction(clip=clip or Path(feats.clip_id), top=self._ranked(logits, top),
+                          visual_top=self._ranked(vis_logits, top), had_audio=had_audio,
+                          used_generated_audio=not use_real, audio_feature=audio[0].numpy(), t=feats.meta["t"],
+                          audio=status)
+
+    def _ranked(self, logits: torch.Tensor, top: int) -> list[tuple[str, float]]:
+        values, order = logits.softmax(1)[0].topk(min(top, len(self.classes)))
+        return [(self.classes[i], float(v)) for v, i in zip(values.tolist(), order.tolist())]
 
 
 def weights_for(store_settings: dict, store_extract: dict, override: str | None) -> str:
@@ -46,59 +115,11 @@ def weights_for(store_settings: dict, store_extract: dict, override: str | None)
     raise AfgenError(f"the run's features used local weights ({ident}); pass the same file with --weights PATH")
 
 
-def predict(clip: str | Path, run: str | Path | None = None, top: int = PredictConfig.top, weights: str | None = None,
-            device: str = ExtractConfig.device, save_audio_feature: str | Path | None = None,
-            onnx: str | Path | None = None) -> Prediction:
-    """Decode and extract one clip with the run's extraction settings, then classify it with
-    the run's models, or with the files `afgen export-model` wrote (`onnx`: their folder)."""
-    clip = Path(clip)
-    if (run is None) == (onnx is None):
-        raise AfgenError("give a run (--run RUN) or an exported model folder (--onnx DIR), not both")
-    if onnx is not None:
-        from afgen.contracts.store import read_json
-        from afgen.learning.model_export import META, onnx_session
-
-        meta = read_json(Path(onnx) / META, "rerun `afgen export-model RUN OUT`")
-        if meta.get("format") != "onnx":
-            raise AfgenError("this folder holds a TorchScript export; export with --format onnx for --onnx", onnx)
-        store, classes = meta["store_config"], meta["classes"]
-    else:
-        trained = load_run(run)
-        store, classes = trained.store_config, trained.classes
-    feats = _features(clip, store, weights, device)
-    dtype = store["settings"].get("dtype", "float32")
-    seq = torch.from_numpy(v_c(feats.rgb.astype(dtype).astype(np.float32), feats.flow.astype(dtype).astype(np.float32)))[None]
-    lengths = torch.tensor([seq.shape[1]])
-    had_audio = "audio" in feats.audio
-    real = torch.from_numpy(feats.audio["audio"])[None] if had_audio else None
-    if onnx is not None:
-        generator = onnx_session(Path(onnx) / meta["files"]["generator"])
-        classifier = onnx_session(Path(onnx) / meta["files"]["classifier"])
-        vis, generated = generator.run(None, {"v_c": seq.numpy(), "lengths": lengths.numpy()})
-        vis_logits = torch.from_numpy(vis)
-        audio = real if had_audio else torch.from_numpy(generated)
-        logits = torch.from_numpy(classifier.run(None, {"v_c": seq.numpy(), "lengths": lengths.numpy(),
-                                                        "audio": audio.numpy().astype(np.float32)})[0])
-    else:
-        with torch.no_grad():
-            vis_logits, audio_hat = trained.generator(seq, lengths)
-            audio = real if had_audio else trained.generator.audio_norm.inverse(audio_hat)
-            logits = trained.fusion(seq, lengths, audio)
-    if save_audio_feature is not None:
-        atomic_save_npy(Path(save_audio_feature), audio[0].numpy())
-
-    def ranked(lg: torch.Tensor) -> list[tuple[str, float]]:
-        probs = lg.softmax(1)[0]
-        values, order = probs.topk(min(top, len(classes)))
-        return [(classes[i], float(v)) for v, i in zip(values.tolist(), order.tolist())]
-
-    return Prediction(clip=clip, top=ranked(logits), visual_top=ranked(vis_logits), had_audio=had_audio,
-                      used_generated_audio=not had_audio, audio_feature=audio[0].numpy(), t=feats.meta["t"])
-
-
-def _features(clip: Path, store: dict, weights: str | None, device: str):
-    """One clip's v_R, v_F and audio, extracted with the settings of the store a run used."""
-    s = store["settings"]
+def extraction_for(store: dict, weights: str | None, device: str,
+                   backbone: Backbone | None = None) -> tuple[ExtractConfig, Backbone, Settings, RaftFlow | None]:
+    """The extraction settings of the store a run used, and the backbone (and RAFT) built once:
+    a clip is scored from exactly the kind of features the run was trained on."""
+    s, extract = store["settings"], store.get("extract", {})
     video = from_dict(VideoConfig, {**s["video"], "decoder_threads": 0})
     flow = from_dict(FlowConfig, s["flow"])
     audio_ident = str(s["audio"].get("weights", ""))
@@ -106,15 +127,33 @@ def _features(clip: Path, store: dict, weights: str | None, device: str):
     if audio_ident.startswith("random:"):
         audio_weights = "none"
     elif audio_ident.startswith(("file:", "folder:")):
-        audio_weights = store.get("extract", {}).get("audio_weights_arg") or "default"
+        audio_weights = extract.get("audio_weights_arg") or "default"
     audio_cfg = from_dict(AudioFeatureConfig, {**s["audio"], "encoder": s["audio"]["name"], "weights": audio_weights})
-    backbone = build_backbone(s["backbone"], weights_for(s, store.get("extract", {}), weights), device,
-                              s["precision"], store.get("extract", {}).get("batch_size") or ExtractConfig.cpu_batch_size,
-                              s.get("runtime", "torch"))
+    cfg = ExtractConfig(backbone=s["backbone"], weights=weights_for(s, extract, weights), precision=s["precision"],
+                        runtime=s.get("runtime", "torch"), device=device,
+                        batch_size=extract.get("batch_size") or ExtractConfig.cpu_batch_size)
+    backbone = backbone or build_backbone(cfg.backbone, cfg.weights, device, cfg.precision, cfg.batch_size, cfg.runtime)
     raft = None
     if is_learned(flow):
         ident = s["flow"].get("raft", {}).get("weights", "")
         flow_weights = ("none" if ident.startswith("random:") else "default" if ident.startswith("torchvision:")
-                        else store.get("extract", {}).get("flow_weights_arg") or "default")
+                        else extract.get("flow_weights_arg") or "default")
         raft = build_raft(flow, backbone.device, flow_weights, backbone.batch_size)
-    return features_in_process("clip", clip, backbone, Settings(video, flow, audio_cfg, backbone.batch_size), raft)
+    return cfg, backbone, Settings(video, flow, audio_cfg, backbone.batch_size), raft
+
+
+def predict(clip: str | Path, run: str | Path | None = None, top: int = PredictConfig.top, weights: str | None = None,
+            device: str = ExtractConfig.device, save_audio_feature: str | Path | None = None,
+            onnx: str | Path | None = None, drop_audio: bool = False) -> Prediction:
+    """Decode and extract one clip with the run's extraction settings, then classify it with
+    the run's models, or with the files `afgen export-model` wrote (`onnx`: their folder).
+    `drop_audio` scores it as if its track were missing."""
+    clip = Path(clip)
+    scorer = Scorer(run, onnx)
+    if not clip.is_file():
+        raise AfgenError("no such clip", clip)
+    _, backbone, settings, raft = extraction_for(scorer.store_config, weights, device)
+    prediction = scorer.score(features_in_process("clip", clip, backbone, settings, raft), top, drop_audio, clip)
+    if save_audio_feature is not None:
+        atomic_save_npy(Path(save_audio_feature), prediction.audio_feature)
+    return prediction

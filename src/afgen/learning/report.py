@@ -8,7 +8,7 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}"
 
 
-def _cell(ci: dict) -> str:
+def cell(ci: dict) -> str:
     return f"{_pct(ci['value'])} [{_pct(ci['low'])}, {_pct(ci['high'])}]"
 
 
@@ -31,7 +31,7 @@ def results_table(results: dict) -> str:
              "| method | " + " | ".join(f"r = {r}" for r in rates) + " |",
              "|---|" + "---:|" * len(rates)]
     for key, name in methods.items():
-        lines.append(f"| {name} | " + " | ".join(_cell(results["rates"][r][key]["top1"]) for r in rates) + " |")
+        lines.append(f"| {name} | " + " | ".join(cell(results["rates"][r][key]["top1"]) for r in rates) + " |")
     lines += ["", f"Each cell: mean over seeds and missing-audio draws [{results['interval']}]. "
               "Rows differ only in the model and in how a missing audio feature is filled."]
     lines += ["", "Paired difference from the paper's method (AV + generated audio), percentage points "
@@ -62,9 +62,9 @@ def results_table(results: dict) -> str:
                   "| method | " + " | ".join(f"seed {s}" for s in results["seeds"]) + " | mean ± std |",
                   "|---|" + "---:|" * (n_seeds + 1)]
         for key, name in methods.items():
-            cell = results["rates"][last][key]
-            m, sd = cell["seed_mean_std"]
-            lines.append(f"| {name} | " + " | ".join(_cell(c) for c in cell["per_seed"]) +
+            at_last = results["rates"][last][key]
+            m, sd = at_last["seed_mean_std"]
+            lines.append(f"| {name} | " + " | ".join(cell(c) for c in at_last["per_seed"]) +
                          f" | {_pct(m)} ± {_pct(sd)} |")
     k = results["config"]["top_k"]
     lines += ["", f"At r = {last}: top-{k} and mean per-class accuracy (%):", "",

@@ -158,6 +158,7 @@ def train(features: str | Path, run: str | Path, cfg: TrainConfig = TrainConfig(
     """Train every stage; write RUN/ as described above. With `seeds`, one independent run per
     seed in RUN/seed-<s>/ (same store, same splits), and `metrics` is their mean."""
     run = Path(run)
+    FeatureStore(features).require()  # before RUN is created or anything is built
     if not seeds:
         return _train_one(features, run, cfg, resume, show_progress=show_progress)
     seeds = list(dict.fromkeys(int(s) for s in seeds))

@@ -51,5 +51,5 @@ def test_mit_recipe_runs_as_written_on_synthetic_mit(tmp_path, monkeypatch):
     assert config["dataset"]["per_class"] == 6 and config["dataset"]["classes"] == ["bounce", "roll", "spin"]
     manifest = [json.loads(line) for line in (tmp_path / "mit-features" / "manifest.jsonl").read_text().splitlines()]
     assert {m["label"] for m in manifest} == {"bounce", "roll", "spin"}
-    results = json.loads((tmp_path / "runs" / "mit-synth" / "eval" / "results.json").read_text())
+    results = json.loads((tmp_path / "runs" / "mit-synth" / "eval-val" / "results.json").read_text())
     assert results["split"] == "val" and results["classes"] == ["bounce", "roll", "spin"]

@@ -1,0 +1,152 @@
+"""`afgen predict INPUT --out predictions.csv`: score a folder, CSV or list of clips in one run.
+
+The clips go through the extraction engines (local producer processes, Ray, `--shard I/N`)
+with the backbone built once; each finished clip is scored at once and its row appended to the
+output (CSV or JSON lines), so a killed run keeps every finished row and a rerun scores only
+the clips the output does not hold yet. A clip that cannot be read gets a row with its status
+and reason; it never stops the batch.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from afgen.config import ExtractConfig, PredictConfig
+from afgen.errors import AfgenError
+from afgen.extraction.dataset import Clip, discover
+from afgen.extraction.engines import local
+from afgen.extraction.extract import shard_of
+from afgen.learning.predict import Prediction, Scorer, extraction_for
+from afgen.lifecycle import critical, stopped_after
+from afgen.progress import progress_bar
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BatchSummary:
+    out: Path
+    scored: int  # rows written by this run
+    failed: int
+    skipped: int  # already in the output from an earlier run
+    seconds: float
+    #: top-1 / top-k accuracy over every scored row of the output with a known label, if any.
+    accuracy: dict | None = None
+
+
+class PredictionsFile:
+    """The output: CSV (one column per rank) or JSON lines (`.jsonl`), appended one row per clip."""
+
+    def __init__(self, path: Path, top: int) -> None:
+        self.path, self.top = Path(path), top
+        self.jsonl = self.path.suffix.lower() in (".jsonl", ".json")
+        self.columns = ["path", "id", "label", "status", "audio"]
+        for k in range(1, top + 1):
+            self.columns += [f"pred_{k}", f"prob_{k}"]
+        self.columns.append("error")
+
+    def rows(self) -> list[dict]:
+        """The rows already written (a line torn by a kill is dropped, and the file trimmed to match)."""
+        if not self.path.is_file():
+            return []
+        text = self.path.read_text(encoding="utf-8")
+        if text and not text.endswith("\n"):  # the last row was cut short: it is redone
+            text = text[: text.rfind("\n") + 1]
+            self.path.write_text(text, encoding="utf-8")
+        if self.jsonl:
+            return [json.loads(line) for line in text.splitlines() if line.strip()]
+        rows = list(csv.DictReader(text.splitlines()))
+        if rows and list(rows[0]) != self.columns:
+            raise AfgenError(f"this CSV has other columns ({', '.join(rows[0])}); write to another --out, or rerun "
+                             "with the --top it was written with", self.path)
+        return rows
+
+    def append(self, row: dict) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        new = not self.path.is_file() or self.path.stat().st_size == 0
+        with self.path.open("a", newline="", encoding="utf-8") as fh:
+            if self.jsonl:
+                fh.write(json.dumps(row) + "\n")
+            else:
+                writer = csv.writer(fh)
+                if new:
+                    writer.writerow(self.columns)
+                flat = [row["path"], row["id"], row["label"] or "", row["status"], row["audio"] or ""]
+                for k in range(self.top):
+                    pair = row["top"][k] if k < len(row["top"]) else ("", "")
+                    flat += [pair[0], f"{pair[1]:.6f}" if pair[1] != "" else ""]
+                writer.writerow(flat + [row["error"] or ""])
+
+    def predictions(self, row: dict) -> list[str]:
+        """The ranked class names of a row read back from the file."""
+        if self.jsonl:
+            return [name for name, _ in row.get("top") or []]
+        return [row[f"pred_{k}"] for k in range(1, self.top + 1) if row.get(f"pred_{k}")]
+
+
+def _row(clip: Clip, status: str, prediction: Prediction | None = None, error: str | None = None) -> dict:
+    return {"path": str(clip.path), "id": clip.id, "label": clip.label, "status": status,
+            "audio": prediction.audio if prediction else None,
+            "top": [[name, round(p, 6)] for name, p in prediction.top] if prediction else [], "error": error}
+
+
+def accuracy(output: PredictionsFile, classes: list[str]) -> dict | None:
+    """Top-1 and top-k accuracy over the scored rows whose label is one of the run's classes."""
+    labelled = [r for r in output.rows() if r.get("status") == "ok" and r.get("label") in classes]
+    if not labelled:
+        return None
+    ranked = [(r["label"], output.predictions(r)) for r in labelled]
+    return {"n": len(ranked), "top1": sum(p[:1] == [y] for y, p in ranked) / len(ranked),
+            "topk": sum(y in p for y, p in ranked) / len(ranked), "k": output.top}
+
+
+def predict_many(source: str | Path, out: str | Path, run: str | Path | None = None, onnx: str | Path | None = None,
+                 top: int = PredictConfig.top, drop_audio: bool = False, weights: str | None = None,
+                 cfg: ExtractConfig = ExtractConfig(), shard: tuple[int, int] | None = None,
+                 show_progress: bool = True) -> BatchSummary:
+    """Score every clip of `source` (a folder, with or without class folders; a CSV; a list of
+    paths) into `out`, one row per clip; clips already in `out` are skipped."""
+    start = time.perf_counter()
+    scorer = Scorer(run, onnx)
+    dataset = discover(source)
+    output = PredictionsFile(Path(out), top)
+    done = {r["id"] for r in output.rows()}
+    clips = [c for c in dataset.clips if shard is None or shard_of(c.id, shard[1]) == shard[0]]
+    todo = [c for c in clips if c.id not in done]
+    skipped = len(clips) - len(todo)
+    if skipped:
+        log.info("%d of %d clips are already in %s; scoring the other %d", skipped, len(clips), output.path, len(todo))
+    scored = failed = 0
+    if todo:
+        base, backbone, settings, raft = extraction_for(scorer.store_config, weights, cfg.device)
+        engine_cfg = replace(cfg, backbone=base.backbone, weights=base.weights, precision=base.precision,
+                             runtime=base.runtime, batch_size=backbone.batch_size)
+        if engine_cfg.engine == "ray":
+            from afgen.extraction.engines import ray_data
+
+            events = ray_data.run(todo, settings, engine_cfg, backbone)
+        else:
+            events = local.run(todo, settings, engine_cfg, backbone, raft)
+        by_id = {c.id: c for c in todo}
+        with progress_bar(len(todo), "predict", enabled=show_progress) as bar, stopped_after(
+                lambda: f"{skipped + scored + failed} of {len(clips)} clips"):
+            for event in events:
+                clip = by_id[event[1]]
+                if event[0] == "done":
+                    row = _row(clip, "ok", scorer.score(event[2], top, drop_audio, clip.path))
+                else:
+                    row = _row(clip, "failed", error=event[3])
+                with critical():  # a stop signal waits for the whole row
+                    output.append(row)
+                scored += event[0] == "done"
+                failed += event[0] != "done"
+                if failed:
+                    bar.status(f"[red]{failed} unreadable")
+                bar.advance()
+    return BatchSummary(out=output.path, scored=scored, failed=failed, skipped=skipped,
+                        seconds=time.perf_counter() - start, accuracy=accuracy(output, scorer.classes))
