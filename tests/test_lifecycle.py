@@ -156,3 +156,27 @@ def test_killed_parallel_seed_training_leaves_no_process_and_resumes(tiny_store,
     subprocess.run(cmd + ["--resume"], check=True, capture_output=True)
     assert json.loads((run / "seeds.json").read_text())["seeds"] == [0, 1, 2]
     assert all((run / f"seed-{s}" / "model.pt").is_file() for s in (0, 1, 2))
+
+
+@pytest.mark.slow
+def test_killed_batch_prediction_leaves_no_process_and_the_rerun_completes(tiny_run, tmp_path, clip_factory):
+    for k in range(12):
+        clip_factory(f"clips/v{k}.mp4", fps=25, seconds=2.0, size=32, audio=k % 2 == 0)
+    out = tmp_path / "p.csv"
+    cmd = [sys.executable, "-m", "afgen", "predict", str(tmp_path / "clips"), "--run", str(tiny_run), "--out", str(out),
+           "--workers", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 3):
+        time.sleep(0.05)
+    started = _descendants(proc.pid)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, err
+    assert "of 12 clips" in err.splitlines()[-1]
+    assert _gone_within(started, 5.0) == set()
+    rows_before = len(out.read_text().splitlines()) - 1
+    assert 2 <= rows_before < 12
+    subprocess.run(cmd, check=True, capture_output=True)
+    ids = [line.split(",")[1] for line in out.read_text().splitlines()[1:]]
+    assert len(ids) == len(set(ids)) == 12
