@@ -30,9 +30,16 @@ def test_table_has_every_method_rate_interval_and_verdict(evaluated, tiny_run):
                 cmp = results["comparisons"][rate][key][base]
                 assert cmp["verdict"] in ("better", "worse", "no resolvable difference")
                 assert cmp["low"] <= cmp["value"] <= cmp["high"]
-        assert results["comparisons"][rate][PAPER][PAPER] == {"value": 0.0, "low": 0.0, "high": 0.0,
-                                                              "verdict": "no resolvable difference"}
+        same = results["comparisons"][rate][PAPER][PAPER]
+        assert {k: same[k] for k in ("value", "low", "high", "verdict")} == {
+            "value": 0.0, "low": 0.0, "high": 0.0, "verdict": "no resolvable difference"}
+        assert same["unadjusted"] == {"value": 0.0, "low": 0.0, "high": 0.0}
+        for key in METHODS:  # the adjusted interval holds the unadjusted one
+            c = results["comparisons"][rate][key]["best_visual_only"]
+            assert c["low"] <= c["unadjusted"]["low"] <= c["value"] <= c["unadjusted"]["high"] <= c["high"]
+        assert results["rates"][rate]["best_visual_only"] in ("visual_only", "visual_av_head")
         assert results["best"][rate]["method"] in METHODS and results["best"][rate]["method"] != "av_real"
+    assert results["multiplicity"]["comparisons"] > 0 and "simultaneous" in results["multiplicity"]["correction"]
     for method in METHODS.values():
         assert method.label in evaluated.table
     assert "r = 0.5" in evaluated.table and "[" in evaluated.table and "Best method" in evaluated.table

@@ -71,3 +71,33 @@ def test_mean_std():
     assert mean_std([1.0]) == (1.0, 0.0)
     m, s = mean_std([1.0, 2.0, 3.0])
     assert m == 2.0 and s == pytest.approx(1.0)
+
+
+def _null_family(seed: int, methods: int = 15, n: int = 150):
+    """`methods` methods that are all equally good (independent coin flips at 70%), each
+    compared with the first: every true difference is 0."""
+    rng = np.random.default_rng(seed)
+    scores = [(rng.random((1, 1, n)) < 0.7).astype(np.uint8) for _ in range(methods + 1)]
+    return {k: (scores[k], scores[0]) for k in range(1, methods + 1)}
+
+
+def test_simultaneous_intervals_keep_a_family_of_null_comparisons_unresolved():
+    any_adjusted = any_unadjusted = 0
+    repeats = 40
+    for seed in range(repeats):
+        family = Bootstrap((1, 1, 150), resamples=400, seed=seed).family(_null_family(seed))
+        any_adjusted += any(verdict(adj) != "no resolvable difference" for _, adj in family.values())
+        any_unadjusted += any(verdict(raw) != "no resolvable difference" for raw, _ in family.values())
+        assert all(adj.low <= raw.low and raw.high <= adj.high for raw, adj in family.values())
+    # 95% simultaneous: the family declares something resolved in at most ~5% of repeats
+    # (allowing for 40 repeats' noise); one comparison at a time does so far more often.
+    assert any_adjusted / repeats <= 0.125
+    assert any_unadjusted / repeats >= 0.3
+
+
+def test_a_real_difference_survives_the_adjustment():
+    rng = np.random.default_rng(1)
+    family = _null_family(2)
+    family["real"] = ((rng.random((1, 1, 150)) < 0.95).astype(np.uint8), family[1][1])
+    out = Bootstrap((1, 1, 150), resamples=400, seed=0).family(family)
+    assert verdict(out["real"][1]) == "better"

@@ -62,7 +62,7 @@ def fill_audio(audio: torch.Tensor, missing: torch.Tensor, fill: str, generated:
     "token" zero-fills too: the model swaps in its token where `missing` is set; "real" is
     the upper bound, where only clips that never had audio are missing."""
     m = missing[:, None]
-    if fill in ("zero", "token", "real"):
+    if fill in ("zero", "token", "real", "absent"):
         return audio.masked_fill(m, 0.0)
     if fill == "mean":
         return torch.where(m, mean.expand_as(audio), audio)

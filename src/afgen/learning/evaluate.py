@@ -29,7 +29,7 @@ from afgen.contracts.runfolder import seed_runs
 from afgen.contracts.store import atomic_write_json
 from afgen.errors import AfgenError
 from afgen.learning.batches import ClipSet, collate, fill_audio
-from afgen.learning.methods import BASELINES, METHODS, NOT_COMPETING, PAPER
+from afgen.learning.methods import BASELINES, BEST_VISUAL, METHODS, NOT_COMPETING, PAPER, VISUAL_ONLY
 from afgen.learning.plots import plot_confusion, plot_rates
 from afgen.learning.report import results_table
 from afgen.learning.splits import resolve_splits
@@ -98,8 +98,14 @@ def _inputs(packed: PackedFeatures, idx: list[int], classes: list[str]) -> _Inpu
 
 
 @torch.no_grad()
-def _seed_logits(trained: TrainedRun, inputs: _Inputs,
-                 masks: dict[str, np.ndarray]) -> tuple[dict[str, dict[str, list]], torch.Tensor]:
+def available_methods(trained: TrainedRun) -> dict:
+    """The rows this run can score: a run trained before a stage was added lacks its model, and
+    its table simply has no such row."""
+    return {k: m for k, m in METHODS.items() if m.model in trained.models and m.generator in trained.models}
+
+
+def _seed_logits(trained: TrainedRun, inputs: _Inputs, masks: dict[str, np.ndarray],
+                 methods: dict) -> tuple[dict[str, dict[str, list]], torch.Tensor]:
     """Logits [D][N, C] of every method at every rate for one trained seed, and the main
     generator's audio features [N, A] (raw space)."""
     def run_generator(name: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -107,8 +113,8 @@ def _seed_logits(trained: TrainedRun, inputs: _Inputs,
         outs = [model(v_c, lens) for v_c, lens in inputs.batches]
         return torch.cat([o[0] for o in outs]), model.audio_norm.inverse(torch.cat([o[1] for o in outs]))
 
-    generators = {name: run_generator(name) for name in {m.generator for m in METHODS.values()} | {
-        m.model for m in METHODS.values() if m.fill is None}}
+    generators = {name: run_generator(name) for name in {m.generator for m in methods.values()} | {
+        m.model for m in methods.values() if m.fill is None}}
     mean = trained.generator.audio_norm.mean
 
     def fused(model, audio: torch.Tensor, missing: torch.Tensor) -> torch.Tensor:
@@ -122,14 +128,15 @@ def _seed_logits(trained: TrainedRun, inputs: _Inputs,
     logits: dict[str, dict[str, list]] = {}
     for rate, rate_masks in masks.items():
         logits[rate] = {}
-        for key, method in METHODS.items():
+        for key, method in methods.items():
             if method.fill is None:
                 logits[rate][key] = [generators[method.model][0]] * len(rate_masks)
                 continue
             model = trained.models[method.model]
             draws, seen = [], {}  # identical masks (r = 0, r = 1, the upper bound) are scored once
             for mask in rate_masks:
-                missing = ~inputs.has if method.fill == "real" else torch.from_numpy(mask)
+                missing = (~inputs.has if method.fill == "real" else torch.ones_like(inputs.has)
+                           if method.fill == "absent" else torch.from_numpy(mask))
                 token = missing.numpy().tobytes()
                 if token not in seen:
                     audio = fill_audio(inputs.real, missing, method.fill, generators[method.generator][1], mean)
@@ -147,6 +154,13 @@ def evaluate(run: str | Path, features: str | Path | None = None, cfg: EvalConfi
     runs = seed_runs(run)
     trained_runs = {sub: load_run(sub) for sub in runs}  # every model.pt up front: damage before any work
     first = trained_runs[runs[0]]
+    methods = available_methods(first)
+    for sub in runs:
+        methods = {k: m for k, m in methods.items() if k in available_methods(trained_runs[sub])}
+    skipped = [m.label for k, m in METHODS.items() if k not in methods]
+    if skipped:
+        log.warning("this run has no model for %d row(s) (trained by an earlier afgen): %s", len(skipped),
+                    "; ".join(skipped))
     packed = open_packed(features or first.features)
     split, idx = _test_split(packed, first, cfg.split)
     classes = first.classes
@@ -165,7 +179,7 @@ def evaluate(run: str | Path, features: str | Path | None = None, cfg: EvalConfi
         if trained.classes != classes:
             raise AfgenError(f"{sub.name} was trained on other classes than {runs[0].name}; retrain the run", run)
         seeds.append(trained.train.seed)
-        logits, generated = _seed_logits(trained, inputs, masks)
+        logits, generated = _seed_logits(trained, inputs, masks, methods)
         for rate, per_method in logits.items():
             for key, draws in per_method.items():
                 lg = torch.stack(draws)  # [D, N, C]
@@ -179,16 +193,17 @@ def evaluate(run: str | Path, features: str | Path | None = None, cfg: EvalConfi
     scores = {key: np.asarray(v, np.uint8) for key, v in top1.items()}
     results: dict = {
         "split": split, "n_clips": len(idx), "n_with_audio": int(has_np.sum()), "classes": classes,
-        "seeds": seeds, "methods": {key: m.label for key, m in METHODS.items()}, "paper_method": PAPER,
+        "seeds": seeds, "methods": {key: m.label for key, m in methods.items()}, "paper_method": PAPER,
         "config": to_dict(cfg), "rates": {}, "comparisons": {}, "best": {},
         "interval": (f"{100 * cfg.confidence:g}% percentile bootstrap ({cfg.bootstrap} resamples) over the "
                      f"{len(idx)} test clips, the {cfg.mask_draws} missing-audio mask draws and the "
                      f"{len(runs)} seed(s), paired across methods"),
     }
     seed_boot = Bootstrap((1,) + shape[1:], cfg.bootstrap, cfg.seed, cfg.confidence)
+    pairs: dict[tuple[str, str, str], tuple[np.ndarray, np.ndarray]] = {}
     for rate in masks:
         cells = {}
-        for key in METHODS:
+        for key in methods:
             s = scores[(rate, key)]
             seed_values = [float(x) for x in s.mean(axis=(1, 2))]
             cells[key] = {
@@ -199,10 +214,27 @@ def evaluate(run: str | Path, features: str | Path | None = None, cfg: EvalConfi
                 "seed_mean_std": list(mean_std(seed_values)),
             }
         results["rates"][rate] = {"missing_fraction": float(masks[rate].mean()), **cells}
-        results["comparisons"][rate] = {
-            key: {base: _compare(boot, scores[(rate, key)], scores[(rate, base)]) for base in BASELINES}
-            for key in METHODS}
-        results["best"][rate] = _best(boot, scores, rate, cells)
+        best_visual = max((k for k in VISUAL_ONLY if k in methods), key=lambda k: cells[k]["top1"]["value"])
+        results["rates"][rate][BEST_VISUAL] = best_visual
+        for key in methods:
+            for base in (*BASELINES, BEST_VISUAL):
+                pairs[(rate, key, base)] = (scores[(rate, key)], scores[(rate, best_visual if base == BEST_VISUAL else base)])
+        ranked = sorted((k for k in methods if k not in NOT_COMPETING), key=lambda k: -cells[k]["top1"]["value"])
+        results["best"][rate] = {"method": ranked[0], "runner_up": ranked[1]}
+        pairs[(rate, "best", "runner_up")] = (scores[(rate, ranked[0])], scores[(rate, ranked[1])])
+    family = boot.family(pairs)
+    results["multiplicity"] = {
+        "comparisons": sum(raw.low != raw.high for raw, _ in family.values()),
+        "correction": (f"simultaneous {100 * cfg.confidence:g}% intervals over every comparison of the table (max-|T| "
+                       "bootstrap: the quantile of the largest standardised deviation across the family), so every "
+                       "verdict holds together with the others; results.json keeps each comparison's unadjusted "
+                       "interval under 'unadjusted'")}
+    for (rate, key, base), (raw, adjusted) in family.items():
+        entry = {**adjusted.as_dict(), "verdict": verdict(adjusted), "unadjusted": raw.as_dict()}
+        if key == "best":
+            results["best"][rate] |= {**entry, "resolvable": adjusted.low > 0}
+        else:
+            results["comparisons"].setdefault(rate, {}).setdefault(key, {})[base] = entry
     results["generated_audio_quality"] = _aggregate_quality(quality)
     last = f"{max(cfg.missing_rates):g}"
     results["confusion_rate"] = float(last)
@@ -220,20 +252,6 @@ def evaluate(run: str | Path, features: str | Path | None = None, cfg: EvalConfi
     plot_confusion(_confusion(np.asarray(preds[(last, PAPER)]), labels.numpy(), len(classes)), classes,
                     out / "confusion_generated_r1.png", float(last))
     return EvalResult(results=results, table=table, out=out)
-
-
-def _compare(boot: Bootstrap, a: np.ndarray, b: np.ndarray) -> dict:
-    diff = boot.difference(a, b)
-    return {**diff.as_dict(), "verdict": verdict(diff)}
-
-
-def _best(boot: Bootstrap, scores: dict, rate: str, cells: dict) -> dict:
-    """The competing method with the highest accuracy, and whether it beats the runner-up."""
-    ranked = sorted((k for k in METHODS if k not in NOT_COMPETING), key=lambda k: -cells[k]["top1"]["value"])
-    best, runner = ranked[0], ranked[1]
-    diff = boot.difference(scores[(rate, best)], scores[(rate, runner)])
-    return {"method": best, "runner_up": runner, **diff.as_dict(),
-            "resolvable": diff.low > 0}
 
 
 def _mean_class(preds: np.ndarray, labels: np.ndarray, n_classes: int) -> float:

@@ -123,7 +123,7 @@ class FusionModule(_Stage):
 
     def _step(self, batch, stage: str):
         v_c, lengths, labels, audio, has, generated = batch
-        missing = ~has
+        missing = torch.ones_like(has) if self.stage.never_audio else ~has
         if stage == "train" and self.p > 0:
             missing = missing | (torch.rand(len(audio), device=audio.device) < self.p)
         audio = fill_audio(audio, missing, self.stage.fill, generated)

@@ -22,6 +22,8 @@ class Stage:
     fill        fusion only: what a training clip's missing or dropped audio becomes:
                 "zero", "token" (a learned embedding) or "generated" (out-of-fold
                 generator output, so training sees what testing will)
+    never_audio fusion only: the audio is absent for every clip, in training and validation
+                (the visual-only control with the audio-visual classifier's own head)
     """
 
     name: str
@@ -30,6 +32,7 @@ class Stage:
     lambda_reg: float | None = None
     dropout: bool = False
     fill: str = "generated"
+    never_audio: bool = False
 
 
 @dataclass(frozen=True)
@@ -39,8 +42,9 @@ class Method:
     model      the trained model that scores it: a stage name, or "generator_acc" (the main
                generator's checkpoint chosen on validation accuracy instead of its objective)
     fill       how a missing test audio is filled: "real" (never missing: the upper bound),
-               "zero", "mean" (training mean), "generated", "token"; None for a generator's
-               own classification branch (visual only)
+               "zero", "mean" (training mean), "generated", "token", "absent" (missing at
+               every rate: a visual-only row); None for a generator's own classification
+               branch (visual only)
     generator  which generator produces "generated" audio
     """
 
@@ -60,6 +64,8 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
           dropout=True, fill="token"),
     Stage("fusion_gen", "fusion", "audio-visual classifier, modality dropout, dropped audio replaced by "
           "out-of-fold generated audio", dropout=True, fill="generated"),
+    Stage("fusion_visual", "fusion", "the audio-visual classifier's architecture trained with the audio always "
+          "absent: the visual-only control for the AV head", fill="zero", never_audio=True),
 )}
 
 #: The extra generator weights kept from the main generator's run (no training of its own).
@@ -68,6 +74,7 @@ GENERATOR_ACC = "generator_acc"
 METHODS: dict[str, Method] = {m.key: m for m in (
     Method("visual_only", "Visual only (generator's classification branch)", "generator", None),
     Method("visual_only_l0", "Visual only, λ = 0 (no audio regression)", "generator_l0", None),
+    Method("visual_av_head", "Visual only, AV classifier's head (trained without audio)", "fusion_visual", "absent"),
     Method("av_real", "AV + real audio (upper bound)", "fusion", "real"),
     Method("av_zero", "AV + zero-filled audio", "fusion", "zero"),
     Method("av_mean", "AV + training-mean audio", "fusion", "mean"),
@@ -84,5 +91,9 @@ PAPER = "av_generated"
 #: Methods every row is compared against at every rate, paired: the paper's, visual-only
 #: and the usual missing-modality baseline (modality dropout with zeros).
 BASELINES: tuple[str, ...] = (PAPER, "visual_only", "av_md_zero")
+#: The visual-only rows: every method is also compared, paired, with the better of them at
+#: each rate ("best visual-only"), so a gain at r = 1 is not the AV head's pooling alone.
+VISUAL_ONLY: tuple[str, ...] = ("visual_only", "visual_av_head")
+BEST_VISUAL = "best_visual_only"
 #: Rows that may not compete for "best method": the upper bound sees audio that is missing.
 NOT_COMPETING: frozenset[str] = frozenset({"av_real"})

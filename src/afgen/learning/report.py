@@ -3,6 +3,8 @@ rate, paired verdicts, best per rate, per-seed spread)."""
 
 from __future__ import annotations
 
+from afgen.learning.methods import BEST_VISUAL
+
 
 def _pct(x: float) -> str:
     return f"{100 * x:.1f}"
@@ -34,6 +36,10 @@ def results_table(results: dict) -> str:
         lines.append(f"| {name} | " + " | ".join(cell(results["rates"][r][key]["top1"]) for r in rates) + " |")
     lines += ["", f"Each cell: mean over seeds and missing-audio draws [{results['interval']}]. "
               "Rows differ only in the model and in how a missing audio feature is filled."]
+    family = results.get("multiplicity")
+    if family:
+        lines += ["", f"Verdicts below come from {family['correction'].split(' (')[0]}: this table makes "
+                  f"{family['comparisons']} paired comparisons, and every verdict holds with the others at once."]
     lines += ["", "Paired difference from the paper's method (AV + generated audio), percentage points "
               "[95% interval], by rate (better / worse: the interval excludes 0; ~: no resolvable difference):", "",
               "| method | " + " | ".join(f"r = {r}" for r in rates) + " |", "|---|" + "---:|" * len(rates)]
@@ -44,9 +50,11 @@ def results_table(results: dict) -> str:
                  for c in (results["comparisons"][r][key][results["paper_method"]] for r in rates)]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     bases = list(next(iter(results["comparisons"][last].values())))
+    best_visual = results["rates"][last].get(BEST_VISUAL)
+    names = {**methods, BEST_VISUAL: f"best visual-only ({methods.get(best_visual, '')})"}
     lines += ["", f"At r = {last}, paired differences (row minus column method, percentage points) with their "
               "95% intervals and verdicts:", "",
-              "| method | " + " | ".join(f"vs {methods[b]}" for b in bases) + " |", "|---|" + "---:|" * len(bases)]
+              "| method | " + " | ".join(f"vs {names[b]}" for b in bases) + " |", "|---|" + "---:|" * len(bases)]
     for key, name in methods.items():
         c = results["comparisons"][last][key]
         lines.append(f"| {name} | " + " | ".join(f"{_signed(c[b])} {c[b]['verdict']}" for b in bases) + " |")

@@ -1,5 +1,9 @@
 """Uncertainty of accuracies: a seeded bootstrap over test clips, paired across methods.
 
+A table makes many comparisons; `Bootstrap.family` gives every comparison of a family its
+simultaneous interval (max-|T| over the bootstrap replicates), so the verdicts it supports
+hold together at the stated confidence, not one by one.
+
 Scores come as 0/1 correctness arrays [R, D, N]: R repeats (training seeds), D missing-audio
 mask draws, N test clips. An accuracy is their mean. One bootstrap replicate resamples the
 clips, the mask draws and the seeds (each with replacement), so the interval holds the
@@ -71,6 +75,36 @@ class Bootstrap:
         self._check(b)
         diff = a.astype(np.float64) - b.astype(np.float64)
         return self._interval(float(diff.mean()), self._replicates(diff))
+
+    def family(self, pairs: dict, chunk: int = 256) -> dict:
+        """Paired differences for a whole family of comparisons, each with its unadjusted and
+        its simultaneous interval: the max-|T| bootstrap (the distribution over replicates of the
+        largest standardised deviation across the family), so that all the family's intervals
+        hold together with the stated confidence, however many comparisons it makes.
+        Comparisons without spread (a method against itself) keep their exact interval and do
+        not count. Returns key -> (unadjusted Interval, simultaneous Interval)."""
+        values, reps = {}, {}
+        for key, (a, b) in pairs.items():
+            self._check(a)
+            self._check(b)
+            diff = a.astype(np.float64) - b.astype(np.float64)
+            values[key], reps[key] = float(diff.mean()), self._replicates(diff, chunk)
+        spread = {k: float(np.std(r)) for k, r in reps.items()}
+        varying = [k for k in pairs if spread[k] > 1e-12]
+        q = 0.0
+        if varying:
+            t = np.max(np.stack([np.abs(reps[k] - values[k]) / spread[k] for k in varying]), axis=0)
+            q = float(np.quantile(t, self.confidence))
+        out = {}
+        for key in pairs:
+            raw = self._interval(values[key], reps[key])
+            if key in varying:
+                adjusted = Interval(values[key], min(raw.low, values[key] - q * spread[key]),
+                                    max(raw.high, values[key] + q * spread[key]))
+            else:
+                adjusted = raw
+            out[key] = (raw, adjusted)
+        return out
 
     def _check(self, scores: np.ndarray) -> None:
         if scores.shape != self.shape:
