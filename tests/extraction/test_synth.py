@@ -118,3 +118,17 @@ def test_mit_layout_has_official_style_files(tmp_path, caplog):
     for clip in discover(flat).clips:
         twin = [c for c in ds.clips if c.path.name == clip.path.name]
         assert len(twin) == 1 and twin[0].path.read_bytes() == clip.path.read_bytes()
+
+
+def test_the_visual_ceiling_is_recorded_and_is_75_percent_for_the_demo(tmp_path):
+    import json
+
+    from afgen.config import DemoConfig
+    from afgen.extraction.dataset import discover
+    from afgen.extraction.synth import CLASSES, visual_ceiling
+
+    assert visual_ceiling(list(CLASSES)[: DemoConfig.classes]) == 0.75  # two look-alike pairs in 8 classes
+    assert visual_ceiling(list(CLASSES)[:6]) == 1.0 and visual_ceiling(list(CLASSES)[:7]) == 6 / 7
+    listing = generate(tmp_path / "s", TINY, show_progress=False)
+    assert json.loads((tmp_path / "s" / "synth.json").read_text())["visual_ceiling"] == 1.0
+    assert discover(listing).selection["visual_ceiling"] == 1.0

@@ -40,6 +40,13 @@ def test_table_has_every_method_rate_interval_and_verdict(evaluated, tiny_run):
         assert results["rates"][rate]["best_visual_only"] in ("visual_only", "visual_av_head")
         assert results["best"][rate]["method"] in METHODS and results["best"][rate]["method"] != "av_real"
     assert results["multiplicity"]["comparisons"] > 0 and "simultaneous" in results["multiplicity"]["correction"]
+    # the synthetic store declares its visual ceiling (3 classes, no look-alike pair: 100%)
+    assert results["visual_ceiling"] == 1.0 and "Visual ceiling" in evaluated.table
+    gap = results["ceiling_gap_closed"]["1"]
+    visual = results["rates"]["1"]["visual_only"]["top1"]["value"]
+    if visual < 1.0:
+        assert gap["visual_only"] == 0.0
+    assert (evaluated.out / "differences_from_paper.png").is_file()
     for method in METHODS.values():
         assert method.label in evaluated.table
     assert "r = 0.5" in evaluated.table and "[" in evaluated.table and "Best method" in evaluated.table

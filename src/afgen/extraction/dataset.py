@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import logging
 import random
 import re
@@ -341,7 +342,23 @@ def discover(
     selection = {"source": str(source), "layout": layout, "only_classes": sorted(wanted) if wanted else None,
                  "per_class": per_class, "per_class_seed": seed if per_class is not None else None,
                  "strict": strict, "classes": list(found)}
+    ceiling = _declared_ceiling(root, found)
+    if ceiling is not None:  # a dataset that knows what its pictures can tell (the synthetic one)
+        selection["visual_ceiling"] = ceiling
     return Dataset(root=root, layout=layout, clips=clips, classes=tuple(found), selection=selection)
+
+
+def _declared_ceiling(root: Path, classes: list[str]) -> float | None:
+    """The visual ceiling a dataset declares in ROOT/synth.json (`afgen synth` writes it), when
+    the clips found are its classes."""
+    path = root / "synth.json"
+    try:
+        declared = json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):
+        return None
+    if declared.get("visual_ceiling") is None or sorted(declared.get("classes", [])) != sorted(classes):
+        return None
+    return float(declared["visual_ceiling"])
 
 
 def with_splits(dataset: Dataset, seed: int = 0) -> Dataset:

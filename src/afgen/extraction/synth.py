@@ -227,6 +227,14 @@ CLASSES: dict[str, Callable] = {
 SOUND_ONLY_PAIRS: tuple[tuple[str, str], ...] = (("bounce", "clang"), ("hammer", "knock"))
 
 
+def visual_ceiling(labels: list[str]) -> float:
+    """The best top-1 accuracy any classifier that sees only the pictures can reach on
+    balanced classes `labels`: both classes of a look-alike pair are at chance between them.
+    For the demo's 8 classes (two pairs) it is 75%."""
+    pairs = sum(a in labels and b in labels for a, b in SOUND_ONLY_PAIRS)
+    return (len(labels) - pairs) / len(labels)
+
+
 def _background(rng, s: int) -> np.ndarray:
     base = rng.integers(0, 90, 3).astype(np.float32)
     grad = np.linspace(0, 1, s, dtype=np.float32)[:, None, None] * rng.uniform(-40, 40, 3)
@@ -339,7 +347,8 @@ def generate(out: str | Path, cfg: SynthConfig = SynthConfig(), show_progress: b
                 bar.advance()
     listing = _write_mit_lists(out, rows, labels) if cfg.layout == "mit" else _write_list(out, rows)
     settings = {k: v for k, v in to_dict(cfg).items() if k != "workers"}  # workers do not change the bytes
-    (out / "synth.json").write_text(json.dumps({"synth": settings, "classes": labels}, indent=2))
+    (out / "synth.json").write_text(json.dumps({"synth": settings, "classes": labels,
+                                                "visual_ceiling": visual_ceiling(labels)}, indent=2))
     log.info("wrote %d clips of %d classes to %s", len(rows), len(labels), out)
     return listing
 

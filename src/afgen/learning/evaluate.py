@@ -30,7 +30,7 @@ from afgen.contracts.store import atomic_write_json
 from afgen.errors import AfgenError
 from afgen.learning.batches import ClipSet, collate, fill_audio
 from afgen.learning.methods import BASELINES, BEST_VISUAL, METHODS, NOT_COMPETING, PAPER, VISUAL_ONLY
-from afgen.learning.plots import plot_confusion, plot_rates
+from afgen.learning.plots import plot_confusion, plot_forest, plot_rates
 from afgen.learning.report import results_table
 from afgen.learning.splits import resolve_splits
 from afgen.learning.statistics import Bootstrap, mean_std, verdict
@@ -236,6 +236,13 @@ def evaluate(run: str | Path, features: str | Path | None = None, cfg: EvalConfi
         else:
             results["comparisons"].setdefault(rate, {}).setdefault(key, {})[base] = entry
     results["generated_audio_quality"] = _aggregate_quality(quality)
+    ceiling = (first.store_config.get("dataset") or {}).get("visual_ceiling")
+    if ceiling is not None:  # the data's own limit for a visual-only classifier, and each row's share of the gap
+        results["visual_ceiling"] = float(ceiling)
+        results["ceiling_gap_closed"] = {
+            rate: {key: _gap(results["rates"][rate][key]["top1"]["value"],
+                             results["rates"][rate]["visual_only"]["top1"]["value"], float(ceiling))
+                   for key in methods} for rate in masks}
     last = f"{max(cfg.missing_rates):g}"
     results["confusion_rate"] = float(last)
     out = Path(out) if out is not None else eval_folder(run, split)
@@ -249,9 +256,16 @@ def evaluate(run: str | Path, features: str | Path | None = None, cfg: EvalConfi
     table = results_table(results)
     (out / "results.md").write_text(table)
     plot_rates(results, out / "accuracy_vs_missing.png")
+    plot_forest(results, out / "differences_from_paper.png")
     plot_confusion(_confusion(np.asarray(preds[(last, PAPER)]), labels.numpy(), len(classes)), classes,
                     out / "confusion_generated_r1.png", float(last))
     return EvalResult(results=results, table=table, out=out)
+
+
+def _gap(value: float, visual: float, ceiling: float) -> float | None:
+    """The share of the gap between visual-only and the visual ceiling a row closes (None where
+    visual-only is already at the ceiling)."""
+    return (value - visual) / (ceiling - visual) if ceiling - visual > 1e-9 else None
 
 
 def _mean_class(preds: np.ndarray, labels: np.ndarray, n_classes: int) -> float:

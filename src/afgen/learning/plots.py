@@ -42,6 +42,9 @@ def plot_curves(metrics_csv: Path, out: Path, title: str) -> None:
 
 
 def plot_rates(results: dict, out: Path) -> None:
+    """Accuracy against the missing-audio rate for the lines a reader needs: the paper's method,
+    the best visual-only row, the best other method at the highest rate, the upper bound with
+    real audio, and the visual ceiling when the data has one; bands: 95% intervals."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -49,24 +52,59 @@ def plot_rates(results: dict, out: Path) -> None:
 
     keys = list(results["rates"])
     rates = [float(r) for r in keys]
-    fig, ax = plt.subplots(figsize=(11, 5))
-    for i, (key, name) in enumerate(results["methods"].items()):
+    last = keys[-1]
+    paper = results["paper_method"]
+    shown = [paper, results["rates"][last].get("best_visual_only", "visual_only")]
+    others = sorted((k for k in results["methods"] if k not in shown and k != "av_real"),
+                    key=lambda k: -results["rates"][last][k]["top1"]["value"])
+    shown += others[:1] + (["av_real"] if "av_real" in results["methods"] else [])
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for i, key in enumerate(shown):
         cells = [results["rates"][r][key] for r in keys]
-        value = [100 * c["top1"]["value"] for c in cells]
-        colour = plt.cm.tab10(i % 10)
-        ax.plot(rates, value, marker="o", label=name, color=colour, lw=2 if key == results["paper_method"] else 1.2)
+        colour = plt.cm.tab10(i)
+        ax.plot(rates, [100 * c["top1"]["value"] for c in cells], marker="o", color=colour,
+                lw=2.2 if key == paper else 1.4, ls="--" if key == "av_real" else "-", label=results["methods"][key])
         ax.fill_between(rates, [100 * c["top1"]["low"] for c in cells], [100 * c["top1"]["high"] for c in cells],
-                        color=colour, alpha=0.12, lw=0)
-        if len(results["seeds"]) > 1:  # the spread over seeds: one dot per seed
-            for j, c in enumerate(cells):
-                ax.scatter([rates[j]] * len(c["per_seed"]), [100 * s["value"] for s in c["per_seed"]],
-                           s=6, color=colour, alpha=0.6)
+                        color=colour, alpha=0.15, lw=0)
+    if results.get("visual_ceiling") is not None:
+        ax.axhline(100 * results["visual_ceiling"], color="grey", ls=":", lw=1.5, label="visual ceiling (the data's)")
     ax.set_xlabel("missing-audio rate r")
     ax.set_ylabel("top-1 accuracy (%)")
     ax.set_title(f"Accuracy vs missing audio ({results['split']}, {results['n_clips']} clips, "
-                 f"{len(results['seeds'])} seed(s)); bands: 95% interval, dots: seeds", fontsize=9)
+                 f"{len(results['seeds'])} seed(s)); bands: 95% intervals", fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def plot_forest(results: dict, out: Path, rates: tuple[str, ...] = ("0", "0.5", "1")) -> None:
+    """Paired differences from the paper's method (simultaneous 95% intervals) for every row,
+    one panel per rate: what is resolvably better or worse reads off the zero line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paper = results["paper_method"]
+    panels = [r for r in rates if r in results["comparisons"]] or list(results["comparisons"])[-1:]
+    keys = [k for k in results["methods"] if k != paper]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels) + 3, 0.35 * len(keys) + 1.6),
+                             sharey=True, squeeze=False)
+    for ax, rate in zip(axes[0], panels):
+        for y, key in enumerate(keys):
+            c = results["comparisons"][rate][key][paper]
+            colour = {"better": "tab:green", "worse": "tab:red"}.get(c["verdict"], "grey")
+            ax.errorbar(100 * c["value"], y, xerr=[[100 * (c["value"] - c["low"])], [100 * (c["high"] - c["value"])]],
+                        fmt="o", color=colour, capsize=3, ms=4)
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_title(f"r = {rate}", fontsize=9)
+        ax.set_xlabel("points vs the paper's method")
+        ax.grid(axis="x", alpha=0.3)
+    axes[0][0].set_yticks(range(len(keys)), [results["methods"][k] for k in keys], fontsize=7)
+    axes[0][0].invert_yaxis()
+    fig.suptitle("Paired differences from AV + generated audio (paper), simultaneous 95% intervals", fontsize=9)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)

@@ -34,6 +34,14 @@ def results_table(results: dict) -> str:
              "|---|" + "---:|" * len(rates)]
     for key, name in methods.items():
         lines.append(f"| {name} | " + " | ".join(cell(results["rates"][r][key]["top1"]) for r in rates) + " |")
+    if results.get("visual_ceiling") is not None:
+        ceiling = _pct(results["visual_ceiling"])
+        lines.append("| Visual ceiling (the best any visual-only classifier can do on this data) | "
+                     + " | ".join(ceiling for _ in rates) + " |")
+        gaps = results["ceiling_gap_closed"][last]
+        shown = ", ".join(f"{methods[k]} {100 * g:+.0f}%" for k, g in gaps.items() if g is not None and k != "av_real")
+        lines += ["", f"Share of the gap between visual-only ({_pct(results['rates'][last]['visual_only']['top1']['value'])}%) "
+                  f"and the visual ceiling ({ceiling}%) each row closes at r = {last}: {shown}."]
     lines += ["", f"Each cell: mean over seeds and missing-audio draws [{results['interval']}]. "
               "Rows differ only in the model and in how a missing audio feature is filled."]
     family = results.get("multiplicity")
