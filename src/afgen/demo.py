@@ -53,7 +53,8 @@ def run_demo(out: str | Path = "afgen-demo", cfg: DemoConfig = DemoConfig(), wor
     log.info("%s", note)
     listing = generate(out / "clips", SynthConfig(
         classes=cfg.classes, clips_per_class=cfg.clips_per_class, size=cfg.size, seconds=cfg.seconds, seed=cfg.seed,
-        missing_audio=cfg.missing_audio, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction),
+        missing_audio=cfg.missing_audio, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction,
+        cue=cfg.cue),
         show_progress=show_progress)
     extract(discover(listing), out / "features",
             ExtractConfig(backbone=cfg.backbone, weights=weights, workers=workers),

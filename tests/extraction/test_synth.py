@@ -132,3 +132,21 @@ def test_the_visual_ceiling_is_recorded_and_is_75_percent_for_the_demo(tmp_path)
     listing = generate(tmp_path / "s", TINY, show_progress=False)
     assert json.loads((tmp_path / "s" / "synth.json").read_text())["visual_ceiling"] == 1.0
     assert discover(listing).selection["visual_ceiling"] == 1.0
+
+
+def test_the_subtle_cue_is_a_small_mark_on_one_class_of_each_pair():
+    from dataclasses import replace
+
+    from afgen.extraction.synth import make_clip, visual_ceiling
+
+    plain, subtle = replace(TINY, size=96), replace(TINY, size=96, cue="subtle")
+    for label, marked in (("clang", True), ("knock", True), ("bounce", False), ("roll", False)):
+        a_frames, a_audio, _ = make_clip(label, np.random.default_rng(3), plain)
+        b_frames, b_audio, _ = make_clip(label, np.random.default_rng(3), subtle)
+        np.testing.assert_array_equal(a_audio, b_audio)  # the sound is the same
+        changed = np.mean([np.any(a != b, axis=-1).mean() for a, b in zip(a_frames, b_frames)])
+        if marked:
+            assert 0 < changed < 0.02, (label, changed)  # visible, but a small spot
+        else:
+            assert changed == 0, label
+    assert visual_ceiling(list(CLASSES)[:8], "subtle") == 1.0

@@ -52,6 +52,7 @@ def synth(
     missing_audio: Annotated[float, typer.Option(help="Fraction of clips written without an audio stream.")] = C.SynthConfig.missing_audio,
     size: Annotated[int, typer.Option(help="Frame width and height in pixels.")] = C.SynthConfig.size,
     seconds: Annotated[float, typer.Option(help="Clip length in seconds.")] = C.SynthConfig.seconds,
+    cue: Annotated[Literal[C.CUES], typer.Option(help="none: two pairs of classes look exactly alike and differ only in sound (visual ceiling 75% with 8 classes); subtle: one of each pair carries a faint spot (ceiling 100%), hard for frozen features to see.")] = C.SynthConfig.cue,
     layout: Annotated[Literal[C.SYNTH_LAYOUTS], typer.Option(help="folders (folder per class + clips.csv) or mit (Moments in Time's layout and CSVs, with a listed class that has no folder and a listed clip that has no file, as users' copies have).")] = C.SynthConfig.layout,
     verbose: Verbose = False,
 ) -> None:
@@ -64,7 +65,7 @@ def synth(
 
     setup_logging(verbose)
     cfg = C.SynthConfig(classes=classes, clips_per_class=clips_per_class, seed=seed,
-                        missing_audio=missing_audio, size=size, seconds=seconds, layout=layout)
+                        missing_audio=missing_audio, size=size, seconds=seconds, layout=layout, cue=cue)
     listing = generate(out, cfg)
     what = "list with splits" if layout == "folders" else "Moments-in-Time folder"
     console.print(f"[green]wrote[/] {classes * clips_per_class} clips; {what}: {listing}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.markup import escape
@@ -21,6 +21,7 @@ def demo(
     clips_per_class: Annotated[int, typer.Option(help="Synthetic clips per class.")] = C.DemoConfig.clips_per_class,
     epochs: Annotated[int, typer.Option(help="Maximum training epochs per stage.")] = C.DemoConfig.epochs,
     seeds: Annotated[str, typer.Option(help="Comma-separated training seeds.")] = ",".join(map(str, C.DemoConfig.seeds)),
+    cue: Annotated[Literal[C.CUES], typer.Option(help="none: the classic demo (look-alike pairs, visual ceiling 75%); subtle: the pairs differ by a faint mark (ceiling 100%), where the audio seen in training can help a visual model.")] = C.DemoConfig.cue,
     verbose: Verbose = False,
 ) -> None:
     """The main job, offline: synth -> extract -> train (3 seeds) -> evaluate, then the table
@@ -28,7 +29,7 @@ def demo(
     from afgen.demo import run_demo
 
     setup_logging(verbose)
-    cfg = C.DemoConfig(classes=classes, clips_per_class=clips_per_class, epochs=epochs, seeds=ints(seeds, "--seeds"))
+    cfg = C.DemoConfig(classes=classes, clips_per_class=clips_per_class, epochs=epochs, seeds=ints(seeds, "--seeds"), cue=cue)
     result = run_demo(out, cfg, workers=workers)
     console.print(f"[bold]backbone weights:[/] {result.weights_note}")
     if result.train_metrics:

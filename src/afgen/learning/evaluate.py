@@ -201,6 +201,7 @@ def evaluate(run: str | Path, features: str | Path | None = None, cfg: EvalConfi
     }
     seed_boot = Bootstrap((1,) + shape[1:], cfg.bootstrap, cfg.seed, cfg.confidence)
     pairs: dict[tuple[str, str, str], tuple[np.ndarray, np.ndarray]] = {}
+    actual: dict[tuple[str, str, str], str] = {}  # the method a column stands for (best visual-only: one of two)
     for rate in masks:
         cells = {}
         for key in methods:
@@ -218,13 +219,19 @@ def evaluate(run: str | Path, features: str | Path | None = None, cfg: EvalConfi
         results["rates"][rate][BEST_VISUAL] = best_visual
         for key in methods:
             for base in (*BASELINES, BEST_VISUAL):
-                pairs[(rate, key, base)] = (scores[(rate, key)], scores[(rate, best_visual if base == BEST_VISUAL else base)])
+                actual[(rate, key, base)] = best_visual if base == BEST_VISUAL else base
+                pairs[(rate, key, base)] = (scores[(rate, key)], scores[(rate, actual[(rate, key, base)])])
         ranked = sorted((k for k in methods if k not in NOT_COMPETING), key=lambda k: -cells[k]["top1"]["value"])
         results["best"][rate] = {"method": ranked[0], "runner_up": ranked[1]}
         pairs[(rate, "best", "runner_up")] = (scores[(rate, ranked[0])], scores[(rate, ranked[1])])
+        actual[(rate, "best", "runner_up")] = ranked[1]
     family = boot.family(pairs)
     results["multiplicity"] = {
-        "comparisons": sum(raw.low != raw.high for raw, _ in family.values()),
+        # distinct comparisons with any spread (a column that repeats another, or a method
+        # against itself, adds nothing to the family)
+        "comparisons": len({(rate, frozenset((results["best"][rate]["method"] if key == "best" else key,
+                                              actual[(rate, key, base)])))
+                            for (rate, key, base), (raw, _) in family.items() if raw.low != raw.high}),
         "correction": (f"simultaneous {100 * cfg.confidence:g}% intervals over every comparison of the table (max-|T| "
                        "bootstrap: the quantile of the largest standardised deviation across the family), so every "
                        "verdict holds together with the others; results.json keeps each comparison's unadjusted "
