@@ -251,8 +251,16 @@ class TrainConfig:
     strategy: str = "auto"
     val_fraction: float = 0.2
     test_fraction: float = 0.2
+    #: Cross-modal distillation (the visual-only student): weight of T²·KL to the AV teacher
+    #: beside CE, and the temperature T. Hinton et al.'s usual T = 2 with equal weights; not
+    #: tuned here (tuning belongs on the validation split, never on test).
+    distill_weight: float = 1.0
+    distill_temperature: float = 2.0
 
     def __post_init__(self) -> None:
+        if not self.distill_temperature > 0:
+            raise AfgenError(f"distill_temperature must be above 0; got {self.distill_temperature!r}")
+        _at_least(self.distill_weight, 0, "distill_weight")
         _choice(self.class_balance, CLASS_BALANCE, "class_balance (--class-balance)")
         for name in ("epochs", "batch_size", "hidden", "layers", "fusion_hidden", "seed_workers"):
             _at_least(getattr(self, name), 1, f"{name} (--{name.replace('_', '-')})")

@@ -115,9 +115,11 @@ class GeneratorModule(_Stage):
 
 class FusionModule(_Stage):
     def __init__(self, model: AudioVisualClassifier, cfg: TrainConfig, class_weights: torch.Tensor | None,
-                 stage: Stage) -> None:
+                 stage: Stage, teacher: AudioVisualClassifier | None = None) -> None:
         super().__init__()
         self.model, self.cfg, self.stage = model, cfg, stage
+        # Held outside the module's registry: the teacher is frozen, not trained or checkpointed here.
+        self._teacher = (teacher.eval().requires_grad_(False),) if teacher is not None else ()
         self.p = cfg.modality_dropout if stage.dropout else 0.0
         self.register_buffer("class_weights", class_weights if class_weights is not None else torch.empty(0))
 
@@ -126,10 +128,13 @@ class FusionModule(_Stage):
         missing = torch.ones_like(has) if self.stage.never_audio else ~has
         if stage == "train" and self.p > 0:
             missing = missing | (torch.rand(len(audio), device=audio.device) < self.p)
+        real = audio
         audio = fill_audio(audio, missing, self.stage.fill, generated)
         logits = self.model(v_c, lengths, audio, missing)
         weights = self.class_weights if self.class_weights.numel() else None
         loss = F.cross_entropy(logits, labels, weight=weights)
+        if self._teacher and stage == "train" and has.any():
+            loss = loss + self.cfg.distill_weight * self._distillation(logits[has], v_c[has], lengths[has], real[has])
         if stage == "val":
             self._accumulate(logits, labels, weights)
             return loss
@@ -137,6 +142,16 @@ class FusionModule(_Stage):
         self.log("train_loss", loss, on_epoch=True, on_step=False, batch_size=n)
         self.log("train_acc", _topk(logits, labels, 1), on_epoch=True, on_step=False, batch_size=n)
         return loss
+
+    def _distillation(self, logits: torch.Tensor, v_c: torch.Tensor, lengths: torch.Tensor,
+                      audio: torch.Tensor) -> torch.Tensor:
+        """T²·KL(teacher || student) at temperature T, the teacher seeing the clips' real audio."""
+        teacher = self._teacher[0].to(v_c.device)
+        t = self.cfg.distill_temperature
+        with torch.no_grad():
+            target = teacher(v_c, lengths, audio, torch.zeros(len(audio), dtype=torch.bool, device=audio.device))
+        return t * t * F.kl_div(F.log_softmax(logits / t, 1), F.log_softmax(target / t, 1), log_target=True,
+                                reduction="batchmean")
 
 
 def class_weights(labels: list[int], n_classes: int, mode: str) -> torch.Tensor | None:

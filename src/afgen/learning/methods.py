@@ -24,6 +24,8 @@ class Stage:
                 generator output, so training sees what testing will)
     never_audio fusion only: the audio is absent for every clip, in training and validation
                 (the visual-only control with the audio-visual classifier's own head)
+    teacher     fusion only: a stage whose predictions with real audio this one also learns
+                (cross-modal distillation: CE + weight·T²·KL, on clips with real audio)
     """
 
     name: str
@@ -33,6 +35,7 @@ class Stage:
     dropout: bool = False
     fill: str = "generated"
     never_audio: bool = False
+    teacher: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,9 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
           "out-of-fold generated audio", dropout=True, fill="generated"),
     Stage("fusion_visual", "fusion", "the audio-visual classifier's architecture trained with the audio always "
           "absent: the visual-only control for the AV head", fill="zero", never_audio=True),
+    Stage("fusion_distill", "fusion", "a visual-only student with the AV classifier's architecture, trained with CE "
+          "and to match the AV classifier's predictions on real audio (Hinton et al. 2015)", fill="zero",
+          never_audio=True, teacher="fusion"),
 )}
 
 #: The extra generator weights kept from the main generator's run (no training of its own).
@@ -75,6 +81,8 @@ METHODS: dict[str, Method] = {m.key: m for m in (
     Method("visual_only", "Visual only (generator's classification branch)", "generator", None),
     Method("visual_only_l0", "Visual only, λ = 0 (no audio regression)", "generator_l0", None),
     Method("visual_av_head", "Visual only, AV classifier's head (trained without audio)", "fusion_visual", "absent"),
+    Method("visual_distilled", "Visual only, distilled from the AV classifier on real audio", "fusion_distill",
+           "absent"),
     Method("av_real", "AV + real audio (upper bound)", "fusion", "real"),
     Method("av_zero", "AV + zero-filled audio", "fusion", "zero"),
     Method("av_mean", "AV + training-mean audio", "fusion", "mean"),

@@ -257,7 +257,7 @@ def _train_one(features: str | Path, run: Path, cfg: TrainConfig, resume: bool, 
         model = ctx.fitted(AudioVisualClassifier(packed.visual_dim, len(classes), packed.audio_dim, cfg.fusion_hidden,
                                                  cfg.dropout, missing_token=stage.fill == "token"), train_idx)
         metrics[stage.name], paths = fit_stage(
-            FusionModule(model, cfg, ctx.weights(train_idx), stage), run / stage.name, cfg,
+            FusionModule(model, cfg, ctx.weights(train_idx), stage, models.get(stage.teacher)), run / stage.name, cfg,
             loader(fusion_train, cfg, True, ctx.labels(train_idx)), loader(fusion_val, cfg, False, []),
             resume, show_progress)
         models[stage.name] = model.eval()
