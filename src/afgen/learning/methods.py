@@ -16,7 +16,8 @@ from dataclasses import dataclass
 class Stage:
     """A model `afgen train` fits, in RUN/<name>/.
 
-    kind        "generator" (SoundFeatureGenerator) or "fusion" (AudioVisualClassifier)
+    kind        "generator" (SoundFeatureGenerator), "fusion" (AudioVisualClassifier), or
+                "generator_through": a generator fine-tuned through the frozen classifier `teacher`
     lambda_reg  generator only: the λ of CE + λ·MSE; None takes TrainConfig.lambda_reg
     dropout     fusion only: train with modality dropout (TrainConfig.modality_dropout)
     fill        fusion only: what a training clip's missing or dropped audio becomes:
@@ -69,6 +70,9 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
           "out-of-fold generated audio", dropout=True, fill="generated"),
     Stage("fusion_visual", "fusion", "the audio-visual classifier's architecture trained with the audio always "
           "absent: the visual-only control for the AV head", fill="zero", never_audio=True),
+    Stage("generator_av", "generator_through", "the paper's generator fine-tuned through the frozen AV classifier: "
+          "CE of AV(v, g(v)) + T²·KL to AV(v, a) on real audio + λ·MSE (generation trained for the classifier)",
+          teacher="fusion"),
     Stage("fusion_distill", "fusion", "a visual-only student with the AV classifier's architecture, trained with CE "
           "and to match the AV classifier's predictions on real audio (Hinton et al. 2015)", fill="zero",
           never_audio=True, teacher="fusion"),
@@ -89,6 +93,8 @@ METHODS: dict[str, Method] = {m.key: m for m in (
     Method("av_generated", "AV + generated audio (paper)", "fusion", "generated"),
     Method("av_generated_acc", "AV + generated audio, generator chosen on val accuracy", "fusion", "generated",
            generator=GENERATOR_ACC),
+    Method("av_generated_through", "AV + generated audio, generator trained through the classifier", "fusion",
+           "generated", generator="generator_av"),
     Method("av_md_zero", "AV trained with modality dropout, zero-filled", "fusion_md", "zero"),
     Method("av_md_token", "AV trained with modality dropout, learned missing token", "fusion_token", "token"),
     Method("av_md_generated", "AV trained on generated audio (out-of-fold), generated", "fusion_gen", "generated"),

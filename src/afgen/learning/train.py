@@ -10,8 +10,10 @@ CSV and TensorBoard logs and a learning-curve PNG:
                  fold are the "generated audio" the classifiers train with (out-of-fold, so
                  training sees generated audio as good as testing will, not memorised)
   fusion*        audio-visual classifiers (real audio; modality dropout with zeros, a learned
-                 token or generated audio), chosen on validation accuracy, ties broken by
+                 token or generated audio; the visual-only controls with the AV head, plain and
+                 distilled from `fusion`), chosen on validation accuracy, ties broken by
                  validation loss
+  generator_av   the generator fine-tuned through the frozen `fusion` classifier
 RUN/model.pt bundles the chosen weights of all of them (loaded with weights_only=True) and
 RUN/provenance.json records the settings, the store's config, versions and the git commit.
 With several seeds, RUN/seed-<s>/ holds one such run per seed and RUN/seeds.json lists them.
@@ -40,7 +42,7 @@ from afgen.contracts.runfolder import BUNDLE, BUNDLE_FORMAT, METRICS, OOF_DIR, P
 from afgen.contracts.store import FeatureStore, atomic_write_bytes, atomic_write_json, read_json
 from afgen.errors import AfgenError, repair_hint
 from afgen.learning.batches import ClipSet, collate
-from afgen.learning.fit import FusionModule, GeneratorModule, class_weights, fit_stage, is_rank_zero, loader
+from afgen.learning.fit import FusionModule, GeneratorModule, ThroughModule, class_weights, fit_stage, is_rank_zero, loader
 from afgen.learning.methods import GENERATOR_ACC, STAGES
 from afgen.learning.models import AudioVisualClassifier, SoundFeatureGenerator
 from afgen.learning.models.standardize import Standardizer
@@ -260,6 +262,18 @@ def _train_one(features: str | Path, run: Path, cfg: TrainConfig, resume: bool, 
             FusionModule(model, cfg, ctx.weights(train_idx), stage, models.get(stage.teacher)), run / stage.name, cfg,
             loader(fusion_train, cfg, True, ctx.labels(train_idx)), loader(fusion_val, cfg, False, []),
             resume, show_progress)
+        models[stage.name] = model.eval()
+        best[stage.name] = str(paths["best"])
+
+    for stage in (s for s in STAGES.values() if s.kind == "generator_through"):
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+        model = ctx.new_generator(train_idx)
+        model.load_state_dict(generator.state_dict())  # fine-tuned from the paper's generator
+        module = ThroughModule(model, cfg, ctx.weights(train_idx), cfg.lambda_reg, models[stage.teacher])
+        metrics[stage.name], paths = fit_stage(
+            module, run / stage.name, cfg,
+            loader(ClipSet(packed, train_idx, ctx.label_index), cfg, True, ctx.labels(train_idx)),
+            loader(ClipSet(packed, splits["val"], ctx.label_index), cfg, False, []), resume, show_progress)
         models[stage.name] = model.eval()
         best[stage.name] = str(paths["best"])
 
