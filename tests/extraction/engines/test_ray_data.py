@@ -72,6 +72,7 @@ def _assert_same_store(store: Path, reference: Path) -> None:
     assert len(ok) == len(set(ok))  # no clip written twice
 
 
+@pytest.mark.slow
 def test_ray_engine_matches_the_local_engine_and_records_the_broken_clip(local_ray, clips, tmp_path):
     summary = extract(discover(clips / "data"), tmp_path / "ray", RAY, SMALL, show_progress=False)
     assert (summary.done, summary.failed) == (6, 1)
