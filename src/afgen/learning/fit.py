@@ -101,16 +101,22 @@ class GeneratorModule(_Stage):
         weights = self.class_weights if self.class_weights.numel() else None
         target = self.model.audio_norm(audio)
         loss, ce, mse = generator_loss(logits, audio_hat, labels, target, has, self.lambda_reg, weights)
+        scored, extra = self._scored(v_c, lengths, labels, audio, has, logits, audio_hat, weights)
+        loss = loss + extra
         if stage == "val":  # epoch metrics from exact sums (see _Stage.on_validation_epoch_end)
             cos = F.cosine_similarity(self.model.audio_norm.inverse(audio_hat[has]), audio[has], dim=1)
-            self._accumulate(logits, labels, weights, ((audio_hat - target) ** 2).mean(1), has, cos)
+            self._accumulate(scored, labels, weights, ((audio_hat - target) ** 2).mean(1), has, cos)
             return loss
         n = len(labels)
         self.log("train_loss", loss, on_epoch=True, on_step=False, batch_size=n)
         self.log("train_ce", ce, on_epoch=True, on_step=False, batch_size=n)
         self.log("train_mse", mse, on_epoch=True, on_step=False, batch_size=n)
-        self.log("train_acc", _topk(logits, labels, 1), on_epoch=True, on_step=False, batch_size=n)
+        self.log("train_acc", _topk(scored, labels, 1), on_epoch=True, on_step=False, batch_size=n)
         return loss
+
+    def _scored(self, v_c, lengths, labels, audio, has, logits, audio_hat, weights):
+        """(the logits validation scores, any loss beside CE + λ·MSE): the generator's own branch."""
+        return logits, 0.0
 
 
 class ThroughModule(GeneratorModule):
@@ -124,31 +130,18 @@ class ThroughModule(GeneratorModule):
         super().__init__(model, cfg, class_weights, lambda_reg)
         self._classifier = (classifier.eval().requires_grad_(False),)
 
-    def _step(self, batch, stage: str):
-        v_c, lengths, labels, audio, has, _ = batch
-        logits, audio_hat = self.model(v_c, lengths)
-        weights = self.class_weights if self.class_weights.numel() else None
-        target = self.model.audio_norm(audio)
-        loss, _, mse = generator_loss(logits, audio_hat, labels, target, has, self.lambda_reg, weights)
+    def _scored(self, v_c, lengths, labels, audio, has, logits, audio_hat, weights):
         classifier = self._classifier[0].to(v_c.device)
         present = torch.zeros(len(labels), dtype=torch.bool, device=v_c.device)
         av = classifier(v_c, lengths, self.model.audio_norm.inverse(audio_hat), present)
-        loss = loss + F.cross_entropy(av, labels, weight=weights)
+        extra = F.cross_entropy(av, labels, weight=weights)
         if has.any():
             t = self.cfg.distill_temperature
             with torch.no_grad():
                 teacher = classifier(v_c[has], lengths[has], audio[has], present[has])
-            loss = loss + self.cfg.distill_weight * t * t * F.kl_div(
+            extra = extra + self.cfg.distill_weight * t * t * F.kl_div(
                 F.log_softmax(av[has] / t, 1), F.log_softmax(teacher / t, 1), log_target=True, reduction="batchmean")
-        if stage == "val":
-            cos = F.cosine_similarity(self.model.audio_norm.inverse(audio_hat[has]), audio[has], dim=1)
-            self._accumulate(av, labels, weights, ((audio_hat - target) ** 2).mean(1), has, cos)
-            return loss
-        n = len(labels)
-        self.log("train_loss", loss, on_epoch=True, on_step=False, batch_size=n)
-        self.log("train_mse", mse, on_epoch=True, on_step=False, batch_size=n)
-        self.log("train_acc", _topk(av, labels, 1), on_epoch=True, on_step=False, batch_size=n)
-        return loss
+        return av, extra
 
 
 class FusionModule(_Stage):
