@@ -216,7 +216,7 @@ def evaluate(run: str | Path, features: str | Path | None = None, cfg: EvalConfi
             }
         results["rates"][rate] = {"missing_fraction": float(masks[rate].mean()), **cells}
         best_visual = max((k for k in VISUAL_ONLY if k in methods), key=lambda k: cells[k]["top1"]["value"])
-        results["rates"][rate][BEST_VISUAL] = best_visual
+        results.setdefault(BEST_VISUAL, {})[rate] = best_visual  # which visual-only row the column stands for
         for key in methods:
             for base in (*BASELINES, BEST_VISUAL):
                 actual[(rate, key, base)] = best_visual if base == BEST_VISUAL else base

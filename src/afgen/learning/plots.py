@@ -54,7 +54,7 @@ def plot_rates(results: dict, out: Path) -> None:
     rates = [float(r) for r in keys]
     last = keys[-1]
     paper = results["paper_method"]
-    shown = [paper, results["rates"][last].get("best_visual_only", "visual_only")]
+    shown = [paper, results.get("best_visual_only", {}).get(last, "visual_only")]
     others = sorted((k for k in results["methods"] if k not in shown and k != "av_real"),
                     key=lambda k: -results["rates"][last][k]["top1"]["value"])
     shown += others[:1] + (["av_real"] if "av_real" in results["methods"] else [])

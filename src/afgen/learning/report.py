@@ -58,7 +58,7 @@ def results_table(results: dict) -> str:
                  for c in (results["comparisons"][r][key][results["paper_method"]] for r in rates)]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     bases = list(next(iter(results["comparisons"][last].values())))
-    best_visual = results["rates"][last].get(BEST_VISUAL)
+    best_visual = results.get(BEST_VISUAL, {}).get(last)
     names = {**methods, BEST_VISUAL: f"best visual-only ({methods.get(best_visual, '')})"}
     lines += ["", f"At r = {last}, paired differences (row minus column method, percentage points) with their "
               "95% intervals and verdicts:", "",
