@@ -6,7 +6,7 @@ signal (SIGTERM from a scheduler, Ctrl-C) stops it cleanly.
   (prctl PR_SET_PDEATHSIG): immediate, and it works whatever the parent died of, SIGKILL
   included. A daemon thread that checks the parent's pid once a second backs it up (other
   systems; a parent that died before the prctl).
-- `install_stop_handlers()` (the CLI's main) turns SIGTERM and SIGINT into `Stopped`, so one
+- `stop_handlers()` (around the CLI's main) turns SIGTERM and SIGINT into `Stopped`, so one
   path unwinds both: `finally` blocks stop the workers, locks are released, and `critical()`
   sections (a clip's files and its manifest line) finish first. `Stopped` is a BaseException
   but not a KeyboardInterrupt, so neither `except Exception` nor Click's own Ctrl-C handling
@@ -85,13 +85,21 @@ def _handler(signum: int, _frame) -> None:
     _raise(signum)
 
 
-def install_stop_handlers() -> None:
-    """SIGTERM and SIGINT raise Stopped (deferred inside `critical()`).
-    Main thread only; a no-op elsewhere."""
+@contextlib.contextmanager
+def stop_handlers() -> Iterator[None]:
+    """Inside the block, SIGTERM and SIGINT raise Stopped (deferred inside `critical()`); the
+    previous handlers come back after it. Main thread only; elsewhere the block runs as is."""
+    global received
     if threading.current_thread() is not threading.main_thread():
+        yield
         return
-    signal.signal(signal.SIGTERM, _handler)
-    signal.signal(signal.SIGINT, _handler)
+    previous = {sig: signal.signal(sig, _handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    received = None
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @contextlib.contextmanager

@@ -17,7 +17,7 @@ from rich.markup import escape
 from afgen import config as C
 from afgen.encoders.registry import AUDIO, FLOWS
 from afgen.errors import AfgenError
-from afgen.lifecycle import Stopped, die_with_parent, install_stop_handlers, stop_children
+from afgen.lifecycle import Stopped, die_with_parent, stop_children, stop_handlers
 
 app = typer.Typer(
     name="afgen",
@@ -113,9 +113,9 @@ def main(argv: list[str] | None = None) -> None:
     args = [a for a in args if a != "--debug"]
     if os.environ.get("LOCAL_RANK", "0") != "0":  # a DDP rank Lightning started: it ends with rank 0
         die_with_parent()
-    install_stop_handlers()
     try:
-        app(args=args, prog_name="afgen")
+        with stop_handlers():
+            app(args=args, prog_name="afgen")
     except AfgenError as exc:
         if debug:
             raise
