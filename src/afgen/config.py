@@ -22,7 +22,7 @@ SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 #: The allowed values of each choice setting (the CLI lists them; the configs check them).
 PRECISIONS = ("auto", "fp32", "bf16")
-RUNTIMES = ("auto", "torch", "onnxruntime")
+RUNTIMES = ("auto", "torch", "onnxruntime", "openvino")
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("float16", "float32")
 ENGINES = ("local", "ray")

@@ -120,7 +120,7 @@ def extract(
     batch_size: Annotated[int | None, typer.Option(help=f"Images per backbone batch (default {C.ExtractConfig.cpu_batch_size} on a CPU, {C.ExtractConfig.cuda_batch_size} on a GPU).")] = C.ExtractConfig.batch_size,
     precision: Annotated[Precision, typer.Option(help="fp32, bf16 or auto (bf16 where supported).")] = C.ExtractConfig.precision,
     device: DeviceOpt = C.ExtractConfig.device,
-    runtime: Annotated[Runtime, typer.Option(help="Backbone runtime: torch, onnxruntime (CPU, fp32; 1.5-1.7x faster than torch on the CPUs measured, features within cosine 1e-6) or auto (onnxruntime for fp32 on a CPU; a resumed store keeps its own).")] = C.ExtractConfig.runtime,
+    runtime: Annotated[Runtime, typer.Option(help="Backbone runtime: torch; onnxruntime (CPU, fp32; 1.5-1.8x eager torch on the CPUs measured, features within cosine 1e-6); openvino (CPU; bf16 where the CPU has it, the fastest measured on AMX CPUs; needs `pip install \"afgen[openvino]\"`); or auto (onnxruntime for fp32 on a CPU; a resumed store keeps its own).")] = C.ExtractConfig.runtime,
     dtype: Annotated[DType, typer.Option(help="On-disk dtype of visual features: float16 or float32.")] = C.ExtractConfig.dtype,
     limit: Annotated[int | None, typer.Option(help="Extract only the first N clips.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Start the store afresh if its settings differ.")] = False,

@@ -25,6 +25,7 @@ from torch import nn
 
 from afgen.config import ExtractConfig
 from afgen.encoders.onnx_runtime import ONNXRUNTIME, OnnxBackbone, export, resolve_runtime
+from afgen.encoders.openvino_runtime import OPENVINO, OpenVinoBackbone
 from afgen.encoders.registry import BACKBONES
 from afgen.encoders.weights import RANDOM_SEED, load_state_dict, resolve_weights
 from afgen.errors import AfgenError
@@ -55,9 +56,10 @@ class Backbone:
     #: (height, width) the model wants; images of another size are resized on the device.
     input_size: tuple[int, int] | None = None
     interpolation: str = "bilinear"
-    #: torch (eager) or onnxruntime (CPU, fp32: `onnx` runs the exported model).
+    #: torch (eager), onnxruntime (CPU, fp32) or openvino (CPU, fp32 or bf16): for the last two,
+    #: `onnx` runs the exported ONNX graph.
     runtime: str = "torch"
-    onnx: OnnxBackbone | None = None
+    onnx: OnnxBackbone | OpenVinoBackbone | None = None
     #: On a GPU: a page-locked host batch, reused, so copies to the device are asynchronous DMA.
     pinned: torch.Tensor | None = None
 
@@ -176,7 +178,10 @@ def torchvision_backbone(name: str, weights: str, device: str, precision: str, b
 def _with_runtime(backbone: Backbone, runtime: str) -> Backbone:
     """Resolve the runtime; for ONNX Runtime, export the model (once per process and weights)."""
     backbone.runtime = resolve_runtime(runtime, backbone.device, backbone.precision)
-    if backbone.runtime == ONNXRUNTIME:
+    if backbone.runtime == OPENVINO:  # explicit only: `auto` never picks it (yet)
+        key = (backbone.name, backbone.weights_id, backbone.input_size)
+        backbone.onnx = OpenVinoBackbone(export(backbone.model, key, backbone.input_size), backbone.precision)
+    elif backbone.runtime == ONNXRUNTIME:
         key = (backbone.name, backbone.weights_id, backbone.input_size)
         try:
             backbone.onnx = OnnxBackbone(export(backbone.model, key, backbone.input_size))

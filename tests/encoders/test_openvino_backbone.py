@@ -1,0 +1,60 @@
+"""--runtime openvino: the exported graph on OpenVINO gives the eager model's features, the
+store records the runtime, and the choice is refused where it cannot run."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from afgen.config import ExtractConfig, SynthConfig, VideoConfig
+from afgen.encoders.backbones import build_backbone
+from afgen.encoders.onnx_runtime import resolve_runtime
+from afgen.encoders.openvino_runtime import supports_bf16
+from afgen.errors import AfgenError
+from afgen.extraction.dataset import discover
+from afgen.extraction.extract import extract
+from afgen.extraction.synth import generate
+
+pytest.importorskip("openvino")
+
+
+def _cosine(a, b):
+    return np.sum(a * b, 1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def test_openvino_features_match_torch_and_survive_pickling():
+    x = np.random.default_rng(0).integers(0, 255, (6, 40, 40, 3), dtype=np.uint8)
+    ov = build_backbone("resnet18", "none", "cpu", "fp32", batch_size=4, runtime="openvino")
+    eager = build_backbone("resnet18", "none", "cpu", "fp32", batch_size=4, runtime="torch")
+    assert ov.runtime == "openvino" and ov.identity()["runtime"] == "openvino"
+    a, b = ov(x), eager(x)
+    assert a.shape == b.shape == (6, 512)
+    assert _cosine(a, b).min() > 0.9999
+    again = pickle.loads(pickle.dumps(ov.onnx))  # as Ray ships it to an actor
+    np.testing.assert_allclose(again(np.zeros((1, 3, 40, 40), np.float32)), ov.onnx(np.zeros((1, 3, 40, 40), np.float32)))
+
+
+def test_openvino_is_refused_where_it_cannot_run():
+    with pytest.raises(AfgenError, match="on the CPU"):
+        resolve_runtime("openvino", torch.device("cuda"), "fp32")
+    if not supports_bf16():
+        with pytest.raises(AfgenError, match="no native bf16"):
+            resolve_runtime("openvino", torch.device("cpu"), "bf16")
+    assert resolve_runtime("auto", torch.device("cpu"), "fp32") != "openvino"  # never chosen implicitly (yet)
+
+
+def test_a_store_extracted_with_openvino_records_it_and_resumes_with_it(tmp_path):
+    listing = generate(tmp_path / "clips", SynthConfig(classes=2, clips_per_class=2, size=32, seconds=1.0, workers=1),
+                       show_progress=False)
+    cfg = ExtractConfig(backbone="resnet18", weights="none", workers=0, precision="fp32", runtime="openvino")
+    first = extract(discover(listing), tmp_path / "f", cfg, VideoConfig(height=32, width=32), show_progress=False)
+    assert first.done == 4
+    settings = json.loads((tmp_path / "f" / "config.json").read_text())["settings"]
+    assert settings["runtime"] == "openvino"
+    again = extract(discover(listing), tmp_path / "f", ExtractConfig(backbone="resnet18", weights="none", workers=0,
+                    precision="fp32"), VideoConfig(height=32, width=32), show_progress=False)
+    assert (again.done, again.skipped) == (0, 4)  # `auto` on a resumed store keeps its runtime
