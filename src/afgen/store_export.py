@@ -30,7 +30,7 @@ def export(features: str | Path, out: str | Path, fmt: str = "seed") -> int:
 def _seed(store: FeatureStore, out: Path) -> int:
     records = store.records("ok")
     for rec in records:
-        arrays = store.clip(rec["id"])
+        arrays = store.clip(rec["id"], rec)
         folder = out / (rec["label"] or UNLABELLED)
         atomic_save_npy(folder / f"{rec['id']}_rgb.npy", arrays["v_r"])
         atomic_save_npy(folder / f"{rec['id']}_flow.npy", arrays["v_f"])
@@ -53,7 +53,7 @@ def _hdf5(store: FeatureStore, out: Path) -> int:
             h5.attrs["config"] = json.dumps(store.config())
             for rec in records:
                 group = h5.create_group(rec["id"])
-                for name, array in store.clip(rec["id"]).items():
+                for name, array in store.clip(rec["id"], rec).items():
                     group.create_dataset(name, data=array)
                 for key, value in rec.items():
                     if value is not None and not isinstance(value, (dict, list)):

@@ -203,10 +203,11 @@ class FeatureStore:
         """The ids of the ok clips whose manifest split is `name` (None: clips without one)."""
         return sorted(r["id"] for r in self.records("ok") if r.get("split") == name)
 
-    def clip(self, clip_id: str) -> dict[str, np.ndarray]:
+    def clip(self, clip_id: str, record: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
         """One clip's arrays as float32: v_r [t, D], v_f [t-1, D], v_c [t-1, 2D], and audio [A] and
-        audio_frames [t, B] when the clip has an audio track."""
-        record = self.manifest.records().get(clip_id)
+        audio_frames [t, B] when the clip has an audio track. Pass its manifest `record` when you
+        hold it (reading many clips): otherwise the manifest is read to find it."""
+        record = record if record is not None else self.manifest.records().get(clip_id)
         if record is None or record.get("status") != "ok":
             raise StoreError(f"no extracted clip {clip_id!r} in this store (see its manifest.jsonl)", self.root)
         out = {"v_r": np.asarray(self.load("rgb", clip_id), np.float32),

@@ -38,24 +38,26 @@ class FeatureDataset(Dataset):
             raise AfgenError(f"unknown fields {unknown}; choose from {', '.join(FIELDS)}")
         self.store = FeatureStore(path).require()
         self.fields = tuple(fields)
-        self.ids = self.store.split(split) if split is not None else self.store.ids
+        records = {r["id"]: r for r in self.store.records("ok")}  # the manifest, read once
+        self._records = {i: r for i, r in sorted(records.items()) if split is None or r.get("split") == split}
+        self.ids = list(self._records)
         if not self.ids:
             raise AfgenError(f"no extracted clips in split {split!r}", self.store.root)
-        labels = self.store.labels
-        self.labels = [labels[i] for i in self.ids]
-        order = (self.store.config().get("dataset") or {}).get("classes") or []
-        present = {lab for lab in labels.values() if lab is not None}
+        self.labels = [r.get("label") for r in self._records.values()]
+        config = self.store.config()
+        order = (config.get("dataset") or {}).get("classes") or []
+        present = {r.get("label") for r in records.values()} - {None}
         self.classes = [c for c in order if c in present] + sorted(present - set(order))
         self._index = {c: k for k, c in enumerate(self.classes)}
-        audio = self.store.config()["settings"]["audio"]
-        self._audio_dim = int(audio["dim"])
+        self._audio_dim = int(config["settings"]["audio"]["dim"])
+        self._bands: int | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def __getitem__(self, k: int) -> dict:
         clip_id = self.ids[k]
-        arrays = self.store.clip(clip_id)
+        arrays = self.store.clip(clip_id, self._records[clip_id])
         item: dict = {"id": clip_id, "label": self._index.get(self.labels[k], -1), "has_audio": "audio" in arrays}
         for name in self.fields:
             if name in arrays:
@@ -68,11 +70,15 @@ class FeatureDataset(Dataset):
         return item
 
     def _frames_dim(self) -> int:
-        for clip_id in self.ids:
-            path = self.store.path("audio_frames", clip_id)
-            if path.is_file():
-                return int(np.load(path, mmap_mode="r").shape[1])
-        return 0
+        """The bands of audio_frames, from the first clip that has them (looked up once)."""
+        if self._bands is None:
+            self._bands = 0
+            for clip_id in self.ids:
+                path = self.store.path("audio_frames", clip_id)
+                if path.is_file():
+                    self._bands = int(np.load(path, mmap_mode="r").shape[1])
+                    break
+        return self._bands
 
 
 def pad_collate(items: list[dict]) -> dict:
