@@ -47,6 +47,7 @@ def test_openvino_is_refused_where_it_cannot_run():
     assert resolve_runtime("auto", torch.device("cpu"), "fp32") != "openvino"  # never chosen implicitly (yet)
 
 
+@pytest.mark.slow
 def test_a_store_extracted_with_openvino_records_it_and_resumes_with_it(tmp_path):
     listing = generate(tmp_path / "clips", SynthConfig(classes=2, clips_per_class=2, size=32, seconds=1.0, workers=1),
                        show_progress=False)
