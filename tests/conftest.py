@@ -103,3 +103,11 @@ def tiny_run(tiny_store):
 
     train(tiny_store / "features", tiny_store / "run", TINY_TRAIN, show_progress=False)
     return tiny_store / "run"
+
+
+def extract_cmd(data: Path, out: Path, workers: int = 0) -> list[str]:
+    """`afgen extract` as a subprocess command: a random ResNet18 at 32 px, small batches."""
+    import sys
+
+    return [sys.executable, "-m", "afgen", "extract", str(data), str(out), "--backbone", "resnet18", "--weights", "none",
+            "--size", "32", "--workers", str(workers), "--batch-size", "4", "--precision", "fp32"]

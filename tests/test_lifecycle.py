@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import extract_cmd
 
 from afgen import lifecycle
 
@@ -91,11 +92,6 @@ def test_pool_workers_die_when_their_parent_is_killed(tmp_path):
     assert _gone_within(children, 5.0) == set()
 
 
-def _extract_cmd(data: Path, out: Path) -> list[str]:
-    return [sys.executable, "-m", "afgen", "extract", str(data), str(out), "--backbone", "resnet18", "--weights", "none",
-            "--size", "32", "--workers", "1", "--batch-size", "4", "--precision", "fp32"]
-
-
 def _wait_for_ok(manifest: Path, n: int, proc: subprocess.Popen, seconds: float = 120) -> None:
     deadline = time.time() + seconds
     while time.time() < deadline and proc.poll() is None:
@@ -111,8 +107,8 @@ def test_killed_extract_leaves_no_process_and_the_rerun_equals_a_clean_run(tmp_p
     for k in range(14):
         clip_factory(f"data/c{k % 2}/v{k}.mp4", fps=25, seconds=2.0, size=32, audio=k % 3 != 0)
     clean, killed = tmp_path / "clean", tmp_path / "killed"
-    subprocess.run(_extract_cmd(tmp_path / "data", clean), check=True, capture_output=True)
-    proc = subprocess.Popen(_extract_cmd(tmp_path / "data", killed), stdout=subprocess.DEVNULL,
+    subprocess.run(extract_cmd(tmp_path / "data", clean, workers=1), check=True, capture_output=True)
+    proc = subprocess.Popen(extract_cmd(tmp_path / "data", killed, workers=1), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     _wait_for_ok(killed / "manifest.jsonl", 2, proc)
     started = _descendants(proc.pid)
@@ -127,7 +123,7 @@ def test_killed_extract_leaves_no_process_and_the_rerun_equals_a_clean_run(tmp_p
         assert not (killed / ".locks").exists() or not list((killed / ".locks").glob("*"))
     done_before = (killed / "manifest.jsonl").read_text().count('"ok"')
     assert done_before < 14, "the kill should land mid-run"
-    subprocess.run(_extract_cmd(tmp_path / "data", killed), check=True, capture_output=True)
+    subprocess.run(extract_cmd(tmp_path / "data", killed, workers=1), check=True, capture_output=True)
     records = [json.loads(line) for line in (killed / "manifest.jsonl").read_text().splitlines()]
     assert sum(r["status"] == "ok" for r in records) == 14
     files = sorted(p.relative_to(clean) for p in clean.rglob("*.npy"))

@@ -4,11 +4,11 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
+from conftest import extract_cmd
 
 from afgen.config import ExtractConfig, VideoConfig
 from afgen.contracts.packed import load_packed, v_c
@@ -102,18 +102,13 @@ def test_packed_view_matches_per_clip_files(tmp_path, clip_factory):
     assert isinstance(packed.rgb, np.memmap)
 
 
-def _extract_cmd(data, out):
-    return [sys.executable, "-m", "afgen", "extract", str(data), str(out), "--backbone", "resnet18",
-            "--weights", "none", "--size", "32", "--workers", "0", "--batch-size", "4", "--precision", "fp32"]
-
-
 @pytest.mark.slow
 def test_kill_and_resume_gives_byte_identical_files(tmp_path, clip_factory):
     for k in range(8):
         clip_factory(f"data/c{k % 2}/v{k}.mp4", fps=25, seconds=2.0, audio=k % 3 != 0)
     clean, killed = tmp_path / "clean", tmp_path / "killed"
-    subprocess.run(_extract_cmd(tmp_path / "data", clean), check=True, capture_output=True)
-    proc = subprocess.Popen(_extract_cmd(tmp_path / "data", killed), stdout=subprocess.DEVNULL,
+    subprocess.run(extract_cmd(tmp_path / "data", clean), check=True, capture_output=True)
+    proc = subprocess.Popen(extract_cmd(tmp_path / "data", killed), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     manifest = killed / "manifest.jsonl"
     deadline = time.time() + 120
@@ -125,7 +120,7 @@ def test_kill_and_resume_gives_byte_identical_files(tmp_path, clip_factory):
     proc.wait()
     done_before = manifest.read_text().count('"ok"')
     assert 2 <= done_before < 8, "the kill should land mid-run"
-    subprocess.run(_extract_cmd(tmp_path / "data", killed), check=True, capture_output=True)
+    subprocess.run(extract_cmd(tmp_path / "data", killed), check=True, capture_output=True)
     records = [json.loads(line) for line in manifest.read_text().splitlines()]
     assert sum(r["status"] == "ok" for r in records) == 8  # finished clips were not redone
     files = sorted(p.relative_to(clean) for p in clean.rglob("*.npy"))
@@ -159,8 +154,8 @@ def test_concurrent_shards_on_one_store_equal_one_run(tmp_path, clip_factory):
         clip_factory(f"data/c{k % 2}/v{k}.mp4", fps=25, seconds=1.0 + 0.1 * k, audio=k % 3 != 0)
     (tmp_path / "data" / "c1" / "broken.mp4").write_bytes(b"\x00" * 64)
     single, sharded = tmp_path / "single", tmp_path / "sharded"
-    subprocess.run(_extract_cmd(tmp_path / "data", single), check=True, capture_output=True)
-    procs = [subprocess.Popen(_extract_cmd(tmp_path / "data", sharded) + ["--shard", f"{i}/3"],
+    subprocess.run(extract_cmd(tmp_path / "data", single), check=True, capture_output=True)
+    procs = [subprocess.Popen(extract_cmd(tmp_path / "data", sharded) + ["--shard", f"{i}/3"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for i in range(3)]
     for proc in procs:
         _, err = proc.communicate(timeout=300)

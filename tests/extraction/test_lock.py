@@ -12,6 +12,7 @@ import sys
 import time
 
 import pytest
+from conftest import extract_cmd
 
 from afgen.errors import StoreError
 from afgen.extraction.lock import ALL, LOCKS, StoreLock, overlaps, shard_scope
@@ -69,17 +70,12 @@ def test_shards_of_one_partition_coexist_and_everything_else_overlaps(tmp_path):
     assert not list((tmp_path / LOCKS).glob("*.lock"))
 
 
-def _extract_cmd(data, out):
-    return [sys.executable, "-m", "afgen", "extract", str(data), str(out), "--backbone", "resnet18",
-            "--weights", "none", "--size", "32", "--workers", "0", "--batch-size", "4", "--precision", "fp32"]
-
-
 @pytest.mark.slow
 def test_two_concurrent_extracts_give_one_complete_store(tmp_path, clip_factory):
     for k in range(6):
         clip_factory(f"data/c{k % 2}/v{k}.mp4", fps=25, seconds=2.0, audio=k != 3)
     store = tmp_path / "store"
-    first = subprocess.Popen(_extract_cmd(tmp_path / "data", store), stdout=subprocess.DEVNULL,
+    first = subprocess.Popen(extract_cmd(tmp_path / "data", store), stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
     lock = store / LOCKS / f"{ALL}.lock"
     deadline = time.time() + 120
@@ -89,7 +85,7 @@ def test_two_concurrent_extracts_give_one_complete_store(tmp_path, clip_factory)
     # Pause the first run inside its locked section, so the second surely starts while it works.
     os.kill(first.pid, signal.SIGSTOP)
     try:
-        second = subprocess.run(_extract_cmd(tmp_path / "data", store), capture_output=True, text=True)
+        second = subprocess.run(extract_cmd(tmp_path / "data", store), capture_output=True, text=True)
     finally:
         os.kill(first.pid, signal.SIGCONT)
     assert first.wait(timeout=300) == 0

@@ -156,12 +156,9 @@ def predict_cmd(
     clip, resumably, and prints top-1/top-k accuracy when the clips have labels.
     """
     setup_logging(verbose)
-    if (run is None) == (onnx is None):
-        raise AfgenError("give the model to predict with: --run RUN (from `afgen train`) or --onnx DIR (from "
-                         "`afgen export-model`), one of the two")
-    for path, what in ((run, "run folder"), (onnx, "exported model folder")):
-        if path is not None and not path.is_dir():
-            raise AfgenError(f"no such {what}", path)
+    from afgen.contracts.runfolder import require_model
+
+    require_model(run, onnx)  # before torch loads
     if not clips.exists():
         raise AfgenError("no such clip, folder or list", clips)
     single = clips.is_file() and clips.suffix.lower() in C.VIDEO_EXTENSIONS and out is None

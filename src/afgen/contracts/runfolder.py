@@ -23,6 +23,20 @@ OOF_DIR = "oof"
 BUNDLE_FORMAT = 2
 
 
+def require_model(run: str | Path | None, onnx: str | Path | None) -> None:
+    """Exactly one model to predict with, and its folder there: a run (`afgen train`) or an
+    exported model (`afgen export-model`). Checked by the CLI before torch loads and by the API."""
+    if run is None and onnx is None:
+        raise RunError("give the model to predict with: --run RUN (a folder from `afgen train`) or --onnx DIR "
+                       "(a folder from `afgen export-model`)")
+    if run is not None and onnx is not None:
+        raise RunError("give a run (--run RUN) or an exported model folder (--onnx DIR), not both")
+    if onnx is not None and not Path(onnx).is_dir():
+        raise RunError("no such folder; give the folder `afgen export-model RUN OUT` wrote", onnx)
+    if run is not None:
+        seed_runs(run)  # a missing run folder is named as such
+
+
 def seed_runs(run: str | Path) -> list[Path]:
     """The single-seed run folders of RUN: RUN itself, or RUN/seed-<s>/ for a multi-seed run."""
     run = Path(run)

@@ -16,6 +16,7 @@ import torch
 
 from afgen.config import AudioFeatureConfig, ExtractConfig, FlowConfig, PredictConfig, VideoConfig, from_dict
 from afgen.contracts.packed import v_c
+from afgen.contracts.runfolder import require_model
 from afgen.contracts.store import atomic_save_npy, read_json
 from afgen.encoders.backbones import Backbone, build_backbone
 from afgen.encoders.flows import is_learned
@@ -46,17 +47,11 @@ class Scorer:
     """Classifies extracted clips with a run's models (`run`) or an exported model (`onnx`)."""
 
     def __init__(self, run: str | Path | None = None, onnx: str | Path | None = None) -> None:
-        if run is None and onnx is None:
-            raise AfgenError("give the model to predict with: --run RUN (a folder from `afgen train`) or --onnx DIR "
-                             "(a folder from `afgen export-model`)")
-        if run is not None and onnx is not None:
-            raise AfgenError("give a run (--run RUN) or an exported model folder (--onnx DIR), not both")
+        require_model(run, onnx)
         self.onnx = Path(onnx) if onnx is not None else None
         if self.onnx is not None:
             from afgen.learning.model_export import META, onnx_session
 
-            if not self.onnx.is_dir():
-                raise AfgenError("no such folder; give the folder `afgen export-model RUN OUT` wrote", self.onnx)
             meta = read_json(self.onnx / META, "rerun `afgen export-model RUN OUT`")
             if meta.get("format") != "onnx":
                 raise AfgenError("this folder holds a TorchScript export; export with --format onnx for --onnx", onnx)
