@@ -16,10 +16,16 @@ All in one run, on the same synthetic 3-s 25 fps clips (Moments-in-Time length) 
                       eager fp32, the whole clip as one batch), cold processes, same clips
   6. features         min cosine of the runtime's features to fp32 eager torch
   7. peak RSS         fresh extraction processes: 20 vs 200 clips, one 3-s vs one 60-s clip
+  8. runtimes         every available backbone runtime side by side (img/s, cosine to fp32 eager
+                      torch) and which one `--runtime auto` chose and why (its cached measurement);
+                      every afgen run above uses that choice
+  9. start-up         whole process minus the same clips at the steady state, and where it goes
+                      (interpreter + imports, model build, the first clip's wait)
+ 10. RAFT-small       seconds per clip of the learned flow on this device (random weights)
 
     python benchmarks/bench_extract.py                 # full (~15 min on 2 cores)
     python benchmarks/bench_extract.py --quick         # smaller counts, for a smoke test only
-    python benchmarks/bench_extract.py --device cuda   # the same table on a GPU
+    python benchmarks/bench_extract.py --device cuda   # the same table on a GPU (a few minutes)
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import cv2
@@ -43,6 +50,8 @@ from afgen.contracts.store import FeatureStore
 from afgen.encoders.audio import get_encoder
 from afgen.encoders.backbones import build_backbone
 from afgen.encoders.flows import gray, make_encoder, make_flow
+from afgen.encoders.raft import build_raft
+from afgen.encoders.runtime_choice import choose_runtime, cpu_description
 from afgen.extraction.dataset import discover
 from afgen.extraction.engines.local import configure_threads
 from afgen.extraction.synth import generate, make_clip, write_clip
@@ -164,7 +173,7 @@ def stage_costs(clips: list[Path], store_root: Path) -> dict[str, float]:
 
 def backbone_alone(cfg: ExtractConfig, images: int) -> float:
     """Images/s of the backbone (with its preprocessing) on pre-made images, as extract runs it."""
-    bb = build_backbone(cfg.backbone, "none", cfg.device, cfg.precision, cfg.batch_size)
+    bb = build_backbone(cfg.backbone, "none", cfg.device, cfg.precision, cfg.batch_size, cfg.runtime)
     x = np.random.default_rng(0).integers(0, 255, (cfg.batch_size * 2, 224, 224, 3), dtype=np.uint8)
     bb(x)
     start = time.perf_counter()
@@ -178,7 +187,8 @@ def backbone_alone(cfg: ExtractConfig, images: int) -> float:
 def run_extract(listing: Path, out: Path, cfg: ExtractConfig, flow: str) -> dict:
     """afgen extract in a fresh `python -c` process (its workers re-import nothing heavy, as under
     the CLI; the model is exported anew), timed by its summary."""
-    opts = {"backbone": cfg.backbone, "weights": "none", "device": cfg.device, "batch_size": cfg.batch_size}
+    opts = {"backbone": cfg.backbone, "weights": "none", "device": cfg.device, "batch_size": cfg.batch_size,
+            "runtime": cfg.runtime, "precision": cfg.precision}
     res = subprocess.run([sys.executable, "-c", EXTRACT_CHILD, str(listing), str(out), json.dumps(opts), flow],
                          capture_output=True, text=True)
     if res.returncode:
@@ -204,8 +214,27 @@ def whole(cmd: list[str]) -> float:
 def feature_cosine(cfg: ExtractConfig) -> float:
     x = np.random.default_rng(1).integers(0, 255, (cfg.batch_size, 224, 224, 3), dtype=np.uint8)
     a = build_backbone(cfg.backbone, "none", "cpu", "fp32", cfg.batch_size, runtime="torch")(x)
-    b = build_backbone(cfg.backbone, "none", cfg.device, cfg.precision, cfg.batch_size)(x)
+    b = build_backbone(cfg.backbone, "none", cfg.device, cfg.precision, cfg.batch_size, cfg.runtime)(x)
     return float(np.min(np.sum(a * b, 1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))))
+
+
+def import_seconds() -> float:
+    """A fresh interpreter importing what `afgen extract` needs before it can build the model."""
+    return whole([sys.executable, "-c", "import afgen.cli.app, afgen.extraction.extract"])
+
+
+def raft_seconds(device: str, clip: Path) -> float:
+    """Seconds per clip of RAFT-small (random weights: the same cost) on one clip's frame pairs."""
+    with ClipReader(clip, VideoConfig()) as reader:
+        frames = np.stack([f.rgb for f in reader.frames()])
+    raft = build_raft(FlowConfig(algorithm="raft_small"), torch.device(device), "none",
+                      ExtractConfig().batch_for(device))
+    raft.images(frames[:3])  # warm up
+    start = time.perf_counter()
+    raft.images(frames)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
 
 
 def peak_rss(listing: Path, out: Path, name: str) -> float:
@@ -236,8 +265,17 @@ def main() -> None:
 
     r["stages"] = stage_costs(clips[: min(8, len(clips))], root / "stage_store")
     configure_threads(cfg.workers)  # the backbone's threads as extract gives them
+    r["cpu"] = cpu_description()
+    if args.device == "cpu":  # what `--runtime auto` measured (or reads from its cache); every run here uses it
+        choice = choose_runtime(cfg.backbone, (224, 224), cfg.batch_size, cfg.precision)
+        cfg = replace(cfg, runtime=choice.runtime, precision=choice.precision)
+        r["runtime_trials"] = [asdict(t) for t in choice.trials]
+        r["auto_choice"] = choice.reason()
     r["backbone_img_s"] = backbone_alone(cfg, (96 if args.quick else 192) if args.device == "cpu" else 4096)
-    r["runtime"] = build_backbone(cfg.backbone, "none", cfg.device, cfg.precision, cfg.batch_size).runtime
+    built = build_backbone(cfg.backbone, "none", cfg.device, cfg.precision, cfg.batch_size, cfg.runtime)
+    r["runtime"], r["precision"] = built.runtime, built.precision
+    r["raft_small_s_per_clip"] = raft_seconds(args.device, clips[0])
+    r["import_s"] = import_seconds()
     for flow in ("farneback", "dis"):
         r[flow] = run_extract(listing, root / f"f_{flow}", cfg, flow)
     per_clip = r["farneback"]["images_per_clip"]
@@ -252,8 +290,11 @@ def main() -> None:
 
     # whole processes, cold: afgen extract (CLI) vs the seed-style pipeline, same clips
     afgen_cmd = [sys.executable, "-m", "afgen", "extract", str(listing), str(root / "f_cli"), "--backbone",
-                 args.backbone, "--weights", "none", "--device", args.device]
-    r["whole_afgen_clips_s"] = len(clips) / whole(afgen_cmd)
+                 args.backbone, "--weights", "none", "--device", args.device, "--runtime", cfg.runtime,
+                 "--precision", cfg.precision]
+    r["whole_afgen_s"] = whole(afgen_cmd)
+    r["whole_afgen_clips_s"] = len(clips) / r["whole_afgen_s"]
+    r["startup_overhead_s"] = r["whole_afgen_s"] - len(clips) / r["farneback"]["clips_s"]
     r["whole_naive_clips_s"] = len(clips) / whole([sys.executable, "-c", NAIVE_CHILD, args.backbone,
                                                    *map(str, clips)])
     r["min_cosine_vs_fp32_eager"] = feature_cosine(cfg)
@@ -279,6 +320,13 @@ def main() -> None:
 def report(r: dict, quick: bool) -> None:
     st, per_clip = r["stages"], r["farneback"]["images_per_clip"]
     backbone_core_s = per_clip * (r["cores"] if r["device"] == "cpu" else 1) / r["backbone_img_s"]
+    print(f"\n{r['cpu']}")
+    if r.get("runtime_trials"):
+        from bench_runtimes import table
+
+        from afgen.encoders.runtime_choice import Choice, Trial
+        print(table([Trial(**t) for t in r["runtime_trials"]], Choice(r["runtime"], r["precision"])))
+        print(f"--runtime auto chose {r['auto_choice']}\n")
     print(f"\n{r['backbone']} ({r['runtime']}), {r['device']}, {r['cores']} cores, {r['clips']} synthetic 3-s "
           f"25 fps clips at 224 px, {per_clip:.0f} images per clip{' (QUICK: not for the README)' if quick else ''}\n")
     print("| stage | core-s per clip |\n|---|---:|")
@@ -298,6 +346,13 @@ def report(r: dict, quick: bool) -> None:
     ratio = r["whole_afgen_clips_s"] / r["whole_naive_clips_s"]
     print(f"\nwhole process, cold, {r['clips']} clips: afgen extract {r['whole_afgen_clips_s']:.3f} clips/s, "
           f"seed-style {r['whole_naive_clips_s']:.3f} clips/s: {ratio:.2f}x  (target >= 3)")
+    wait = r["farneback"]["first_clip_s"] - r["farneback"]["build_s"]
+    print(f"start-up overhead: whole process {r['whole_afgen_s']:.1f} s - {r['clips']} clips at the steady state "
+          f"{r['clips'] / r['farneback']['clips_s']:.1f} s = {r['startup_overhead_s']:.1f} s (target <= 5); of it: "
+          f"interpreter + imports {r['import_s']:.1f} s, model build {r['farneback']['build_s']:.1f} s, first clip "
+          f"{wait:.1f} s after the build (one steady clip: {1 / r['farneback']['clips_s']:.1f} s)")
+    print(f"RAFT-small ({r['device']}, random weights): {r['raft_small_s_per_clip']:.2f} s per clip "
+          f"({(per_clip - 1) / 2:.0f} frame pairs at 224 px)")
     print(f"features vs fp32 eager torch: min cosine {r['min_cosine_vs_fp32_eager']:.6f}  (target >= 0.999)")
     print(f"peak RSS 20 vs 200 clips: {r['rss_small_mib']:.0f} vs {r['rss_big_mib']:.0f} MiB "
           f"({100 * (r['rss_big_mib'] / r['rss_small_mib'] - 1):+.1f}%); 3-s vs 60-s clip: {r['rss_3s_mib']:.0f} vs "

@@ -1,36 +1,41 @@
 """Every backbone runtime available here, side by side, in one process: images per second and
-the lowest cosine of its features to fp32 eager torch, on the same batches.
+the lowest cosine of its features to fp32 eager torch, on the same batches, and what
+`--runtime auto` chooses from them and why.
 
     python benchmarks/bench_runtimes.py [--backbone resnet50] [--batches 6] [--quick]
 
-Prints the CPU's bf16 flags and what `--runtime auto` resolves to. Random weights (the weights
-do not change the speed), 224 px, batch 16, threads as `afgen extract` gives the backbone with
-one producer on this machine's cores.
+Random weights (the weights change neither the speed nor the cosine), 224 px, batch 16, threads
+as `afgen extract` gives the backbone with one producer on this machine's cores. The table is
+`--runtime auto`'s own measurement (encoders/runtime_choice.py), with more batches.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import re
-import time
-from pathlib import Path
 
-import numpy as np
 import torch
 
-from afgen.encoders.backbones import build_backbone, resolve_precision
-from afgen.encoders.onnx_runtime import available as ort_available
-from afgen.encoders.onnx_runtime import resolve_runtime
-from afgen.encoders.openvino_runtime import available as ov_available
-from afgen.encoders.openvino_runtime import supports_bf16 as ov_bf16
+from afgen.config import RUNTIME_MIN_COSINE
+from afgen.encoders.runtime_choice import Choice, cpu_description, measure
 
 
-def cpu_flags() -> str:
-    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    flags = sorted(set(re.findall(r"\b(amx_bf16|avx512_bf16|avx512f|avx2)\b", text)))
-    model = re.search(r"model name\s*:\s*(.+)", text)
-    return f"{model.group(1).strip() if model else 'unknown CPU'}; flags: {', '.join(flags) or 'none of avx2/avx512/amx'}"
+def table(trials, choice: Choice | None = None) -> str:
+    """The trials as a markdown table, fastest eligible first marked as auto's choice."""
+    base = next((t.images_per_s for t in trials if (t.runtime, t.precision) == ("torch", "fp32")), None)
+    lines = ["| runtime | img/s | vs torch fp32 | min cosine to torch fp32 | auto |", "|---|---:|---:|---:|---|"]
+    for t in trials:
+        mark = "**chosen**" if choice and (t.runtime, t.precision) == (choice.runtime, choice.precision) else (
+            "failed" if t.error else ("refused" if not t.eligible else ""))
+        ratio = f"{t.images_per_s / base:.2f}x" if base and not t.error else "-"
+        lines.append(f"| {t.label} | {t.images_per_s:.1f} | {ratio} | {t.min_cosine:.7f} | {mark} |")
+    return "\n".join(lines)
+
+
+def choose(trials) -> Choice:
+    eligible = [t for t in trials if t.eligible]
+    best = max(eligible, key=lambda t: t.images_per_s)
+    return Choice(best.runtime, best.precision, tuple(trials))
 
 
 def main() -> None:
@@ -40,38 +45,13 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="resnet18 at 112 px, 2 batches (a smoke run, not for figures)")
     args = ap.parse_args()
     name, size, batches = (("resnet18", 112, 2) if args.quick else (args.backbone, 224, args.batches))
-    torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1) if (os.cpu_count() or 1) > 2 else os.cpu_count() or 1)
-    images = np.random.default_rng(0).integers(0, 255, (16 * batches, size, size, 3), dtype=np.uint8)
-    cpu = torch.device("cpu")
-    candidates = [("torch", "fp32")]
-    if resolve_precision("auto", cpu) == "bf16":
-        candidates.append(("torch", "bf16"))
-    if ort_available():
-        candidates.append(("onnxruntime", "fp32"))
-    if ov_available():
-        candidates.append(("openvino", "fp32"))
-        if ov_bf16():
-            candidates.append(("openvino", "bf16"))
-    print(f"{cpu_flags()}; {torch.get_num_threads()} backbone threads; {name} at {size} px, batch 16")
-    reference = None
-    rows = []
-    for runtime, precision in candidates:
-        backbone = build_backbone(name, "none", "cpu", precision, batch_size=16, runtime=runtime)
-        backbone(images[:16])  # warm up
-        start = time.perf_counter()
-        feats = backbone(images)
-        rate = len(images) / (time.perf_counter() - start)
-        if reference is None:
-            reference = feats
-        cos = np.sum(feats * reference, 1) / (np.linalg.norm(feats, axis=1) * np.linalg.norm(reference, axis=1))
-        rows.append((f"{runtime} {precision}", rate, float(cos.min())))
-    print("| runtime | img/s | vs torch fp32 | min cosine to torch fp32 |")
-    print("|---|---:|---:|---:|")
-    for label, rate, cos in rows:
-        print(f"| {label} | {rate:.1f} | {rate / rows[0][1]:.2f}x | {cos:.7f} |")
-    auto = resolve_runtime("auto", cpu, resolve_precision("auto", cpu))
-    print(f"`--runtime auto` here: {auto} with precision {resolve_precision('auto', cpu)} (a fixed rule: onnxruntime "
-          "for fp32 on a CPU, torch otherwise; openvino only when asked for)")
+    cores = os.cpu_count() or 1
+    torch.set_num_threads(max(1, cores - 1) if cores > 2 else cores)
+    print(f"{cpu_description()}; {torch.get_num_threads()} backbone threads; {name} at {size} px, batch 16")
+    trials = measure(name, (size, size), 16, "auto", trials=batches)
+    choice = choose(trials)
+    print(table(trials, choice))
+    print(f"`--runtime auto` here: {choice.reason()} (never below cosine {RUNTIME_MIN_COSINE})")
 
 
 if __name__ == "__main__":

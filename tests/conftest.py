@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from fractions import Fraction
 from pathlib import Path
 
@@ -9,7 +11,11 @@ import av
 import numpy as np
 import pytest
 
-from afgen.config import TrainConfig
+from afgen.config import CACHE_DIR_ENV, TrainConfig
+
+# `--runtime auto` measures and caches per machine: the tests (and the CLI processes they start)
+# share one fresh cache of their own, never the user's.
+os.environ[CACHE_DIR_ENV] = tempfile.mkdtemp(prefix="afgen-test-cache-")
 
 
 def write_clip(

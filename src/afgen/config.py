@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any
 
 from afgen.errors import AfgenError
@@ -35,6 +36,24 @@ EXPORT_FORMATS = ("seed", "hdf5")
 MODEL_FORMATS = ("onnx", "torchscript")
 SYNTH_LAYOUTS = ("folders", "mit")
 CUES = ("none", "subtle")
+
+#: `--runtime auto` never picks a runtime whose features fall below this cosine to fp32 eager torch.
+RUNTIME_MIN_COSINE = 0.999
+#: Batches each runtime is timed on when `auto` measures (after one warm-up); its fastest batch counts.
+RUNTIME_TRIAL_BATCHES = 3
+#: Where afgen keeps per-machine measurements (default: $XDG_CACHE_HOME/afgen, else ~/.cache/afgen).
+CACHE_DIR_ENV = "AFGEN_CACHE_DIR"
+#: Set to 0 and `--runtime auto` skips the measurement and takes the fixed rule (ONNX Runtime for
+#: fp32 on a CPU, torch otherwise): the same choice on every machine, e.g. for a test suite.
+MEASURE_RUNTIMES_ENV = "AFGEN_MEASURE_RUNTIMES"
+
+
+def cache_dir() -> Path:
+    """Where afgen caches per-machine work (runtime measurements, exported backbone graphs):
+    $AFGEN_CACHE_DIR, else $XDG_CACHE_HOME/afgen, else ~/.cache/afgen."""
+    if os.environ.get(CACHE_DIR_ENV):
+        return Path(os.environ[CACHE_DIR_ENV])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "afgen"
 
 
 def _choice(value: Any, allowed: tuple, name: str) -> None:
@@ -131,8 +150,9 @@ class ExtractConfig:
     cpu_batch_size: int = 16
     cuda_batch_size: int = 128
     precision: str = "auto"  # fp32 | bf16 | auto
-    #: Backbone runtime: torch, onnxruntime (CPU, fp32; 1.5-1.7x eager torch here) or auto
-    #: (onnxruntime for fp32 on a CPU where it is installed; a store being resumed keeps its own).
+    #: Backbone runtime: torch, onnxruntime (CPU, fp32), openvino (CPU, fp32 or bf16) or auto: on
+    #: a CPU the fastest of those installed, measured once per machine (encoders/runtime_choice.py);
+    #: a store being resumed keeps its own.
     runtime: str = "auto"
     device: str = "auto"  # auto | cpu | cuda
     workers: int = max(1, (os.cpu_count() or 2) - 1)

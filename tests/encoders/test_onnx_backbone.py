@@ -76,8 +76,9 @@ def test_a_torch_store_resumed_with_auto_keeps_torch(tmp_path):
     assert (resumed.done, resumed.skipped) == (2, 2)
     assert "runtime" not in json.loads((tmp_path / "f" / "config.json").read_text())["settings"]
     fresh = extract(ds, tmp_path / "g", ExtractConfig(**base), video, show_progress=False)
-    assert fresh.done == 4
-    assert json.loads((tmp_path / "g" / "config.json").read_text())["settings"]["runtime"] == "onnxruntime"
+    assert fresh.done == 4 and fresh.runtime_choice and resumed.runtime_choice is None
+    chosen = fresh.runtime_choice.split(" ")[0]  # the measured choice, e.g. "onnxruntime fp32: fastest ..."
+    assert json.loads((tmp_path / "g" / "config.json").read_text())["settings"].get("runtime", "torch") == chosen
     a = np.load(tmp_path / "f" / "rgb" / f"{ds.clips[0].id}.npy").astype(np.float32)
     b = np.load(tmp_path / "g" / "rgb" / f"{ds.clips[0].id}.npy").astype(np.float32)
     assert _cosine(a, b).min() > 0.9999  # float16 on disk

@@ -120,7 +120,7 @@ def extract(
     batch_size: Annotated[int | None, typer.Option(help=f"Images per backbone batch (default {C.ExtractConfig.cpu_batch_size} on a CPU, {C.ExtractConfig.cuda_batch_size} on a GPU).")] = C.ExtractConfig.batch_size,
     precision: Annotated[Precision, typer.Option(help="fp32, bf16 or auto (bf16 where supported).")] = C.ExtractConfig.precision,
     device: DeviceOpt = C.ExtractConfig.device,
-    runtime: Annotated[Runtime, typer.Option(help="Backbone runtime: torch; onnxruntime (CPU, fp32; 1.5-1.8x eager torch on the CPUs measured, features within cosine 1e-6); openvino (CPU; bf16 where the CPU has it, the fastest measured on AMX CPUs; needs `pip install \"afgen[openvino]\"`); or auto (onnxruntime for fp32 on a CPU; a resumed store keeps its own).")] = C.ExtractConfig.runtime,
+    runtime: Annotated[Runtime, typer.Option(help="Backbone runtime: torch; onnxruntime (CPU, fp32; 1.5-1.8x eager torch on the CPUs measured, features within cosine 1e-6); openvino (CPU; bf16 where the CPU has it, the fastest measured on AMX CPUs; needs `pip install \"afgen[openvino]\"`); or auto (on a CPU, the fastest of these measured once on this machine at your backbone, size and batch, never one below cosine 0.999 of fp32 torch; a resumed store keeps its own).")] = C.ExtractConfig.runtime,
     dtype: Annotated[DType, typer.Option(help="On-disk dtype of visual features: float16 or float32.")] = C.ExtractConfig.dtype,
     limit: Annotated[int | None, typer.Option(help="Extract only the first N clips.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Start the store afresh if its settings differ.")] = False,
@@ -147,15 +147,29 @@ def extract(
                           runtime=runtime, limit=limit, engine=engine, ray_address=ray_address, ray_actors=ray_actors, flow_weights=flow_weights,
                           ray_producers=ray_producers)
     dataset = _dataset(clips, layout, only_classes, per_class, strict, per_class_seed)  # before torch loads
-    from afgen.extraction.extract import extract as run_extract
-    from afgen.extraction.extract import parse_shard
+    video = C.VideoConfig(fps=fps, height=size, width=size)
+    flow_cfg = C.FlowConfig(algorithm=flow, encoding=flow_encoding, dis_preset=dis_preset)
+    audio_cfg = C.AudioFeatureConfig(encoder=audio, weights=audio_weights)
+    from afgen.extraction.engines.pool import start_producers
 
-    s = run_extract(dataset, features, cfg, C.VideoConfig(fps=fps, height=size, width=size),
-                    C.FlowConfig(algorithm=flow, encoding=flow_encoding, dis_preset=dis_preset),
-                    C.AudioFeatureConfig(encoder=audio, weights=audio_weights), overwrite=overwrite, shard=parse_shard(shard))
+    # the producers start, import and warm up while this process loads torch and builds the model
+    producers = start_producers(cfg, video, flow_cfg, audio_cfg, len(dataset.clips[:limit] if limit else dataset.clips))
+    try:
+        from afgen.extraction.extract import extract as run_extract
+        from afgen.extraction.extract import parse_shard
+
+        where = parse_shard(shard)
+    except BaseException:
+        if producers is not None:
+            producers.close()
+        raise
+    s = run_extract(dataset, features, cfg, video, flow_cfg, audio_cfg, overwrite=overwrite, shard=where,
+                    producers=producers)
     rate = s.images / s.seconds if s.seconds else 0.0
     console.print(f"{s.done} extracted, {s.skipped} already done, {s.failed} failed in "
                   f"{s.seconds:.1f} s ({rate:.1f} images/s); store: {s.store}")
+    if s.runtime_choice:
+        console.print(f"backbone runtime (--runtime auto): {s.runtime_choice}")
     if s.bottleneck():
         console.print(f"[yellow]note:[/] {s.bottleneck()}")
 

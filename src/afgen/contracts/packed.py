@@ -27,7 +27,7 @@ PACKED = "packed"
 
 
 def _fingerprint(records: list[dict]) -> str:
-    key = "packed-v2" + json.dumps(sorted((r["id"], r.get("t"), bool(r.get("has_audio"))) for r in records))
+    key = "packed-v3" + json.dumps(sorted((r["id"], r.get("t"), bool(r.get("has_audio"))) for r in records))
     return hashlib.sha1(key.encode()).hexdigest()
 
 
@@ -62,6 +62,13 @@ def pack(root: str | Path, force: bool = False) -> Path:
     atomic_save_npy(out / "flow.npy", np.concatenate(arrays["flow"]))
     if audio:
         atomic_save_npy(out / "audio.npy", np.stack(audio).astype(np.float32))
+    # the per-video-frame audio sequences (per-frame generation), where every clip with audio has one
+    frames = ([store.load("audio_frames", r["id"]) for r in with_audio]
+              if with_audio and all(store.path("audio_frames", r["id"]).is_file() for r in with_audio) else None)
+    if frames is not None:
+        atomic_save_npy(out / "audio_frames.npy", np.concatenate(frames).astype(np.float32))
+    elif (out / "audio_frames.npy").exists():
+        (out / "audio_frames.npy").unlink()
     k = 0
     audio_index = []
     for r in records:
@@ -76,6 +83,7 @@ def pack(root: str | Path, force: bool = False) -> Path:
         "flow_offsets": np.concatenate([[0], np.cumsum(flow_len)]).tolist(),
         "audio_index": audio_index,
         "audio_dim": int(store.config()["settings"]["audio"]["dim"]),
+        "frames_offsets": np.concatenate([[0], np.cumsum([len(f) for f in frames])]).tolist() if frames else None,
     })
     log.info("packed %d clips into %s", len(records), out)
     return out
@@ -95,6 +103,9 @@ class PackedFeatures:
     flow_offsets: np.ndarray
     audio_index: np.ndarray
     audio_dim: int
+    #: Per-video-frame audio [t, bands] of the clips with audio, by audio row (None: not in the store).
+    frames_rows: np.ndarray | None = None
+    frames_offsets: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -117,6 +128,17 @@ class PackedFeatures:
         k = self.audio_index[i]
         return None if k < 0 else np.asarray(self.audio_rows[k], np.float32)
 
+    def audio_frames(self, i: int) -> np.ndarray | None:
+        """The clip's per-video-frame audio sequence [t, bands] (None: no audio, or not stored)."""
+        k = self.audio_index[i]
+        if k < 0 or self.frames_rows is None:
+            return None
+        return np.asarray(self.frames_rows[self.frames_offsets[k]:self.frames_offsets[k + 1]], np.float32)
+
+    @property
+    def frame_bands(self) -> int | None:
+        return None if self.frames_rows is None else int(self.frames_rows.shape[1])
+
     def has_audio(self) -> np.ndarray:
         return self.audio_index >= 0
 
@@ -138,4 +160,6 @@ def load_packed(root: str | Path) -> PackedFeatures:
         flow_offsets=np.asarray(index["flow_offsets"]),
         audio_index=np.asarray(index["audio_index"]),
         audio_dim=index["audio_dim"],
+        frames_rows=load_npy(out / "audio_frames.npy", fix, mmap=True) if index.get("frames_offsets") else None,
+        frames_offsets=np.asarray(index["frames_offsets"]) if index.get("frames_offsets") else None,
     )

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torchvision
 from torch import nn
 
 from afgen.config import ExtractConfig
+from afgen.encoders import graph_cache
 from afgen.encoders.onnx_runtime import ONNXRUNTIME, OnnxBackbone, export, resolve_runtime
 from afgen.encoders.openvino_runtime import OPENVINO, OpenVinoBackbone
 from afgen.encoders.registry import BACKBONES
@@ -44,7 +44,8 @@ TIMM = "timm:"
 class Backbone:
     """A feature network ready for inference, with what is needed to reproduce it."""
 
-    model: nn.Module
+    #: The torch model; None for a backbone built from a cached graph (it runs `onnx` only).
+    model: nn.Module | None
     name: str
     dim: int
     weights_id: str
@@ -118,6 +119,8 @@ def _strip_head(model: nn.Module) -> int:
 
 
 def _imagenet_model(name: str) -> tuple[nn.Module, str]:
+    import torchvision
+
     weights = torchvision.models.get_model_weights(name).DEFAULT
     try:
         model = torchvision.models.get_model(name, weights=weights)
@@ -154,13 +157,36 @@ def build_backbone(
     runtime: str = ExtractConfig.runtime,
 ) -> Backbone:
     """The backbone `name` (see BACKBONES in encoders/registry.py) without its head, in eval mode,
-    channels_last; run by torch or (`runtime`, see onnx_runtime.py) ONNX Runtime."""
-    backbone = BACKBONES.get(name).load()(name, weights, device, precision, batch_size)
-    return _with_runtime(backbone, runtime)
+    channels_last; run by torch, ONNX Runtime or OpenVINO (`runtime`, see onnx_runtime.py). For
+    the last two a graph exported before is read from the cache (graph_cache.py) and no torch
+    model is built."""
+    entry = BACKBONES.get(name)
+    cached = _from_graph_cache(name, weights, device, precision, batch_size, runtime)
+    return cached or _with_runtime(entry.load()(name, weights, device, precision, batch_size), runtime, weights)
+
+
+def _from_graph_cache(name: str, weights: str, device: str, precision: str, batch_size: int,
+                      runtime: str) -> Backbone | None:
+    """The backbone on ONNX Runtime or OpenVINO from a cached graph, or None (not cached, or torch)."""
+    dev = resolve_device(device)
+    prec = resolve_precision(precision, dev)
+    if resolve_runtime(runtime, dev, prec) not in (ONNXRUNTIME, OPENVINO):
+        return None
+    hit = graph_cache.load(graph_cache.graph_key(name, weights))
+    if hit is None:
+        return None
+    graph, meta = hit
+    backbone = Backbone(model=None, name=name, dim=int(meta["dim"]), weights_id=meta["weights_id"], device=dev,
+                        precision=prec, batch_size=batch_size)
+    backbone.runtime = resolve_runtime(runtime, dev, prec)
+    backbone.onnx = OpenVinoBackbone(graph, prec) if backbone.runtime == OPENVINO else OnnxBackbone(graph)
+    return backbone
 
 
 def torchvision_backbone(name: str, weights: str, device: str, precision: str, batch_size: int) -> Backbone:
     """Any torchvision classification model by name, its last linear layer removed."""
+    import torchvision  # here, not at the top: a run from a cached graph never imports it (~1.5 s)
+
     if name not in torchvision.models.list_models(torchvision.models):
         raise AfgenError(f"unknown backbone {name!r}; --backbone takes {BACKBONES.describe()}")
 
@@ -175,16 +201,20 @@ def torchvision_backbone(name: str, weights: str, device: str, precision: str, b
                            precision=precision, batch_size=batch_size))
 
 
-def _with_runtime(backbone: Backbone, runtime: str) -> Backbone:
-    """Resolve the runtime; for ONNX Runtime, export the model (once per process and weights)."""
+def _with_runtime(backbone: Backbone, runtime: str, weights: str) -> Backbone:
+    """Resolve the runtime; for ONNX Runtime or OpenVINO, export the model (once per process and
+    weights) and keep the graph in the on-disk cache for the next process."""
     backbone.runtime = resolve_runtime(runtime, backbone.device, backbone.precision)
-    if backbone.runtime == OPENVINO:  # explicit only: `auto` never picks it (yet)
-        key = (backbone.name, backbone.weights_id, backbone.input_size)
-        backbone.onnx = OpenVinoBackbone(export(backbone.model, key, backbone.input_size), backbone.precision)
+    key = (backbone.name, backbone.weights_id, backbone.input_size)
+    if backbone.runtime == OPENVINO:  # `auto` picks it only by measurement (runtime_choice.py)
+        graph = export(backbone.model, key, backbone.input_size)
+        backbone.onnx = OpenVinoBackbone(graph, backbone.precision)
+        graph_cache.save(graph_cache.graph_key(backbone.name, weights), graph, backbone.dim, backbone.weights_id)
     elif backbone.runtime == ONNXRUNTIME:
-        key = (backbone.name, backbone.weights_id, backbone.input_size)
         try:
-            backbone.onnx = OnnxBackbone(export(backbone.model, key, backbone.input_size))
+            graph = export(backbone.model, key, backbone.input_size)
+            backbone.onnx = OnnxBackbone(graph)
+            graph_cache.save(graph_cache.graph_key(backbone.name, weights), graph, backbone.dim, backbone.weights_id)
         except Exception as exc:  # noqa: BLE001 - the exporter raises many kinds for unsupported ops
             if runtime != "auto":
                 raise AfgenError(f"{backbone.name} cannot be exported to ONNX ({type(exc).__name__}: {exc}); "

@@ -21,10 +21,12 @@ from afgen.encoders.backbones import Backbone, build_backbone, resolve_device
 from afgen.encoders.flows import is_learned
 from afgen.encoders.raft import RaftFlow, build_raft
 from afgen.encoders.registry import FLOWS
+from afgen.encoders.runtime_choice import Choice, choose_runtime
 from afgen.errors import AfgenError, StoreError
 from afgen.extraction.assemble import Assembler, ClipFeatures, features_in_process  # noqa: F401 - re-exported
 from afgen.extraction.dataset import Clip, Dataset
 from afgen.extraction.engines import Stats, local
+from afgen.extraction.engines.pool import ProducerPool, producer_settings, start_producers
 from afgen.extraction.lock import ALL, StoreLock, shard_scope
 from afgen.extraction.producer import Settings
 from afgen.lifecycle import critical, stopped_after
@@ -54,6 +56,8 @@ class ExtractSummary:
     wait_seconds: float = 0.0
     startup_wait_seconds: float = 0.0
     backbone_seconds: float = 0.0
+    #: How `--runtime auto` chose the backbone's runtime (None: it was given or kept from the store).
+    runtime_choice: str | None = None
 
     def bottleneck(self) -> str | None:
         """A sentence when the backbone spent much of the run waiting for the producers."""
@@ -120,10 +124,28 @@ def extract(
     show_progress: bool = True,
     backbone: Backbone | None = None,
     shard: tuple[int, int] | None = None,
+    producers: ProducerPool | None = None,
 ) -> ExtractSummary:
     """Extract v_R, v_F and audio features of every clip (of `shard` (I, N) only, if given)
-    into the store at `out`, with the engine `cfg.engine`; a rerun skips finished clips."""
+    into the store at `out`, with the engine `cfg.engine`; a rerun skips finished clips.
+    `producers`: the local engine's producer processes, already started (see start_producers);
+    extract closes them when it ends (the CLI starts them before torch loads)."""
     start = time.perf_counter()
+    pools = [producers] if producers is not None else []  # closed however the run ends
+    try:
+        return _prepare_and_run(dataset, out, cfg, video, flow, audio, overwrite, show_progress, backbone, shard,
+                                pools, start)
+    finally:
+        for pool in pools:
+            pool.close()
+
+
+def _prepare_and_run(dataset: Dataset, out: str | Path, cfg: ExtractConfig, video: VideoConfig, flow: FlowConfig,
+                     audio: AudioFeatureConfig, overwrite: bool, show_progress: bool, backbone: Backbone | None,
+                     shard: tuple[int, int] | None, pools: list[ProducerPool],
+                     start: float) -> ExtractSummary:
+    """Check the request, choose the runtime, start the producers (unless `pools` holds them:
+    a pool started here is added to it) and extract."""
     FLOWS.get(flow.algorithm)  # a typo is refused here, before any worker starts (the config checked the rest)
     if shard is not None and overwrite:
         raise AfgenError("--overwrite cannot be combined with --shard (it would wipe the other shards' work)")
@@ -133,28 +155,30 @@ def extract(
                          store.root)
     if cfg.engine == "local" and cfg.batch_size is None:  # this device's default (Ray's actors choose theirs)
         cfg = replace(cfg, batch_size=cfg.batch_for(resolve_device(cfg.device).type))
-    settings = Settings(video=video, flow=flow, audio=audio, chunk=cfg.batch_for("cpu"))
-    pool = None
+    settings = producer_settings(cfg, video, flow, audio)
+    n_clips = len(dataset.clips[: cfg.limit] if cfg.limit else dataset.clips)
+    pool = choice = None
     if cfg.engine == "ray":
+        for p in pools:  # started for the local engine: not needed
+            p.close()
         from afgen.extraction.engines import ray_data
 
         ray_data.require()  # before the (driver-side) backbone: a missing Ray fails fast
     else:
-        workers = min(cfg.workers, len(dataset.clips[: cfg.limit] if cfg.limit else dataset.clips))
-        local.configure_threads(workers)  # before the backbone is built: its runtime takes them
-        if workers > 0:  # producers start (spawn, imports, warm-up) while the backbone is built
-            pool = local.ProducerPool(settings, workers, cfg.queue_depth)
-    try:
-        return _extract(dataset, store, cfg, video, flow, audio, overwrite, show_progress, backbone, shard,
-                        settings, pool, start)
-    finally:
-        if pool is not None:
-            pool.close()
+        local.configure_threads(min(cfg.workers, n_clips))  # before the backbone is built: its runtime takes them
+        if backbone is None:  # measured (or read from the cache) before the producers compete for the cores
+            cfg, choice = _choose_runtime(cfg, store, overwrite, video)
+        if not pools:  # producers start (spawn, imports, warm-up) while the backbone is built
+            pools += [p for p in [start_producers(cfg, video, flow, audio, n_clips)] if p is not None]
+        pool = pools[0] if pools else None
+    summary = _extract(dataset, store, cfg, video, flow, audio, overwrite, show_progress, backbone, shard,
+                       settings, pool, start)
+    return replace(summary, runtime_choice=choice.reason() if choice else None)
 
 
 def _extract(dataset: Dataset, store: FeatureStore, cfg: ExtractConfig, video: VideoConfig, flow: FlowConfig,
              audio: AudioFeatureConfig, overwrite: bool, show_progress: bool, backbone: Backbone | None,
-             shard: tuple[int, int] | None, settings: Settings, pool: local.ProducerPool | None,
+             shard: tuple[int, int] | None, settings: Settings, pool: ProducerPool | None,
              start: float) -> ExtractSummary:
     backbone = backbone or build_backbone(cfg.backbone, cfg.weights, "cpu" if cfg.engine == "ray" else cfg.device,
                                           cfg.precision, cfg.batch_for("cpu"), _runtime(cfg, store, overwrite))
@@ -225,6 +249,17 @@ def _runtime(cfg: ExtractConfig, store: FeatureStore, overwrite: bool) -> str:
         except (StoreError, KeyError, AttributeError):
             pass  # a damaged config.json: open_for_writing reports it
     return "torch" if cfg.engine == "ray" and cfg.device != "cpu" else "auto"
+
+
+def _choose_runtime(cfg: ExtractConfig, store: FeatureStore, overwrite: bool,
+                    video: VideoConfig) -> tuple[ExtractConfig, Choice | None]:
+    """`--runtime auto` on a CPU, for a new store: the fastest runtime measured here (cached per
+    machine, encoders/runtime_choice.py), with its precision when that was auto too."""
+    if _runtime(cfg, store, overwrite) != "auto" or resolve_device(cfg.device).type != "cpu":
+        return cfg, None
+    choice = choose_runtime(cfg.backbone, (video.height, video.width), cfg.batch_for("cpu"), cfg.precision)
+    log.info("--runtime auto: %s", choice.reason())
+    return replace(cfg, runtime=choice.runtime, precision=choice.precision), choice
 
 
 def _record(clip: Clip) -> dict:

@@ -12,6 +12,33 @@ from afgen.contracts.packed import PackedFeatures
 from afgen.errors import AfgenError
 
 
+class FrameAudio:
+    """A packed store seen through its per-frame audio (per-frame generation): `audio(i)` is the
+    sequence aligned with v_C [t-1, bands] or, `pooled`, what the classifier reads of it: its mean
+    and maximum over time [2 * bands]. Everything else is the packed store's."""
+
+    def __init__(self, packed: PackedFeatures, pooled: bool) -> None:
+        if packed.frame_bands is None:
+            raise AfgenError("this store has no per-frame audio (audio_frames) to train per-frame generation on")
+        self.packed, self.pooled = packed, pooled
+        self.sequence = not pooled
+        self.audio_dim = packed.frame_bands * (2 if pooled else 1)
+
+    def __getattr__(self, name: str):
+        return getattr(self.packed, name)
+
+    def audio(self, i: int) -> np.ndarray | None:
+        from afgen.learning.models.frame_generator import frame_targets, pool_frames
+
+        frames = self.packed.audio_frames(i)
+        if frames is None:
+            return None
+        seq = frame_targets(frames)
+        if not self.pooled:
+            return seq
+        return pool_frames(torch.from_numpy(seq)[None], torch.tensor([len(seq)]))[0].numpy()
+
+
 class ClipSet(Dataset):
     """(v_C, label, real audio or zeros, has real audio, generated audio or zeros) per clip.
 
@@ -41,10 +68,12 @@ class ClipSet(Dataset):
         i = self.indices[k]
         audio = self.packed.audio(i)
         has = audio is not None
-        zeros = np.zeros(self.audio_dim, np.float32)
-        return (torch.from_numpy(self.packed.v_c(i)), self.label_index[self.packed.labels[i]],
-                torch.from_numpy(audio if has else zeros),
-                has, torch.from_numpy(np.asarray(self.generated.get(i, zeros), np.float32)))
+        v_c = self.packed.v_c(i)
+        zeros = np.zeros((len(v_c), self.audio_dim) if getattr(self.packed, "sequence", False) else self.audio_dim,
+                         np.float32)
+        generated = self.generated.get(i, np.zeros(self.audio_dim, np.float32))
+        return (torch.from_numpy(v_c), self.label_index[self.packed.labels[i]],
+                torch.from_numpy(audio if has else zeros), has, torch.from_numpy(np.asarray(generated, np.float32)))
 
 
 def collate(batch):
@@ -52,7 +81,9 @@ def collate(batch):
     seqs, labels, audio, has, gen = zip(*batch)
     lengths = torch.tensor([len(s) for s in seqs])
     padded = torch.nn.utils.rnn.pad_sequence(list(seqs), batch_first=True)
-    return padded, lengths, torch.tensor(labels), torch.stack(audio), torch.tensor(has), torch.stack(gen)
+    audio = (torch.nn.utils.rnn.pad_sequence(list(audio), batch_first=True) if audio[0].dim() == 2
+             else torch.stack(audio))  # per-frame audio is padded like v_C
+    return padded, lengths, torch.tensor(labels), audio, torch.tensor(has), torch.stack(gen)
 
 
 def fill_audio(audio: torch.Tensor, missing: torch.Tensor, fill: str, generated: torch.Tensor | None = None,

@@ -49,9 +49,15 @@ class SoundFeatureGenerator(nn.Module):
         return self.classify(x), self.regress(x)
 
     @torch.no_grad()
+    def predict(self, v_c: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Class logits [B, C] and the generated audio feature in the raw (store) space [B, A]."""
+        logits, audio = self(v_c, lengths)
+        return logits, self.audio_norm.inverse(audio)
+
+    @torch.no_grad()
     def generate(self, v_c: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Generated audio features in the raw (store) space [B, A]."""
-        return self.audio_norm.inverse(self(v_c, lengths)[1])
+        return self.predict(v_c, lengths)[1]
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, has_audio: torch.Tensor) -> torch.Tensor:

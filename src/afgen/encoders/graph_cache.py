@@ -1,0 +1,88 @@
+"""Exported backbone graphs kept on disk, so a run on ONNX Runtime or OpenVINO starts fast.
+
+A CPU run on either runtime needs the ONNX graph only: with it cached, `build_backbone`
+neither imports torchvision, nor builds the torch model, nor exports it again (together ~3 s
+for ResNet50 on 2 cores, paid by every run and every shard). A graph is keyed by the backbone
+name, its weights argument (for a state-dict PATH: the resolved path, its size and its
+modification time) and the torch, torchvision and onnx versions, and stored as
+CACHE/graphs/<key digest>.onnx with a .json beside it (dimension and weights identity), both
+written atomically. timm backbones are not cached (their preprocessing comes from the model).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from afgen.config import cache_dir
+
+log = logging.getLogger(__name__)
+
+GRAPHS = "graphs"
+
+
+def _version(package: str) -> str | None:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
+
+
+def graph_key(name: str, weights: str) -> str | None:
+    """The cache key of a backbone's exported graph, or None when it is not cacheable (timm,
+    or weights at a path that does not exist)."""
+    if name.startswith("timm:"):
+        return None
+    spec: dict = {"backbone": name, "weights": "default" if weights == "imagenet" else weights}
+    if weights not in ("none", "default", "imagenet"):
+        path = Path(weights)
+        if not path.is_file():
+            return None
+        stat = path.stat()
+        spec["weights"] = {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    spec["versions"] = {p: _version(p) for p in ("torch", "torchvision", "onnx")}
+    return json.dumps(spec, sort_keys=True)
+
+
+def _paths(key: str) -> tuple[Path, Path]:
+    digest = hashlib.sha1(key.encode()).hexdigest()[:20]
+    folder = cache_dir() / GRAPHS
+    return folder / f"{digest}.onnx", folder / f"{digest}.json"
+
+
+def load(key: str | None) -> tuple[bytes, dict] | None:
+    """(graph bytes, {"dim", "weights_id"}) when cached under `key`, else None."""
+    if key is None:
+        return None
+    graph_path, meta_path = _paths(key)
+    try:
+        meta = json.loads(meta_path.read_text())
+        if meta.get("key") != key:
+            return None
+        graph = graph_path.read_bytes()
+    except (OSError, ValueError):
+        return None
+    if hashlib.sha1(graph).hexdigest() != meta.get("sha1"):  # a torn or altered file: export again
+        log.warning("ignoring a damaged cached graph %s; it will be exported again", graph_path)
+        return None
+    return graph, meta
+
+
+def save(key: str | None, graph: bytes, dim: int, weights_id: str) -> None:
+    """Keep `graph` for the next process; a cache that cannot be written only costs time."""
+    if key is None:
+        return
+    graph_path, meta_path = _paths(key)
+    try:
+        graph_path.parent.mkdir(parents=True, exist_ok=True)
+        for path, data in ((graph_path, graph), (meta_path, json.dumps({
+                "key": key, "dim": dim, "weights_id": weights_id, "sha1": hashlib.sha1(graph).hexdigest()}).encode())):
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            tmp.write_bytes(data)
+            tmp.replace(path)
+    except OSError as exc:
+        log.warning("cannot cache the exported graph in %s (%s)", graph_path.parent, exc)

@@ -1,0 +1,196 @@
+"""`--runtime auto` on a CPU: the fastest backbone runtime on this machine, by measurement.
+
+The best runtime differs between CPUs (OpenVINO bf16 on AMX, ONNX Runtime or OpenVINO fp32 on
+AVX2), so every available (runtime, precision) pair is timed on a few batches at the run's
+backbone, image size and batch, once per machine. The result is cached in the user's
+cache folder, keyed by the CPU model and flags, the runtimes' versions, the backbone, size and
+batch (not the thread count: runs with more or fewer producers on one machine choose alike, so
+their features are alike too). A pair whose features fall below cosine RUNTIME_MIN_COSINE of fp32 eager
+torch on the same images is never chosen. Random weights: the weights change neither the speed
+nor how closely a runtime follows eager torch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from dataclasses import asdict, dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from afgen.config import MEASURE_RUNTIMES_ENV, RUNTIME_MIN_COSINE, RUNTIME_TRIAL_BATCHES, cache_dir
+from afgen.encoders.backbones import bf16_supported, build_backbone
+from afgen.encoders.onnx_runtime import ONNXRUNTIME, resolve_runtime
+from afgen.encoders.onnx_runtime import available as ort_available
+from afgen.encoders.openvino_runtime import OPENVINO, supports_bf16
+from afgen.encoders.openvino_runtime import available as ov_available
+
+log = logging.getLogger(__name__)
+
+CACHE_FILE = "runtimes.json"
+CPU = torch.device("cpu")
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One runtime's measurement: images/s (fastest batch) and its lowest feature cosine to fp32
+    eager torch; `error` when it could not be built or run."""
+
+    runtime: str
+    precision: str
+    images_per_s: float = 0.0
+    min_cosine: float = 0.0
+    error: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.runtime} {self.precision}"
+
+    @property
+    def eligible(self) -> bool:
+        return self.error is None and self.min_cosine >= RUNTIME_MIN_COSINE
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What `auto` runs the backbone with, and the trials it was chosen from."""
+
+    runtime: str
+    precision: str
+    trials: tuple[Trial, ...] = ()
+    cached: bool = False
+    #: Why: measured, cached, the fixed rule (measuring switched off), or not a CPU.
+    how: str = "measured"
+
+    def reason(self) -> str:
+        """One line: the choice, its speed against the others, and where it came from."""
+        if not self.trials:
+            return f"{self.runtime} {self.precision} ({self.how})"
+        best = next(t for t in self.trials if (t.runtime, t.precision) == (self.runtime, self.precision))
+        others = ", ".join(f"{t.label} {t.images_per_s:.1f}" if t.error is None and t.eligible
+                           else f"{t.label} {'failed' if t.error else f'refused: cosine {t.min_cosine:.5f}'}"
+                           for t in self.trials if t is not best)
+        source = "cached measurement" if self.cached else "measured now"
+        return (f"{self.runtime} {self.precision}: fastest at {best.images_per_s:.1f} img/s"
+                f"{f' (against {others})' if others else ''}; {source}")
+
+
+def cpu_description() -> str:
+    """The CPU model and the flags that decide the fastest runtime (bf16, AVX-512, AVX2)."""
+    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    flags = sorted(set(re.findall(r"\b(amx_bf16|avx512_bf16|avx512f|avx2)\b", text)))
+    model = re.search(r"model name\s*:\s*(.+)", text)
+    return f"{model.group(1).strip() if model else 'unknown CPU'}; flags: {', '.join(flags) or 'none of avx2/avx512/amx'}"
+
+
+def _version(package: str) -> str | None:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
+
+
+def candidates(precision: str) -> list[tuple[str, str]]:
+    """The (runtime, precision) pairs this machine can run for the requested precision
+    (auto: fp32 everywhere, bf16 too where the CPU has it natively)."""
+    pairs = []
+    if precision in ("fp32", "auto"):
+        pairs.append(("torch", "fp32"))
+        pairs += [(ONNXRUNTIME, "fp32")] if ort_available() else []
+        pairs += [(OPENVINO, "fp32")] if ov_available() else []
+    if precision == "bf16" or (precision == "auto" and bf16_supported(CPU)):
+        pairs.append(("torch", "bf16"))
+    if precision in ("bf16", "auto") and ov_available() and supports_bf16():
+        pairs.append((OPENVINO, "bf16"))
+    return pairs
+
+
+def cache_key(backbone: str, size: tuple[int, int], batch: int, precision: str) -> str:
+    """What decides the measurement: this CPU, the runtimes' versions, the backbone's shape of work."""
+    return json.dumps({"cpu": cpu_description(), "backbone": backbone,
+                       "size": list(size), "batch": batch, "precision": precision,
+                       "versions": {p: _version(p) for p in ("torch", "onnxruntime", "openvino")}}, sort_keys=True)
+
+
+def measure(backbone: str, size: tuple[int, int], batch: int, precision: str,
+            trials: int = RUNTIME_TRIAL_BATCHES) -> tuple[Trial, ...]:
+    """Time every candidate on the same random images (one warm-up batch, then the fastest of
+    `trials` batches) and compare its features with fp32 eager torch's."""
+    images = np.random.default_rng(0).integers(0, 255, (batch, *size, 3), dtype=np.uint8)
+    reference = build_backbone(backbone, "none", "cpu", "fp32", batch, runtime="torch")(images)
+    out = []
+    for runtime, prec in candidates(precision):
+        try:
+            model = build_backbone(backbone, "none", "cpu", prec, batch, runtime=runtime)
+            feats = model(images)  # the warm-up batch, compared below
+            best = float("inf")
+            for _ in range(trials):
+                start = time.perf_counter()
+                model(images)
+                best = min(best, time.perf_counter() - start)
+        except Exception as exc:  # noqa: BLE001 - a runtime that fails here is simply not chosen
+            out.append(Trial(runtime, prec, error=f"{type(exc).__name__}: {exc}"[:200]))
+            continue
+        cos = np.sum(feats * reference, 1) / np.maximum(
+            np.linalg.norm(feats, axis=1) * np.linalg.norm(reference, axis=1), 1e-12)
+        out.append(Trial(runtime, prec, batch / best, float(cos.min())))
+    return tuple(out)
+
+
+def _read_cache(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+        return data if isinstance(data, dict) else {}
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError):
+        log.warning("ignoring an unreadable runtime cache %s (it will be measured and rewritten)", path)
+        return {}
+
+
+def _write_cache(path: Path, data: dict) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, indent=1))
+        tmp.replace(path)
+    except OSError as exc:  # a read-only home must not stop an extraction
+        log.warning("cannot cache the runtime measurement in %s (%s); it will be measured again next time", path, exc)
+
+
+def choose_runtime(backbone: str, size: tuple[int, int], batch: int, precision: str = "auto",
+                   device: torch.device = CPU) -> Choice:
+    """The runtime and precision `--runtime auto` runs `backbone` with at `size` (h, w) and `batch`:
+    on a CPU the fastest eligible trial (cached per machine), elsewhere the fixed rule."""
+    if device.type != "cpu" or os.environ.get(MEASURE_RUNTIMES_ENV, "1") == "0":
+        fixed = precision if precision != "auto" else ("bf16" if bf16_supported(device) else "fp32")
+        how = "not a CPU: torch" if device.type != "cpu" else f"fixed rule ({MEASURE_RUNTIMES_ENV}=0)"
+        return Choice(resolve_runtime("auto", device, fixed), fixed, how=how)
+    path = cache_dir() / CACHE_FILE
+    key = cache_key(backbone, size, batch, precision)
+    cache = _read_cache(path)
+    entry = cache.get(key)
+    cached = entry is not None
+    if cached:
+        try:
+            trials = tuple(Trial(**t) for t in entry["trials"])
+        except (TypeError, KeyError):
+            cached, trials = False, ()
+    if not cached:
+        log.info("measuring the backbone runtimes for %s at %dx%d px, batch %d, once on this machine (cached in %s)",
+                 backbone, *size, batch, path)
+        trials = measure(backbone, size, batch, precision)
+        cache = _read_cache(path)  # another process may have written meanwhile
+        cache[key] = {"trials": [asdict(t) for t in trials], "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        _write_cache(path, cache)
+    eligible = [t for t in trials if t.eligible]
+    if not eligible:  # nothing ran: the eager model (what build_backbone does anyway)
+        return Choice("torch", "fp32" if precision == "auto" else precision, trials, cached, how="no runtime ran")
+    best = max(eligible, key=lambda t: t.images_per_s)
+    return Choice(best.runtime, best.precision, trials, cached, how="cached" if cached else "measured")

@@ -1,0 +1,67 @@
+"""A backbone exported once is read back from the on-disk cache by the next process: no torch
+model, no torchvision import, the same features; a damaged or outdated graph is exported again."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from afgen.config import CACHE_DIR_ENV
+from afgen.encoders import graph_cache
+from afgen.encoders.backbones import build_backbone
+
+pytest.importorskip("onnxruntime")
+IMAGES = np.random.default_rng(3).integers(0, 255, (3, 32, 32, 3), dtype=np.uint8)
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
+    return tmp_path / "cache" / graph_cache.GRAPHS
+
+
+def test_a_cached_graph_builds_without_torch_or_torchvision_and_gives_the_same_features(cache, tmp_path):
+    first = build_backbone("resnet18", "none", "cpu", "fp32", 4, runtime="onnxruntime")
+    assert first.model is not None and len(list(cache.glob("*.onnx"))) == 1
+    again = build_backbone("resnet18", "none", "cpu", "fp32", 4, runtime="onnxruntime")
+    assert again.model is None and again.identity() == first.identity()
+    np.testing.assert_array_equal(again(IMAGES), first(IMAGES))
+    child = ("import sys; from afgen.encoders.backbones import build_backbone; "
+             "b = build_backbone('resnet18', 'none', 'cpu', 'fp32', 4, runtime='onnxruntime'); "
+             "print(b.model is None, 'torchvision' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, check=True,
+                         env={**__import__("os").environ, CACHE_DIR_ENV: str(tmp_path / "cache")}).stdout
+    assert out.split() == ["True", "False"]
+
+
+def test_a_damaged_graph_is_exported_again(cache, caplog):
+    build_backbone("resnet18", "none", "cpu", "fp32", 4, runtime="onnxruntime")
+    graph = next(cache.glob("*.onnx"))
+    data = bytearray(graph.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    graph.write_bytes(bytes(data))
+    rebuilt = build_backbone("resnet18", "none", "cpu", "fp32", 4, runtime="onnxruntime")
+    assert rebuilt.model is not None and "damaged cached graph" in caplog.text
+    assert graph_cache.load(graph_cache.graph_key("resnet18", "none")) is not None  # rewritten whole
+
+
+def test_the_key_follows_the_weights_file_and_leaves_timm_out(tmp_path, cache):
+    path = tmp_path / "w.pt"
+    torch.save({"a": torch.zeros(2)}, path)
+    key = graph_cache.graph_key("resnet18", str(path))
+    assert key is not None and key == graph_cache.graph_key("resnet18", str(path))
+    torch.save({"a": torch.zeros(3)}, path)  # rewritten: another size and time
+    assert graph_cache.graph_key("resnet18", str(path)) != key
+    assert graph_cache.graph_key("resnet18", "imagenet") == graph_cache.graph_key("resnet18", "default")
+    assert graph_cache.graph_key("timm:resnet18", "none") is None
+    assert graph_cache.graph_key("resnet18", str(tmp_path / "missing.pt")) is None
+
+
+def test_torch_runtime_never_reads_the_cache(cache):
+    build_backbone("resnet18", "none", "cpu", "fp32", 4, runtime="onnxruntime")
+    eager = build_backbone("resnet18", "none", "cpu", "fp32", 4, runtime="torch")
+    assert eager.model is not None and eager.runtime == "torch"

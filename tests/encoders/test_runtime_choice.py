@@ -1,0 +1,94 @@
+"""`--runtime auto` chooses by measurement: the fastest runtime whose features stay within
+cosine 0.999 of fp32 eager torch, measured once per machine and key, read from the cache after."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import afgen.encoders.runtime_choice as rc
+from afgen.config import CACHE_DIR_ENV, MEASURE_RUNTIMES_ENV
+
+SIZE = (32, 32)
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.delenv(MEASURE_RUNTIMES_ENV, raising=False)
+    return tmp_path / "cache" / rc.CACHE_FILE
+
+
+def test_measures_every_candidate_once_then_reads_the_cache(cache, monkeypatch):
+    choice = rc.choose_runtime("resnet18", SIZE, 4, "fp32")
+    assert not choice.cached and choice.how == "measured"
+    labels = [t.label for t in choice.trials]
+    assert labels == [f"{r} {p}" for r, p in rc.candidates("fp32")] and "torch fp32" in labels
+    assert all(t.error is None and t.images_per_s > 0 and t.min_cosine > 0.9999 for t in choice.trials)
+    fastest = max(choice.trials, key=lambda t: t.images_per_s)
+    assert (choice.runtime, choice.precision) == (fastest.runtime, fastest.precision)
+    assert choice.reason().startswith(f"{fastest.label}: fastest") and "measured now" in choice.reason()
+    assert len(json.loads(cache.read_text())) == 1
+
+    monkeypatch.setattr(rc, "measure", lambda *a, **k: pytest.fail("measured again despite the cache"))
+    again = rc.choose_runtime("resnet18", SIZE, 4, "fp32")
+    assert again.cached and (again.runtime, again.precision) == (choice.runtime, choice.precision)
+    assert "cached measurement" in again.reason()
+
+
+def _fake(trials):
+    calls = []
+
+    def measure(backbone, size, batch, precision):
+        calls.append((backbone, size, batch, precision))
+        return tuple(trials)
+    return measure, calls
+
+
+def test_never_picks_a_runtime_below_the_cosine_floor_or_one_that_failed(cache, monkeypatch):
+    measure, calls = _fake([rc.Trial("torch", "fp32", 10.0, 1.0), rc.Trial("openvino", "bf16", 100.0, 0.99),
+                            rc.Trial("onnxruntime", "fp32", 50.0, 0.99999),
+                            rc.Trial("openvino", "fp32", error="RuntimeError: no")])
+    monkeypatch.setattr(rc, "measure", measure)
+    choice = rc.choose_runtime("resnet50", (224, 224), 16, "auto")
+    assert (choice.runtime, choice.precision) == ("onnxruntime", "fp32")
+    assert "openvino bf16 refused: cosine 0.99000" in choice.reason() and "openvino fp32 failed" in choice.reason()
+    # another batch, size or backbone is another measurement; the same one is not
+    for args in [("resnet50", (224, 224), 8), ("resnet50", (112, 112), 16), ("resnet18", (224, 224), 16),
+                 ("resnet50", (224, 224), 16)]:
+        rc.choose_runtime(*args, "auto")
+    assert len(calls) == 4 and len(json.loads(cache.read_text())) == 4
+
+
+def test_nothing_eligible_falls_back_to_eager_torch(cache, monkeypatch):
+    monkeypatch.setattr(rc, "measure", _fake([rc.Trial("onnxruntime", "fp32", 50.0, 0.5)])[0])
+    choice = rc.choose_runtime("resnet50", (224, 224), 16, "auto")
+    assert (choice.runtime, choice.precision) == ("torch", "fp32")
+
+
+def test_a_damaged_cache_is_measured_again_and_rewritten(cache, monkeypatch, caplog):
+    cache.parent.mkdir(parents=True)
+    cache.write_text("{not json")
+    measure, calls = _fake([rc.Trial("torch", "fp32", 10.0, 1.0)])
+    monkeypatch.setattr(rc, "measure", measure)
+    assert rc.choose_runtime("resnet50", (224, 224), 16, "fp32").runtime == "torch"
+    assert len(calls) == 1 and "unreadable runtime cache" in caplog.text
+    assert len(json.loads(cache.read_text())) == 1
+
+
+def test_an_unwritable_cache_does_not_stop_the_choice(tmp_path, monkeypatch, caplog):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv(CACHE_DIR_ENV, str(blocker / "sub"))  # a folder under a file cannot exist
+    monkeypatch.setattr(rc, "measure", _fake([rc.Trial("openvino", "fp32", 30.0, 1.0)])[0])
+    assert rc.choose_runtime("resnet50", (224, 224), 16, "fp32").runtime == "openvino"
+    assert "cannot cache" in caplog.text
+
+
+def test_measuring_can_be_switched_off_for_a_fixed_choice(cache, monkeypatch):
+    monkeypatch.setenv(MEASURE_RUNTIMES_ENV, "0")
+    monkeypatch.setattr(rc, "measure", lambda *a, **k: pytest.fail("measured although switched off"))
+    choice = rc.choose_runtime("resnet50", (224, 224), 16, "fp32")
+    assert choice.precision == "fp32" and choice.runtime in ("onnxruntime", "torch") and "fixed rule" in choice.how
+    assert not cache.exists()
