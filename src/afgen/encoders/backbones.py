@@ -179,7 +179,8 @@ def _from_graph_cache(name: str, weights: str, device: str, precision: str, batc
     backbone = Backbone(model=None, name=name, dim=int(meta["dim"]), weights_id=meta["weights_id"], device=dev,
                         precision=prec, batch_size=batch_size)
     backbone.runtime = resolve_runtime(runtime, dev, prec)
-    backbone.onnx = OpenVinoBackbone(graph, prec) if backbone.runtime == OPENVINO else OnnxBackbone(graph)
+    backbone.onnx = (OpenVinoBackbone(graph, prec, meta["path"]) if backbone.runtime == OPENVINO
+                     else OnnxBackbone(graph))
     return backbone
 
 
@@ -208,8 +209,8 @@ def _with_runtime(backbone: Backbone, runtime: str, weights: str) -> Backbone:
     key = (backbone.name, backbone.weights_id, backbone.input_size)
     if backbone.runtime == OPENVINO:  # `auto` picks it only by measurement (runtime_choice.py)
         graph = export(backbone.model, key, backbone.input_size)
-        backbone.onnx = OpenVinoBackbone(graph, backbone.precision)
-        graph_cache.save(graph_cache.graph_key(backbone.name, weights), graph, backbone.dim, backbone.weights_id)
+        path = graph_cache.save(graph_cache.graph_key(backbone.name, weights), graph, backbone.dim, backbone.weights_id)
+        backbone.onnx = OpenVinoBackbone(graph, backbone.precision, path)
     elif backbone.runtime == ONNXRUNTIME:
         try:
             graph = export(backbone.model, key, backbone.input_size)

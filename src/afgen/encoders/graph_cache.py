@@ -55,7 +55,7 @@ def _paths(key: str) -> tuple[Path, Path]:
 
 
 def load(key: str | None) -> tuple[bytes, dict] | None:
-    """(graph bytes, {"dim", "weights_id"}) when cached under `key`, else None."""
+    """(graph bytes, {"dim", "weights_id", "path"}) when cached under `key`, else None."""
     if key is None:
         return None
     graph_path, meta_path = _paths(key)
@@ -69,13 +69,14 @@ def load(key: str | None) -> tuple[bytes, dict] | None:
     if hashlib.sha1(graph).hexdigest() != meta.get("sha1"):  # a torn or altered file: export again
         log.warning("ignoring a damaged cached graph %s; it will be exported again", graph_path)
         return None
-    return graph, meta
+    return graph, meta | {"path": str(graph_path)}
 
 
-def save(key: str | None, graph: bytes, dim: int, weights_id: str) -> None:
-    """Keep `graph` for the next process; a cache that cannot be written only costs time."""
+def save(key: str | None, graph: bytes, dim: int, weights_id: str) -> str | None:
+    """Keep `graph` for the next process and return its path; a cache that cannot be written
+    only costs time (None)."""
     if key is None:
-        return
+        return None
     graph_path, meta_path = _paths(key)
     try:
         graph_path.parent.mkdir(parents=True, exist_ok=True)
@@ -86,3 +87,5 @@ def save(key: str | None, graph: bytes, dim: int, weights_id: str) -> None:
             tmp.replace(path)
     except OSError as exc:
         log.warning("cannot cache the exported graph in %s (%s)", graph_path.parent, exc)
+        return None
+    return str(graph_path)

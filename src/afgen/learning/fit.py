@@ -15,7 +15,7 @@ from afgen.config import TrainConfig
 from afgen.contracts.runfolder import load_checkpoint
 from afgen.learning.batches import ClipSet, collate, fill_audio
 from afgen.learning.methods import Stage
-from afgen.learning.models import AudioVisualClassifier, SoundFeatureGenerator, generator_loss
+from afgen.learning.models import AudioVisualClassifier, SoundFeatureGenerator, generator_loss, masked_frame_mse
 from afgen.learning.plots import plot_curves
 
 
@@ -117,6 +117,27 @@ class GeneratorModule(_Stage):
     def _scored(self, v_c, lengths, labels, audio, has, logits, audio_hat, weights):
         """(the logits validation scores, any loss beside CE + λ·MSE): the generator's own branch."""
         return logits, 0.0
+
+
+class FrameGeneratorModule(GeneratorModule):
+    """The per-frame generator: CE + λ·MSE over every valid frame of the clips with real audio
+    (batches carry the padded per-frame audio, see batches.FrameAudio)."""
+
+    def _step(self, batch, stage: str):
+        v_c, lengths, labels, audio, has, _ = batch
+        logits, frames_hat = self.model(v_c, lengths)
+        weights = self.class_weights if self.class_weights.numel() else None
+        mse, per_clip = masked_frame_mse(frames_hat, self.model.audio_norm(audio), lengths, has)
+        ce = F.cross_entropy(logits, labels, weight=weights)
+        loss = ce + self.lambda_reg * mse
+        if stage == "val":
+            self._accumulate(logits, labels, weights, per_clip, has)
+            return loss
+        n = len(labels)
+        for key, value in (("train_loss", loss), ("train_ce", ce), ("train_mse", mse),
+                           ("train_acc", _topk(logits, labels, 1))):
+            self.log(key, value, on_epoch=True, on_step=False, batch_size=n)
+        return loss
 
 
 class ThroughModule(GeneratorModule):

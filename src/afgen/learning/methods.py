@@ -27,6 +27,9 @@ class Stage:
                 (the visual-only control with the audio-visual classifier's own head)
     teacher     fusion only: a stage whose predictions with real audio this one also learns
                 (cross-modal distillation: CE + weight·T²·KL, on clips with real audio)
+    audio       "clip": the store's clip-level audio feature; "frames": its per-video-frame
+                sequence (audio_frames): a generator regresses every frame, a classifier reads
+                the sequence pooled over time (mean and max). Skipped for a store without it.
     """
 
     name: str
@@ -37,6 +40,7 @@ class Stage:
     fill: str = "generated"
     never_audio: bool = False
     teacher: str | None = None
+    audio: str = "clip"
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,7 @@ class Method:
                every rate: a visual-only row); None for a generator's own classification
                branch (visual only)
     generator  which generator produces "generated" audio
+    audio      "clip" or "frames": which audio the model reads (see Stage.audio)
     """
 
     key: str
@@ -57,11 +62,14 @@ class Method:
     model: str
     fill: str | None
     generator: str = "generator"
+    audio: str = "clip"
 
 
 STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("generator", "generator", "LSTM generator, CE + λ·MSE (the paper)"),
     Stage("generator_l0", "generator", "the same LSTM with λ = 0 (no audio regression)", lambda_reg=0.0),
+    Stage("generator_frames", "generator", "the same LSTM regressing the audio of every video frame (audio_frames) "
+          "instead of the clip summary: CE + λ·MSE over the frames (per-frame generation)", audio="frames"),
     Stage("fusion", "fusion", "audio-visual classifier on real audio (train clips without audio: generated)"),
     Stage("fusion_md", "fusion", "audio-visual classifier, modality dropout, zero-filled", dropout=True, fill="zero"),
     Stage("fusion_token", "fusion", "audio-visual classifier, modality dropout, learned missing-audio token",
@@ -70,6 +78,8 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
           "out-of-fold generated audio", dropout=True, fill="generated"),
     Stage("fusion_visual", "fusion", "the audio-visual classifier's architecture trained with the audio always "
           "absent: the visual-only control for the AV head", fill="zero", never_audio=True),
+    Stage("fusion_frames", "fusion", "an audio-visual classifier reading per-frame audio pooled over time (mean and "
+          "max); train clips without audio: the per-frame generator's output", fill="generated", audio="frames"),
     Stage("generator_av", "generator_through", "the paper's generator fine-tuned through the frozen AV classifier: "
           "CE of AV(v, g(v)) + T²·KL to AV(v, a) on real audio + λ·MSE (generation trained for the classifier)",
           teacher="fusion"),
@@ -95,6 +105,8 @@ METHODS: dict[str, Method] = {m.key: m for m in (
            generator=GENERATOR_ACC),
     Method("av_generated_through", "AV + generated audio, generator trained through the classifier", "fusion",
            "generated", generator="generator_av"),
+    Method("av_frames_generated", "AV on pooled per-frame audio + per-frame generated audio", "fusion_frames",
+           "generated", generator="generator_frames", audio="frames"),
     Method("av_md_zero", "AV trained with modality dropout, zero-filled", "fusion_md", "zero"),
     Method("av_md_token", "AV trained with modality dropout, learned missing token", "fusion_token", "token"),
     Method("av_md_generated", "AV trained on generated audio (out-of-fold), generated", "fusion_gen", "generated"),

@@ -41,10 +41,19 @@ from afgen.contracts.packed import PackedFeatures
 from afgen.contracts.runfolder import BUNDLE, BUNDLE_FORMAT, METRICS, OOF_DIR, PROVENANCE, SEEDS_FILE, load_checkpoint
 from afgen.contracts.store import FeatureStore, atomic_write_bytes, atomic_write_json, read_json
 from afgen.errors import AfgenError, repair_hint
-from afgen.learning.batches import ClipSet, collate
-from afgen.learning.fit import FusionModule, GeneratorModule, ThroughModule, class_weights, fit_stage, is_rank_zero, loader
+from afgen.learning.batches import ClipSet, FrameAudio, collate
+from afgen.learning.fit import (
+    FrameGeneratorModule,
+    FusionModule,
+    GeneratorModule,
+    ThroughModule,
+    class_weights,
+    fit_stage,
+    is_rank_zero,
+    loader,
+)
 from afgen.learning.methods import GENERATOR_ACC, STAGES
-from afgen.learning.models import AudioVisualClassifier, SoundFeatureGenerator
+from afgen.learning.models import AudioVisualClassifier, FrameGenerator, SoundFeatureGenerator
 from afgen.learning.models.standardize import Standardizer
 from afgen.learning.splits import class_order, kfold, resolve_splits
 from afgen.lifecycle import process_pool
@@ -104,25 +113,36 @@ class _Context:
             visual = Standardizer(self.packed.visual_dim).fit(
                 torch.from_numpy(np.concatenate([self.packed.v_c(i) for i in indices])))
             rows = [self.packed.audio(i) for i in indices if self.packed.audio(i) is not None]
-            audio = Standardizer(self.packed.audio_dim).fit(
-                torch.from_numpy(np.stack(rows)) if rows else torch.zeros(1, self.packed.audio_dim))
+            audio = Standardizer(self.packed.audio_dim).fit(  # per-frame audio: statistics over every frame
+                torch.from_numpy(np.concatenate(rows) if rows and rows[0].ndim == 2 else np.stack(rows)) if rows
+                else torch.zeros(1, self.packed.audio_dim))
             self._norms[key] = (visual.state_dict(), audio.state_dict())
         visual_state, audio_state = self._norms[key]
         model.visual_norm.load_state_dict(visual_state)
         model.audio_norm.load_state_dict(audio_state)
         return model
 
+    def frames(self, pooled: bool) -> _Context:
+        """This context seen through the store's per-frame audio (batches.FrameAudio)."""
+        return replace(self, packed=FrameAudio(self.packed, pooled), _norms={})
+
+    @property
+    def per_frame(self) -> bool:
+        return getattr(self.packed, "sequence", False)
+
     def new_generator(self, train_idx: list[int]) -> SoundFeatureGenerator:
         c = self.cfg
-        return self.fitted(SoundFeatureGenerator(self.packed.visual_dim, len(self.label_index), self.packed.audio_dim,
-                                                 c.hidden, c.layers, c.dropout, c.input_dropout), train_idx)
+        kind = FrameGenerator if self.per_frame else SoundFeatureGenerator
+        return self.fitted(kind(self.packed.visual_dim, len(self.label_index), self.packed.audio_dim,
+                                c.hidden, c.layers, c.dropout, c.input_dropout), train_idx)
 
     def fit_generator(self, name: str, train_idx: list[int], lambda_reg: float):
         L.seed_everything(self.cfg.seed, workers=True, verbose=False)
         model = self.new_generator(train_idx)
         train_dl = loader(ClipSet(self.packed, train_idx, self.label_index), self.cfg, True, self.labels(train_idx))
         val_dl = loader(ClipSet(self.packed, self.splits["val"], self.label_index), self.cfg, False, [])
-        module = GeneratorModule(model, self.cfg, self.weights(train_idx), lambda_reg)
+        module = (FrameGeneratorModule if self.per_frame else GeneratorModule)(model, self.cfg, self.weights(train_idx),
+                                                                               lambda_reg)
         metrics, paths = fit_stage(module, self.run / name, self.cfg, train_dl, val_dl, self.resume, self.show_progress)
         return model, metrics, paths
 
@@ -240,9 +260,13 @@ def _train_one(features: str | Path, run: Path, cfg: TrainConfig, resume: bool, 
     models: dict[str, nn.Module] = {}
     metrics: dict[str, dict[str, float]] = {}
     best: dict[str, str] = {}
-    for stage in (s for s in STAGES.values() if s.kind == "generator"):
+    frames_ok = packed.frame_bands is not None
+    if not frames_ok:
+        log.info("this store has no per-frame audio (audio_frames): the per-frame generation stages are skipped")
+    for stage in (s for s in STAGES.values() if s.kind == "generator" and (frames_ok or s.audio == "clip")):
         lam = cfg.lambda_reg if stage.lambda_reg is None else stage.lambda_reg
-        models[stage.name], metrics[stage.name], paths = ctx.fit_generator(stage.name, train_idx, lam)
+        sctx = ctx.frames(pooled=False) if stage.audio == "frames" else ctx
+        models[stage.name], metrics[stage.name], paths = sctx.fit_generator(stage.name, train_idx, lam)
         best[stage.name] = str(paths["best"])
         if stage.name == "generator":
             acc = ctx.new_generator(train_idx)
@@ -254,13 +278,19 @@ def _train_one(features: str | Path, run: Path, cfg: TrainConfig, resume: bool, 
     generated = {**_out_of_fold(ctx, generator), **generated_audio(generator, packed, splits["val"])}
     fusion_train = ClipSet(packed, train_idx, ctx.label_index, generated)
     fusion_val = ClipSet(packed, splits["val"], ctx.label_index, generated)
-    for stage in (s for s in STAGES.values() if s.kind == "fusion"):
+    for stage in (s for s in STAGES.values() if s.kind == "fusion" and (frames_ok or s.audio == "clip")):
         L.seed_everything(cfg.seed, workers=True, verbose=False)
-        model = ctx.fitted(AudioVisualClassifier(packed.visual_dim, len(classes), packed.audio_dim, cfg.fusion_hidden,
-                                                 cfg.dropout, missing_token=stage.fill == "token"), train_idx)
+        sctx, train_set, val_set = ctx, fusion_train, fusion_val
+        if stage.audio == "frames":  # pooled per-frame audio; the per-frame generator's where a train clip has none
+            sctx = ctx.frames(pooled=True)
+            made = generated_audio(models["generator_frames"], packed, train_idx + splits["val"])
+            train_set, val_set = (ClipSet(sctx.packed, idx, ctx.label_index, made) for idx in (train_idx, splits["val"]))
+        model = sctx.fitted(AudioVisualClassifier(packed.visual_dim, len(classes), sctx.packed.audio_dim,
+                                                  cfg.fusion_hidden, cfg.dropout, missing_token=stage.fill == "token"),
+                            train_idx)
         metrics[stage.name], paths = fit_stage(
             FusionModule(model, cfg, ctx.weights(train_idx), stage, models.get(stage.teacher)), run / stage.name, cfg,
-            loader(fusion_train, cfg, True, ctx.labels(train_idx)), loader(fusion_val, cfg, False, []),
+            loader(train_set, cfg, True, ctx.labels(train_idx)), loader(val_set, cfg, False, []),
             resume, show_progress)
         models[stage.name] = model.eval()
         best[stage.name] = str(paths["best"])
@@ -288,11 +318,13 @@ def _train_one(features: str | Path, run: Path, cfg: TrainConfig, resume: bool, 
     seconds = time.perf_counter() - start
     if not is_rank_zero():  # under DDP every rank trains; rank 0 alone writes the run
         return TrainResult(run=run, metrics=metrics, seconds=seconds)
-    dims = {"input_dim": packed.visual_dim, "num_classes": len(classes), "audio_dim": packed.audio_dim}
+    dims = {"input_dim": packed.visual_dim, "num_classes": len(classes), "audio_dim": packed.audio_dim,
+            "frame_bands": packed.frame_bands}
     buffer = io.BytesIO()
     torch.save({
         "format": BUNDLE_FORMAT, "models": {k: m.state_dict() for k, m in models.items()},
         "tokens": [k for k, m in models.items() if getattr(m, "token", None) is not None],
+        "frame_models": [k for k in models if k in STAGES and STAGES[k].audio == "frames"],
         "classes": classes, "dims": dims, "train": to_dict(cfg), "features": str(Path(features).resolve()),
         "store_config": json.dumps(store_config),
     }, buffer)

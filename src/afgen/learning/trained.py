@@ -11,7 +11,7 @@ from torch import nn
 
 from afgen.config import TrainConfig, from_dict
 from afgen.contracts.runfolder import BUNDLE, load_bundle, seed_runs
-from afgen.learning.models import AudioVisualClassifier, SoundFeatureGenerator
+from afgen.learning.models import AudioVisualClassifier, FrameGenerator, SoundFeatureGenerator
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +47,17 @@ def load_run(run: str | Path) -> TrainedRun:
     cfg = from_dict(TrainConfig, bundle["train"])
     d = bundle["dims"]
     models: dict[str, nn.Module] = {}
+    frames = set(bundle.get("frame_models", ()))  # per-frame generation: its generator and pooled classifier
     for name, state in bundle["models"].items():
         if "classify.weight" in state:
-            model = SoundFeatureGenerator(d["input_dim"], d["num_classes"], d["audio_dim"], cfg.hidden, cfg.layers,
-                                          cfg.dropout, cfg.input_dropout)
+            kind, audio_dim = (FrameGenerator, d["frame_bands"]) if name in frames else (SoundFeatureGenerator,
+                                                                                          d["audio_dim"])
+            model = kind(d["input_dim"], d["num_classes"], audio_dim, cfg.hidden, cfg.layers, cfg.dropout,
+                         cfg.input_dropout)
         else:
-            model = AudioVisualClassifier(d["input_dim"], d["num_classes"], d["audio_dim"], cfg.fusion_hidden,
-                                          cfg.dropout, missing_token=name in bundle["tokens"])
+            model = AudioVisualClassifier(d["input_dim"], d["num_classes"],
+                                          2 * d["frame_bands"] if name in frames else d["audio_dim"],
+                                          cfg.fusion_hidden, cfg.dropout, missing_token=name in bundle["tokens"])
         model.load_state_dict(state)
         models[name] = model.eval()
     return TrainedRun(models, list(bundle["classes"]), cfg, Path(bundle["features"]),
