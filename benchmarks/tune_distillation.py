@@ -61,10 +61,11 @@ def main() -> None:
     for w, t, acc in rows:
         cells = " | ".join(f"{100 * a.mean():.1f} ± {100 * a.std():.1f}" for a in acc)
         print(f"| {w:g} | {t:g} | {cells} | {100 * acc.mean():.1f} |")
-    best = max(rows, key=lambda r: r[2].mean())
-    spread = 100 * (max(r[2].mean() for r in rows) - min(r[2].mean() for r in rows))
+    top = max(round(100 * r[2].mean(), 1) for r in rows)
+    best = [f"(weight {w:g}, T {t:g})" for w, t, acc in rows if round(100 * acc.mean(), 1) == top]
+    spread = top - min(round(100 * r[2].mean(), 1) for r in rows)
     seed_std = 100 * float(np.mean([r[2].mean(0).std() for r in rows]))
-    print(f"\nbest on validation: weight {best[0]:g}, T {best[1]:g}; the grid spans {spread:.1f} points, "
+    print(f"\nbest on validation ({top:.1f}): {', '.join(best)}; the grid spans {spread:.1f} points, "
           f"against a seed-to-seed std of {seed_std:.1f}")
 
 
