@@ -144,6 +144,7 @@ def test_token_replaces_missing_audio_only():
     assert not torch.allclose(out[~missing], other[~missing])
 
 
+@pytest.mark.slow  # trains every stage twice (10 s); the full suite and CI run it
 def test_same_seed_same_metrics(tiny_store, tmp_path):
     cfg = replace(TINY_TRAIN, epochs=2)
     a = train(tiny_store / "features", tmp_path / "a", cfg, show_progress=False).metrics
@@ -191,6 +192,7 @@ def test_seeds_give_one_sub_run_each_and_their_mean(tiny_store, tmp_path):
         train(tiny_store / "features", tmp_path / "multi", cfg, show_progress=False, seeds=[0, 1])
 
 
+@pytest.mark.slow  # a store of its own and a full training (9 s); the full suite and CI run it
 def test_training_with_every_audio_missing_still_trains_classification(tiny_store, tmp_path):
     import shutil
 
