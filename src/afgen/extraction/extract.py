@@ -255,7 +255,13 @@ def _choose_runtime(cfg: ExtractConfig, store: FeatureStore, overwrite: bool,
                     video: VideoConfig) -> tuple[ExtractConfig, Choice | None]:
     """`--runtime auto` on a CPU, for a new store: the fastest runtime measured here (cached per
     machine, encoders/runtime_choice.py), with its precision when that was auto too."""
-    if _runtime(cfg, store, overwrite) != "auto" or resolve_device(cfg.device).type != "cpu":
+    kept = _runtime(cfg, store, overwrite)
+    if kept != "auto" and cfg.runtime == "auto" and cfg.precision == "auto":  # a resumed store: its precision too
+        try:
+            return replace(cfg, precision=store.config()["settings"].get("precision", "auto")), None
+        except (StoreError, KeyError, AttributeError):
+            return cfg, None
+    if kept != "auto" or resolve_device(cfg.device).type != "cpu":
         return cfg, None
     choice = choose_runtime(cfg.backbone, (video.height, video.width), cfg.batch_for("cpu"), cfg.precision)
     log.info("--runtime auto: %s", choice.reason())
