@@ -231,3 +231,22 @@ def test_unlabelled_folder_and_absolute_list_extract_every_readable_clip(tmp_pat
     assert (summary.done, summary.failed) == (2, 0)
     assert sorted(r["source"] for r in FeatureStore(tmp_path / "f2").records("ok")) == sorted(
         str((tmp_path / "mine" / n).resolve()) for n in ("holiday 1.mp4", "silent.mp4"))
+
+
+def test_producers_started_early_are_closed_when_extract_fails_before_its_first_clip(tmp_path, clip_factory):
+    """The CLI starts the producer processes before torch loads; however extract then ends,
+    here refused at once (the output is a file), those processes do not outlive it."""
+    from afgen.config import AudioFeatureConfig, FlowConfig
+    from afgen.extraction.engines.pool import start_producers
+
+    clip_factory("data/a/x.mp4")
+    clip_factory("data/b/y.mp4")
+    ds = discover(tmp_path / "data")
+    cfg = ExtractConfig(backbone="resnet18", weights="none", workers=2, batch_size=4)
+    pool = start_producers(cfg, VideoConfig(height=32, width=32), FlowConfig(), AudioFeatureConfig(), len(ds.clips))
+    assert pool is not None and all(p.is_alive() for p in pool.procs.values())
+    blocker = tmp_path / "store_is_a_file"
+    blocker.write_text("")
+    with pytest.raises(StoreError, match="is a file"):
+        extract(ds, blocker, cfg, VideoConfig(height=32, width=32), show_progress=False, producers=pool)
+    assert not any(p.is_alive() for p in pool.procs.values())
