@@ -9,18 +9,22 @@ from importlib import metadata
 from pathlib import Path
 
 #: Packages whose versions every store and run records.
-RECORDED = ("afgen", "torch", "torchvision", "av", "opencv-contrib-python-headless", "numpy", "librosa", "lightning")
+RECORDED = ("afgen", "torch", "torchvision", "av", "opencv-contrib-python-headless", "numpy", "librosa", "lightning",
+            "onnx", "onnxruntime", "openvino")
+
+
+def installed_version(name: str) -> str | None:
+    """The installed version of package `name`, None when it is not installed."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def package_versions() -> dict[str, str]:
     """Python's version and the installed version of each RECORDED package (absent ones left out)."""
     out = {"python": platform.python_version()}
-    for name in RECORDED:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
+    return out | {name: v for name in RECORDED if (v := installed_version(name)) is not None}
 
 
 def git_commit() -> str | None:

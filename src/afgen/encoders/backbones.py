@@ -170,18 +170,14 @@ def _from_graph_cache(name: str, weights: str, device: str, precision: str, batc
     """The backbone on ONNX Runtime or OpenVINO from a cached graph, or None (not cached, or torch)."""
     dev = resolve_device(device)
     prec = resolve_precision(precision, dev)
-    if resolve_runtime(runtime, dev, prec) not in (ONNXRUNTIME, OPENVINO):
-        return None
-    hit = graph_cache.load(graph_cache.graph_key(name, weights))
+    resolved = resolve_runtime(runtime, dev, prec)
+    hit = graph_cache.load(graph_cache.graph_key(name, weights)) if resolved in (ONNXRUNTIME, OPENVINO) else None
     if hit is None:
         return None
     graph, meta = hit
-    backbone = Backbone(model=None, name=name, dim=int(meta["dim"]), weights_id=meta["weights_id"], device=dev,
-                        precision=prec, batch_size=batch_size)
-    backbone.runtime = resolve_runtime(runtime, dev, prec)
-    backbone.onnx = (OpenVinoBackbone(graph, prec, meta["path"]) if backbone.runtime == OPENVINO
-                     else OnnxBackbone(graph))
-    return backbone
+    return Backbone(model=None, name=name, dim=int(meta["dim"]), weights_id=meta["weights_id"], device=dev,
+                    precision=prec, batch_size=batch_size, runtime=resolved,
+                    onnx=OpenVinoBackbone(graph, prec, meta["path"]) if resolved == OPENVINO else OnnxBackbone(graph))
 
 
 def torchvision_backbone(name: str, weights: str, device: str, precision: str, batch_size: int) -> Backbone:

@@ -14,22 +14,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from afgen.config import cache_dir
+from afgen.contracts.store import atomic_write_bytes
+from afgen.errors import WriteError
+from afgen.provenance import installed_version
 
 log = logging.getLogger(__name__)
 
 GRAPHS = "graphs"
-
-
-def _version(package: str) -> str | None:
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return None
 
 
 def graph_key(name: str, weights: str) -> str | None:
@@ -44,7 +38,7 @@ def graph_key(name: str, weights: str) -> str | None:
             return None
         stat = path.stat()
         spec["weights"] = {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-    spec["versions"] = {p: _version(p) for p in ("torch", "torchvision", "onnx")}
+    spec["versions"] = {p: installed_version(p) for p in ("torch", "torchvision", "onnx")}
     return json.dumps(spec, sort_keys=True)
 
 
@@ -78,14 +72,11 @@ def save(key: str | None, graph: bytes, dim: int, weights_id: str) -> str | None
     if key is None:
         return None
     graph_path, meta_path = _paths(key)
+    meta = {"key": key, "dim": dim, "weights_id": weights_id, "sha1": hashlib.sha1(graph).hexdigest()}
     try:
-        graph_path.parent.mkdir(parents=True, exist_ok=True)
-        for path, data in ((graph_path, graph), (meta_path, json.dumps({
-                "key": key, "dim": dim, "weights_id": weights_id, "sha1": hashlib.sha1(graph).hexdigest()}).encode())):
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            tmp.write_bytes(data)
-            tmp.replace(path)
-    except OSError as exc:
-        log.warning("cannot cache the exported graph in %s (%s)", graph_path.parent, exc)
+        atomic_write_bytes(graph_path, graph)
+        atomic_write_bytes(meta_path, json.dumps(meta).encode())
+    except WriteError as exc:
+        log.warning("cannot cache the exported graph (%s)", exc)
         return None
     return str(graph_path)

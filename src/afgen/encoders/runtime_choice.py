@@ -18,18 +18,20 @@ import os
 import re
 import time
 from dataclasses import asdict, dataclass
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from afgen.config import MEASURE_RUNTIMES_ENV, RUNTIME_MIN_COSINE, RUNTIME_TRIAL_BATCHES, cache_dir
+from afgen.contracts.store import atomic_write_json
 from afgen.encoders.backbones import bf16_supported, build_backbone
 from afgen.encoders.onnx_runtime import ONNXRUNTIME, resolve_runtime
 from afgen.encoders.onnx_runtime import available as ort_available
 from afgen.encoders.openvino_runtime import OPENVINO, supports_bf16
 from afgen.encoders.openvino_runtime import available as ov_available
+from afgen.errors import WriteError
+from afgen.provenance import installed_version
 
 log = logging.getLogger(__name__)
 
@@ -89,13 +91,6 @@ def cpu_description() -> str:
     return f"{model.group(1).strip() if model else 'unknown CPU'}; flags: {', '.join(flags) or 'none of avx2/avx512/amx'}"
 
 
-def _version(package: str) -> str | None:
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return None
-
-
 def candidates(precision: str) -> list[tuple[str, str]]:
     """The (runtime, precision) pairs this machine can run for the requested precision
     (auto: fp32 everywhere, bf16 too where the CPU has it natively)."""
@@ -115,7 +110,7 @@ def cache_key(backbone: str, size: tuple[int, int], batch: int, precision: str) 
     """What decides the measurement: this CPU, the runtimes' versions, the backbone's shape of work."""
     return json.dumps({"cpu": cpu_description(), "backbone": backbone,
                        "size": list(size), "batch": batch, "precision": precision,
-                       "versions": {p: _version(p) for p in ("torch", "onnxruntime", "openvino")}}, sort_keys=True)
+                       "versions": {p: installed_version(p) for p in ("torch", "onnxruntime", "openvino")}}, sort_keys=True)
 
 
 def measure(backbone: str, size: tuple[int, int], batch: int, precision: str,
@@ -156,12 +151,9 @@ def _read_cache(path: Path) -> dict:
 
 def _write_cache(path: Path, data: dict) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data, indent=1))
-        tmp.replace(path)
-    except OSError as exc:  # a read-only home must not stop an extraction
-        log.warning("cannot cache the runtime measurement in %s (%s); it will be measured again next time", path, exc)
+        atomic_write_json(path, data)
+    except WriteError as exc:  # a read-only home must not stop an extraction
+        log.warning("cannot cache the runtime measurement (%s); it will be measured again next time", exc)
 
 
 def choose_runtime(backbone: str, size: tuple[int, int], batch: int, precision: str = "auto",
