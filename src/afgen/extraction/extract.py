@@ -166,7 +166,9 @@ def _prepare_and_run(dataset: Dataset, out: str | Path, cfg: ExtractConfig, vide
         ray_data.require()  # before the (driver-side) backbone: a missing Ray fails fast
     else:
         local.configure_threads(min(cfg.workers, n_clips))  # before the backbone is built: its runtime takes them
-        if backbone is None:  # measured (or read from the cache) before the producers compete for the cores
+        # measured (or read from the cache) before extract's own producers start; the CLI's start
+        # earlier and warm up for ~2 s of a first-ever measurement (its fastest batch counts)
+        if backbone is None:
             cfg, choice = _choose_runtime(cfg, store, overwrite, video)
         if not pools:  # producers start (spawn, imports, warm-up) while the backbone is built
             pools += [p for p in [start_producers(cfg, video, flow, audio, n_clips)] if p is not None]
