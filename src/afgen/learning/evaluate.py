@@ -99,18 +99,18 @@ def _inputs(packed: PackedFeatures, idx: list[int], classes: list[str]) -> _Inpu
     frames = None
     if packed.frame_bands is not None:
         view = FrameAudio(packed, pooled=True)
-        frames = torch.from_numpy(np.stack([view.audio(i) if view.audio(i) is not None
+        frames = torch.from_numpy(np.stack([a if (a := view.audio(i)) is not None
                                             else np.zeros(view.audio_dim, np.float32) for i in idx]))
     return _Inputs(batches, torch.cat(labels), torch.cat(real), torch.cat(has), frames)
 
 
-@torch.no_grad()
 def available_methods(trained: TrainedRun) -> dict:
     """The rows this run can score: a run trained before a stage was added lacks its model, and
     its table simply has no such row."""
     return {k: m for k, m in METHODS.items() if m.model in trained.models and m.generator in trained.models}
 
 
+@torch.no_grad()
 def _seed_logits(trained: TrainedRun, inputs: _Inputs, masks: dict[str, np.ndarray],
                  methods: dict) -> tuple[dict[str, dict[str, list]], torch.Tensor]:
     """Logits [D][N, C] of every method at every rate for one trained seed, and the main

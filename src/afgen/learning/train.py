@@ -112,7 +112,7 @@ class _Context:
         if key not in self._norms:
             visual = Standardizer(self.packed.visual_dim).fit(
                 torch.from_numpy(np.concatenate([self.packed.v_c(i) for i in indices])))
-            rows = [self.packed.audio(i) for i in indices if self.packed.audio(i) is not None]
+            rows = [a for i in indices if (a := self.packed.audio(i)) is not None]
             audio = Standardizer(self.packed.audio_dim).fit(  # per-frame audio: statistics over every frame
                 torch.from_numpy(np.concatenate(rows) if rows and rows[0].ndim == 2 else np.stack(rows)) if rows
                 else torch.zeros(1, self.packed.audio_dim))
