@@ -24,6 +24,13 @@ def _topk(logits: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
     return (logits.topk(k, dim=1).indices == labels[:, None]).any(1).float().mean()
 
 
+def distillation(student: torch.Tensor, teacher: torch.Tensor, t: float) -> torch.Tensor:
+    """T²·KL(teacher || student) of logits at temperature T (Hinton et al. 2015): the term every
+    stage that learns from the AV classifier's predictions on real audio adds."""
+    return t * t * F.kl_div(F.log_softmax(student / t, 1), F.log_softmax(teacher / t, 1), log_target=True,
+                            reduction="batchmean")
+
+
 def selection_score(correct: float, loss: float) -> float:
     """Validation accuracy with ties broken by loss: the number of correct clips minus a
     penalty in [0, 1) that grows with the loss, so one more correct clip always wins and,
@@ -100,12 +107,11 @@ class GeneratorModule(_Stage):
         logits, audio_hat = self.model(v_c, lengths)
         weights = self.class_weights if self.class_weights.numel() else None
         target = self.model.audio_norm(audio)
-        loss, ce, mse = generator_loss(logits, audio_hat, labels, target, has, self.lambda_reg, weights)
+        loss, ce, mse, per_clip = self._losses(logits, audio_hat, labels, target, lengths, has, weights)
         scored, extra = self._scored(v_c, lengths, labels, audio, has, logits, audio_hat, weights)
         loss = loss + extra
         if stage == "val":  # epoch metrics from exact sums (see _Stage.on_validation_epoch_end)
-            cos = F.cosine_similarity(self.model.audio_norm.inverse(audio_hat[has]), audio[has], dim=1)
-            self._accumulate(scored, labels, weights, ((audio_hat - target) ** 2).mean(1), has, cos)
+            self._accumulate(scored, labels, weights, per_clip, has, self._cosine(audio_hat, audio, has))
             return loss
         n = len(labels)
         self.log("train_loss", loss, on_epoch=True, on_step=False, batch_size=n)
@@ -113,6 +119,15 @@ class GeneratorModule(_Stage):
         self.log("train_mse", mse, on_epoch=True, on_step=False, batch_size=n)
         self.log("train_acc", _topk(scored, labels, 1), on_epoch=True, on_step=False, batch_size=n)
         return loss
+
+    def _losses(self, logits, audio_hat, labels, target, lengths, has, weights):
+        """(CE + λ·MSE, CE, MSE, per-clip MSE) against the standardised clip-level audio feature."""
+        loss, ce, mse = generator_loss(logits, audio_hat, labels, target, has, self.lambda_reg, weights)
+        return loss, ce, mse, ((audio_hat - target) ** 2).mean(1)
+
+    def _cosine(self, audio_hat, audio, has):
+        """Cosine of generated to real audio features (raw space) on the clips with real audio."""
+        return F.cosine_similarity(self.model.audio_norm.inverse(audio_hat[has]), audio[has], dim=1)
 
     def _scored(self, v_c, lengths, labels, audio, has, logits, audio_hat, weights):
         """(the logits validation scores, any loss beside CE + λ·MSE): the generator's own branch."""
@@ -123,21 +138,13 @@ class FrameGeneratorModule(GeneratorModule):
     """The per-frame generator: CE + λ·MSE over every valid frame of the clips with real audio
     (batches carry the padded per-frame audio, see batches.FrameAudio)."""
 
-    def _step(self, batch, stage: str):
-        v_c, lengths, labels, audio, has, _ = batch
-        logits, frames_hat = self.model(v_c, lengths)
-        weights = self.class_weights if self.class_weights.numel() else None
-        mse, per_clip = masked_frame_mse(frames_hat, self.model.audio_norm(audio), lengths, has)
+    def _losses(self, logits, audio_hat, labels, target, lengths, has, weights):
         ce = F.cross_entropy(logits, labels, weight=weights)
-        loss = ce + self.lambda_reg * mse
-        if stage == "val":
-            self._accumulate(logits, labels, weights, per_clip, has)
-            return loss
-        n = len(labels)
-        for key, value in (("train_loss", loss), ("train_ce", ce), ("train_mse", mse),
-                           ("train_acc", _topk(logits, labels, 1))):
-            self.log(key, value, on_epoch=True, on_step=False, batch_size=n)
-        return loss
+        mse, per_clip = masked_frame_mse(audio_hat, target, lengths, has)
+        return ce + self.lambda_reg * mse, ce, mse, per_clip
+
+    def _cosine(self, audio_hat, audio, has):
+        return None  # a sequence per clip: its validation reports the per-frame MSE only
 
 
 class ThroughModule(GeneratorModule):
@@ -157,11 +164,9 @@ class ThroughModule(GeneratorModule):
         av = classifier(v_c, lengths, self.model.audio_norm.inverse(audio_hat), present)
         extra = F.cross_entropy(av, labels, weight=weights)
         if has.any():
-            t = self.cfg.distill_temperature
             with torch.no_grad():
                 teacher = classifier(v_c[has], lengths[has], audio[has], present[has])
-            extra = extra + self.cfg.distill_weight * t * t * F.kl_div(
-                F.log_softmax(av[has] / t, 1), F.log_softmax(teacher / t, 1), log_target=True, reduction="batchmean")
+            extra = extra + self.cfg.distill_weight * distillation(av[has], teacher, self.cfg.distill_temperature)
         return av, extra
 
 
@@ -199,11 +204,9 @@ class FusionModule(_Stage):
                       audio: torch.Tensor) -> torch.Tensor:
         """T²·KL(teacher || student) at temperature T, the teacher seeing the clips' real audio."""
         teacher = self._teacher[0].to(v_c.device)
-        t = self.cfg.distill_temperature
         with torch.no_grad():
             target = teacher(v_c, lengths, audio, torch.zeros(len(audio), dtype=torch.bool, device=audio.device))
-        return t * t * F.kl_div(F.log_softmax(logits / t, 1), F.log_softmax(target / t, 1), log_target=True,
-                                reduction="batchmean")
+        return distillation(logits, target, self.cfg.distill_temperature)
 
 
 def class_weights(labels: list[int], n_classes: int, mode: str) -> torch.Tensor | None:
