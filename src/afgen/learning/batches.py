@@ -10,6 +10,7 @@ from torch.utils.data import Dataset
 from afgen.config import TrainConfig
 from afgen.contracts.packed import PackedFeatures
 from afgen.errors import AfgenError
+from afgen.learning.models.frame_generator import frame_targets, pool_frames, pooled_dim
 
 
 class FrameAudio:
@@ -22,14 +23,12 @@ class FrameAudio:
             raise AfgenError("this store has no per-frame audio (audio_frames) to train per-frame generation on")
         self.packed, self.pooled = packed, pooled
         self.sequence = not pooled
-        self.audio_dim = packed.frame_bands * (2 if pooled else 1)
+        self.audio_dim = pooled_dim(packed.frame_bands) if pooled else packed.frame_bands
 
     def __getattr__(self, name: str):
         return getattr(self.packed, name)
 
     def audio(self, i: int) -> np.ndarray | None:
-        from afgen.learning.models.frame_generator import frame_targets, pool_frames
-
         frames = self.packed.audio_frames(i)
         if frames is None:
             return None

@@ -71,10 +71,14 @@ class Bootstrap:
 
     def difference(self, a: np.ndarray, b: np.ndarray) -> Interval:
         """Paired difference mean(a) - mean(b) and its interval (same replicates for both)."""
+        return self._interval(*self._paired(a, b))
+
+    def _paired(self, a: np.ndarray, b: np.ndarray, chunk: int = 256) -> tuple[float, np.ndarray]:
+        """mean(a) - mean(b) and its bootstrap replicates, a and b resampled together."""
         self._check(a)
         self._check(b)
         diff = a.astype(np.float64) - b.astype(np.float64)
-        return self._interval(float(diff.mean()), self._replicates(diff))
+        return float(diff.mean()), self._replicates(diff, chunk)
 
     def family(self, pairs: dict, chunk: int = 256) -> dict:
         """Paired differences for a whole family of comparisons, each with its unadjusted and
@@ -85,10 +89,7 @@ class Bootstrap:
         not count. Returns key -> (unadjusted Interval, simultaneous Interval)."""
         values, reps = {}, {}
         for key, (a, b) in pairs.items():
-            self._check(a)
-            self._check(b)
-            diff = a.astype(np.float64) - b.astype(np.float64)
-            values[key], reps[key] = float(diff.mean()), self._replicates(diff, chunk)
+            values[key], reps[key] = self._paired(a, b, chunk)
         spread = {k: float(np.std(r)) for k, r in reps.items()}
         varying = [k for k in pairs if spread[k] > 1e-12]
         q = 0.0

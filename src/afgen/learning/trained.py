@@ -11,7 +11,7 @@ from torch import nn
 
 from afgen.config import TrainConfig, from_dict
 from afgen.contracts.runfolder import BUNDLE, load_bundle, seed_runs
-from afgen.learning.models import AudioVisualClassifier, FrameGenerator, SoundFeatureGenerator
+from afgen.learning.models import AudioVisualClassifier, FrameGenerator, SoundFeatureGenerator, pooled_dim
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def load_run(run: str | Path) -> TrainedRun:
                          cfg.input_dropout)
         else:
             model = AudioVisualClassifier(d["input_dim"], d["num_classes"],
-                                          2 * d["frame_bands"] if name in frames else d["audio_dim"],
+                                          pooled_dim(d["frame_bands"]) if name in frames else d["audio_dim"],
                                           cfg.fusion_hidden, cfg.dropout, missing_token=name in bundle["tokens"])
         model.load_state_dict(state)
         models[name] = model.eval()

@@ -17,6 +17,11 @@ def _valid(lengths: torch.Tensor, steps: int, device: torch.device) -> torch.Ten
     return torch.arange(steps, device=device)[None, :] < lengths.to(device)[:, None]
 
 
+def pooled_dim(bands: int) -> int:
+    """The width of a pooled sequence of `bands`-wide frames: its mean and its maximum."""
+    return 2 * bands
+
+
 def pool_frames(seq: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """concat(mean, max) over the valid steps of padded sequences [B, T, F] -> [B, 2F]."""
     valid = _valid(lengths, seq.shape[1], seq.device)[..., None]
@@ -58,7 +63,8 @@ class FrameGenerator(SoundFeatureGenerator):
 
     @torch.no_grad()
     def predict(self, v_c: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Class logits and the generated audio as the classifier reads it: pooled, raw space [B, 2*bands]."""
+        """Class logits and the generated audio as the classifier reads it: pooled, raw space
+        [B, pooled_dim(bands)]."""
         logits, seq = self(v_c, lengths)
         return logits, pool_frames(self.audio_norm.inverse(seq), lengths)
 
