@@ -134,7 +134,7 @@ def test_kill_and_resume_gives_byte_identical_files(tmp_path, clip_factory):
 def test_shards_are_disjoint_cover_every_clip_and_are_stable():
     import hashlib
 
-    from afgen.extraction.extract import parse_shard, shard_of
+    from afgen.extraction.shards import parse_shard, shard_of
 
     ids = [f"class{k % 7}__clip_{k:05d}" for k in range(3000)]
     parts = [{cid for cid in ids if shard_of(cid, 3) == i} for i in range(3)]

@@ -151,18 +151,14 @@ def extract(
     flow_cfg = C.FlowConfig(algorithm=flow, encoding=flow_encoding, dis_preset=dis_preset)
     audio_cfg = C.AudioFeatureConfig(encoder=audio, weights=audio_weights)
     from afgen.extraction.engines.pool import start_producers
+    from afgen.extraction.shards import parse_shard
 
+    where = parse_shard(shard)
     # the producers start, import and warm up while this process loads torch and builds the model
+    # (extract closes them however it ends; if this process dies first, they die with it)
     producers = start_producers(cfg, video, flow_cfg, audio_cfg, len(dataset.clips[:limit] if limit else dataset.clips))
-    try:
-        from afgen.extraction.extract import extract as run_extract
-        from afgen.extraction.extract import parse_shard
+    from afgen.extraction.extract import extract as run_extract
 
-        where = parse_shard(shard)
-    except BaseException:
-        if producers is not None:
-            producers.close()
-        raise
     s = run_extract(dataset, features, cfg, video, flow_cfg, audio_cfg, overwrite=overwrite, shard=where,
                     producers=producers)
     rate = s.images / s.seconds if s.seconds else 0.0

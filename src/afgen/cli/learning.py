@@ -195,7 +195,7 @@ def _predict_one(clip: Path, run, onnx, top, weights, device, save_audio_feature
 
 
 def _predict_many(clips: Path, run, onnx, out: Path, top, drop_audio, weights, cfg, shard) -> None:
-    from afgen.extraction.extract import parse_shard
+    from afgen.extraction.shards import parse_shard
     from afgen.learning.predict_batch import predict_many
 
     s = predict_many(clips, out, run, onnx, top=top, drop_audio=drop_audio, weights=weights, cfg=cfg,

@@ -7,7 +7,6 @@ manifest line with the reason and the batch goes on; a rerun skips finished clip
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import sys
 import time
@@ -29,6 +28,7 @@ from afgen.extraction.engines import Stats, local
 from afgen.extraction.engines.pool import ProducerPool, producer_settings, start_producers
 from afgen.extraction.lock import ALL, StoreLock, shard_scope
 from afgen.extraction.producer import Settings
+from afgen.extraction.shards import shard_of
 from afgen.lifecycle import critical, stopped_after
 from afgen.progress import progress_bar
 from afgen.provenance import package_versions
@@ -93,24 +93,6 @@ def store_config(backbone: Backbone, cfg: ExtractConfig, video: VideoConfig, flo
                         "workers": cfg.workers, "weights_arg": cfg.weights, "engine": cfg.engine,
                         "flow_weights_arg": cfg.flow_weights if raft is not None else None,
                         "audio_weights_arg": audio.weights if audio.encoder != "logmel" else None}}
-
-
-def shard_of(clip_id: str, count: int) -> int:
-    """The shard (0..count-1) a clip belongs to: a hash of its id, the same on every machine."""
-    return int(hashlib.sha1(clip_id.encode()).hexdigest()[:12], 16) % count
-
-
-def parse_shard(text: str | None) -> tuple[int, int] | None:
-    """'I/N' -> (I, N) with 0 <= I < N; None stays None."""
-    if text is None:
-        return None
-    try:
-        index, count = (int(x) for x in text.split("/"))
-    except ValueError:
-        raise AfgenError(f"--shard takes I/N (e.g. 0/4), got {text!r}") from None
-    if not 0 <= index < count:
-        raise AfgenError(f"--shard {text}: I must be within 0..N-1")
-    return index, count
 
 
 def extract(

@@ -20,7 +20,7 @@ from afgen.config import ExtractConfig, PredictConfig
 from afgen.errors import AfgenError
 from afgen.extraction.dataset import Clip, discover
 from afgen.extraction.engines import local
-from afgen.extraction.extract import shard_of
+from afgen.extraction.shards import shard_of
 from afgen.learning.predict import Prediction, Scorer, extraction_for
 from afgen.lifecycle import critical, stopped_after
 from afgen.progress import progress_bar
