@@ -279,6 +279,9 @@ class TrainConfig:
     #: seed-to-seed spread (1.1), so on these data the choice matters little.
     distill_weight: float = 1.0
     distill_temperature: float = 2.0
+    #: The rows (methods) to train, with every stage they need; empty: every registered row
+    #: (`afgen methods` lists them).
+    methods: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.distill_temperature > 0:
@@ -314,6 +317,9 @@ class EvalConfig:
     #: Bootstrap resamples of the test clips (and mask draws and seeds) per interval.
     bootstrap: int = 2000
     confidence: float = 0.95
+    #: The declared primary comparison, "ROW[:BASELINE][@RATE]" (baseline: the paper's method;
+    #: rate: the highest), reported with its own interval apart from the simultaneous ones.
+    primary: str | None = None
 
     def __post_init__(self) -> None:
         _choice(self.split, SPLITS, "split (--split)")

@@ -1,8 +1,9 @@
 """A run folder's files and how they are read: the contract between `afgen train` and its readers.
 
-RUN/model.pt bundles the chosen weights of every stage (format 2, loaded with weights_only=True),
+RUN/model.pt bundles the chosen weights of every stage and what rebuilds each model (format 3,
+loaded with weights_only=True),
 RUN/metrics.json and RUN/provenance.json describe it, RUN/<stage>/checkpoints/ hold Lightning's
-checkpoints, RUN/oof/generated.npz caches the out-of-fold generated audio; a multi-seed run is
+checkpoints, RUN/oof/<stage>/generated.npz caches the out-of-fold generated audio; a multi-seed run is
 RUN/seeds.json listing RUN/seed-<s>/ single-seed runs. Damage is a RunError naming the file and
 the fix (`afgen verify RUN --repair`).
 """
@@ -19,8 +20,10 @@ METRICS = "metrics.json"
 PROVENANCE = "provenance.json"
 SEEDS_FILE = "seeds.json"
 OOF_DIR = "oof"
-#: The bundle format this afgen writes and reads.
-BUNDLE_FORMAT = 2
+#: The bundle format this afgen writes: 3 records each model's registered class and arguments
+#: ("records"); format 2 (no records) is still read, its classes inferred from its weights.
+BUNDLE_FORMAT = 3
+READABLE_BUNDLE_FORMATS = (2, 3)
 
 
 def require_model(run: str | Path | None, onnx: str | Path | None) -> None:
@@ -86,7 +89,7 @@ def load_bundle(path: Path) -> dict:
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad zip/pickle
         raise _damaged(path, exc, repair_hint(run, f"`afgen train FEATURES {run} --resume` "
                                   "to rebuild it")) from None
-    if not isinstance(bundle, dict) or bundle.get("format") != BUNDLE_FORMAT:
+    if not isinstance(bundle, dict) or bundle.get("format") not in READABLE_BUNDLE_FORMATS:
         raise RunError("this run was trained by an older afgen (model.pt format 1) or is not a model bundle; "
                        "retrain it with `afgen train`", path)
     return bundle

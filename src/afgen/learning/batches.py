@@ -1,5 +1,5 @@
-"""Batches for training and scoring: clips as tensors, padded to the longest, and the audio a
-classifier is given where a clip's audio is missing."""
+"""Batches for training and scoring: clips as tensors, padded to the longest (what fills a
+missing audio is learning/fills.py)."""
 
 from __future__ import annotations
 
@@ -83,19 +83,3 @@ def collate(batch):
     audio = (torch.nn.utils.rnn.pad_sequence(list(audio), batch_first=True) if audio[0].dim() == 2
              else torch.stack(audio))  # per-frame audio is padded like v_C
     return padded, lengths, torch.tensor(labels), audio, torch.tensor(has), torch.stack(gen)
-
-
-def fill_audio(audio: torch.Tensor, missing: torch.Tensor, fill: str, generated: torch.Tensor | None = None,
-               mean: torch.Tensor | None = None) -> torch.Tensor:
-    """The audio a classifier is given: real where present, `fill` where `missing` [B].
-
-    "token" zero-fills too: the model swaps in its token where `missing` is set; "real" is
-    the upper bound, where only clips that never had audio are missing."""
-    m = missing[:, None]
-    if fill in ("zero", "token", "real", "absent"):
-        return audio.masked_fill(m, 0.0)
-    if fill == "mean":
-        return torch.where(m, mean.expand_as(audio), audio)
-    if fill == "generated":
-        return torch.where(m, generated, audio)
-    raise AfgenError(f"unknown audio fill {fill!r}")

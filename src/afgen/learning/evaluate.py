@@ -1,12 +1,15 @@
 """`afgen evaluate`: the missing-audio protocol, with intervals and paired verdicts.
 
 For each missing rate r and each of `mask_draws` seeded draws, the audio of a random r of the
-test clips is dropped (clips that never had audio are always missing) and every method of
-the registry (methods.METHODS) is scored on the same clips with the same mask. A run trained
+test clips is dropped (clips that never had audio are always missing) and every registered
+method (learning/registry.py) the run has models for is scored on the same clips with the
+same mask. A run trained
 with several seeds is scored seed by seed on the same masks. Each cell is the accuracy
 averaged over seeds and draws with a 95% bootstrap interval (statistics.py); each method is
-compared, paired, with the paper's method and with visual-only, and at every rate the best
-method is named with whether it is resolvably better than the runner-up.
+compared, paired, with the baselines (the paper's method first) and the best visual-only row,
+and at every rate the best method is named with whether it is resolvably better than the
+runner-up. A declared primary comparison (EvalConfig.primary) is reported apart, with its own
+interval.
 Outputs in RUN/eval/: results.json, results.md, scores.npz (per-clip correctness and masks,
 for your own analysis), accuracy_vs_missing.png and confusion_generated_r1.png.
 """
@@ -28,13 +31,15 @@ from afgen.contracts.packed import PackedFeatures
 from afgen.contracts.runfolder import seed_runs
 from afgen.contracts.store import atomic_write_json
 from afgen.errors import AfgenError
-from afgen.learning.batches import ClipSet, FrameAudio, collate, fill_audio
-from afgen.learning.methods import BASELINES, BEST_VISUAL, METHODS, NOT_COMPETING, PAPER, VISUAL_ONLY
+from afgen.learning.batches import ClipSet, FrameAudio, collate
+from afgen.learning.fills import RealFill
 from afgen.learning.plots import plot_confusion, plot_forest, plot_rates
+from afgen.learning.registry import BEST_VISUAL, Method, Registry, registry
 from afgen.learning.report import results_table
 from afgen.learning.splits import resolve_splits
-from afgen.learning.statistics import Bootstrap, mean_std, verdict
+from afgen.learning.statistics import Bootstrap, mean_std
 from afgen.learning.trained import TrainedRun, load_run
+from afgen.learning.verdicts import Roles, add_comparisons, parse_primary
 from afgen.verify import open_packed
 
 log = logging.getLogger(__name__)
@@ -104,54 +109,51 @@ def _inputs(packed: PackedFeatures, idx: list[int], classes: list[str]) -> _Inpu
     return _Inputs(batches, torch.cat(labels), torch.cat(real), torch.cat(has), frames)
 
 
-def available_methods(trained: TrainedRun) -> dict:
-    """The rows this run can score: a run trained before a stage was added lacks its model, and
-    its table simply has no such row."""
-    return {k: m for k, m in METHODS.items() if m.model in trained.models and m.generator in trained.models}
+def available_methods(trained: TrainedRun, reg: Registry | None = None) -> dict[str, Method]:
+    """The rows this run can score: those whose stages it has models for (a run trained with
+    --methods, or before a row existed, has no model for the others)."""
+    reg = reg or registry()
+    return {k: m for k, m in reg.methods.items() if all(n in trained.models for n in m.needs)}
 
 
 @torch.no_grad()
-def _seed_logits(trained: TrainedRun, inputs: _Inputs, masks: dict[str, np.ndarray],
-                 methods: dict) -> tuple[dict[str, dict[str, list]], torch.Tensor]:
-    """Logits [D][N, C] of every method at every rate for one trained seed, and the main
-    generator's audio features [N, A] (raw space)."""
-    def run_generator(name: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Class logits and generated audio (raw space; per-frame generators: pooled)."""
-        outs = [trained.models[name].predict(v_c, lens) for v_c, lens in inputs.batches]
-        return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
+def _seed_logits(trained: TrainedRun, inputs: _Inputs, masks: dict[str, np.ndarray], methods: dict[str, Method],
+                 reg: Registry) -> tuple[dict[str, dict[str, list]], dict[str, torch.Tensor]]:
+    """Logits [D][N, C] of every method at every rate for one trained seed, and the audio each
+    generator used makes [N, A] (raw space, as its classifier reads it)."""
+    made: dict[str, torch.Tensor] = {}
 
-    generators = {name: run_generator(name) for name in {m.generator for m in methods.values()} | {
-        m.model for m in methods.values() if m.fill is None}}
-    mean = trained.generator.audio_norm.mean
+    def generated(name: str) -> torch.Tensor:
+        if name not in made:
+            made[name] = torch.cat([trained.models[name].generate(v_c, lens) for v_c, lens in inputs.batches])
+        return made[name]
 
-    def fused(model, audio: torch.Tensor, missing: torch.Tensor) -> torch.Tensor:
+    def scored(model, audio: torch.Tensor, missing: torch.Tensor) -> torch.Tensor:
+        score = getattr(model, "score", model)
         out, k = [], 0
         for v_c, lens in inputs.batches:
             n = len(lens)
-            out.append(model(v_c, lens, audio[k:k + n], missing[k:k + n]))
+            out.append(score(v_c, lens, audio[k:k + n], missing[k:k + n]))
             k += n
         return torch.cat(out)
 
-    logits: dict[str, dict[str, list]] = {}
-    for rate, rate_masks in masks.items():
-        logits[rate] = {}
-        for key, method in methods.items():
-            if method.fill is None:
-                logits[rate][key] = [generators[method.model][0]] * len(rate_masks)
-                continue
-            model = trained.models[method.model]
-            draws, seen = [], {}  # identical masks (r = 0, r = 1, the upper bound) are scored once
+    logits: dict[str, dict[str, list]] = {rate: {} for rate in masks}
+    for key, method in methods.items():
+        model, fill = trained.models[method.model], method.fill
+        real = inputs.real_frames if reg.reads_frames(method) else inputs.real
+        norm = getattr(model, "audio_norm", None)
+        stand_in = generated(fill.generator) if fill.generator else None
+        seen = {}  # identical masks (r = 0, r = 1, the upper bound, visual-only rows) are scored once
+        for rate, rate_masks in masks.items():
+            draws = []
             for mask in rate_masks:
-                missing = (~inputs.has if method.fill == "real" else torch.ones_like(inputs.has)
-                           if method.fill == "absent" else torch.from_numpy(mask))
+                missing = fill.missing(inputs.has, torch.from_numpy(mask))
                 token = missing.numpy().tobytes()
                 if token not in seen:
-                    real = inputs.real_frames if method.audio == "frames" else inputs.real
-                    audio = fill_audio(real, missing, method.fill, generators[method.generator][1], mean)
-                    seen[token] = fused(model, audio, missing)
+                    seen[token] = scored(model, fill.apply(real, missing, stand_in, getattr(norm, "mean", None)), missing)
                 draws.append(seen[token])
             logits[rate][key] = draws
-    return logits, generators["generator"][1]
+    return logits, made
 
 
 def evaluate(run: str | Path, features: str | Path | None = None, cfg: EvalConfig = EvalConfig(),
@@ -162,16 +164,25 @@ def evaluate(run: str | Path, features: str | Path | None = None, cfg: EvalConfi
     runs = seed_runs(run)
     trained_runs = {sub: load_run(sub) for sub in runs}  # every model.pt up front: damage before any work
     first = trained_runs[runs[0]]
-    methods = available_methods(first)
+    reg = registry()
+    methods = available_methods(first, reg)
     for sub in runs:
-        methods = {k: m for k, m in methods.items() if k in available_methods(trained_runs[sub])}
-    skipped = [m.label for k, m in METHODS.items() if k not in methods]
+        methods = {k: m for k, m in methods.items() if k in available_methods(trained_runs[sub], reg)}
+    skipped = [m.label for k, m in reg.methods.items() if k not in methods]
     if skipped:
-        log.warning("this run has no model for %d row(s) (trained by an earlier afgen): %s", len(skipped),
-                    "; ".join(skipped))
+        log.warning("this run has no model for %d row(s) (trained with --methods, or by an earlier afgen): %s",
+                    len(skipped), "; ".join(skipped))
     packed = open_packed(features or first.features)
     if packed.frame_bands is None:  # another store without per-frame audio: no per-frame rows
-        methods = {k: m for k, m in methods.items() if m.audio == "clip"}
+        methods = {k: m for k, m in methods.items() if not reg.reads_frames(m)}
+    if not methods:
+        raise AfgenError("this run has no model for any registered row; `afgen methods` lists the rows and what they "
+                         "need", run)
+    if cfg.primary:  # a wrong declaration is refused before any scoring
+        row, base, _ = parse_primary(cfg.primary)
+        for name in (row, base or reg.paper().key):
+            if name not in methods and name != BEST_VISUAL:
+                raise AfgenError(f"--primary {cfg.primary!r}: this run has no row {name!r}; its rows: {', '.join(methods)}")
     split, idx = _test_split(packed, first, cfg.split)
     classes = first.classes
     inputs = _inputs(packed, idx, classes)
@@ -179,6 +190,9 @@ def evaluate(run: str | Path, features: str | Path | None = None, cfg: EvalConfi
     masks = {f"{r:g}": mask_draws(has_np, r, cfg) for r in cfg.missing_rates}
     k = cfg.top_k
     labels = inputs.labels
+    paper = reg.paper()
+    quality_from = paper.fill.generator if paper.key in methods else next(
+        (m.fill.generator for m in methods.values() if m.fill.generator), None)
     # correctness [R, D, N] per (rate, method): top-1, top-k; predictions for per-class accuracy
     top1: dict[tuple[str, str], list] = {}
     topk: dict[tuple[str, str], list] = {}
@@ -189,7 +203,7 @@ def evaluate(run: str | Path, features: str | Path | None = None, cfg: EvalConfi
         if trained.classes != classes:
             raise AfgenError(f"{sub.name} was trained on other classes than {runs[0].name}; retrain the run", run)
         seeds.append(trained.train.seed)
-        logits, generated = _seed_logits(trained, inputs, masks, methods)
+        logits, generated = _seed_logits(trained, inputs, masks, methods, reg)
         for rate, per_method in logits.items():
             for key, draws in per_method.items():
                 lg = torch.stack(draws)  # [D, N, C]
@@ -197,21 +211,28 @@ def evaluate(run: str | Path, features: str | Path | None = None, cfg: EvalConfi
                 hits = (lg.topk(min(k, lg.shape[-1]), dim=-1).indices == labels[None, :, None]).any(-1)
                 topk.setdefault((rate, key), []).append(hits.numpy())
                 preds.setdefault((rate, key), []).append(lg.argmax(-1).numpy())
-        quality.append(_quality(trained, inputs, generated, classes))
+        if quality_from is not None:
+            quality.append(_quality(trained.models[quality_from], inputs, generated[quality_from], classes))
     shape = (len(runs), cfg.mask_draws, len(idx))
     boot = Bootstrap(shape, cfg.bootstrap, cfg.seed, cfg.confidence)
     scores = {key: np.asarray(v, np.uint8) for key, v in top1.items()}
+    roles = Roles.of(methods)
+    no_track = int((~inputs.has).sum())
     results: dict = {
         "split": split, "n_clips": len(idx), "n_with_audio": int(has_np.sum()), "classes": classes,
-        "seeds": seeds, "methods": {key: m.label for key, m in methods.items()}, "paper_method": PAPER,
+        "seeds": seeds, "methods": {key: m.label for key, m in methods.items()},
+        "sources": {key: m.source for key, m in methods.items()},
+        "paper_method": roles.paper, "baselines": roles.baselines, "visual_reference": roles.visual,
+        "not_competing": [k for k, m in methods.items() if not m.competes],
+        "upper_bound": {key: f"real audio wherever the clip has a track; the {no_track} test clip(s) without one get "
+                             f"{m.fill.generator!r}'s generated audio, as the paper's method gives them"
+                        for key, m in methods.items() if isinstance(m.fill, RealFill)},
         "config": to_dict(cfg), "rates": {}, "comparisons": {}, "best": {},
         "interval": (f"{100 * cfg.confidence:g}% percentile bootstrap ({cfg.bootstrap} resamples) over the "
                      f"{len(idx)} test clips, the {cfg.mask_draws} missing-audio mask draws and the "
                      f"{len(runs)} seed(s), paired across methods"),
     }
     seed_boot = Bootstrap((1,) + shape[1:], cfg.bootstrap, cfg.seed, cfg.confidence)
-    pairs: dict[tuple[str, str, str], tuple[np.ndarray, np.ndarray]] = {}
-    actual: dict[tuple[str, str, str], str] = {}  # the method a column stands for (best visual-only: one of two)
     for rate in masks:
         cells = {}
         for key in methods:
@@ -225,41 +246,15 @@ def evaluate(run: str | Path, features: str | Path | None = None, cfg: EvalConfi
                 "seed_mean_std": list(mean_std(seed_values)),
             }
         results["rates"][rate] = {"missing_fraction": float(masks[rate].mean()), **cells}
-        best_visual = max((k for k in VISUAL_ONLY if k in methods), key=lambda k: cells[k]["top1"]["value"])
-        results.setdefault(BEST_VISUAL, {})[rate] = best_visual  # which visual-only row the column stands for
-        for key in methods:
-            for base in (*BASELINES, BEST_VISUAL):
-                actual[(rate, key, base)] = best_visual if base == BEST_VISUAL else base
-                pairs[(rate, key, base)] = (scores[(rate, key)], scores[(rate, actual[(rate, key, base)])])
-        ranked = sorted((k for k in methods if k not in NOT_COMPETING), key=lambda k: -cells[k]["top1"]["value"])
-        results["best"][rate] = {"method": ranked[0], "runner_up": ranked[1]}
-        pairs[(rate, "best", "runner_up")] = (scores[(rate, ranked[0])], scores[(rate, ranked[1])])
-        actual[(rate, "best", "runner_up")] = ranked[1]
-    family = boot.family(pairs)
-    results["multiplicity"] = {
-        # distinct comparisons with any spread (a column that repeats another, or a method
-        # against itself, adds nothing to the family)
-        "comparisons": len({(rate, frozenset((results["best"][rate]["method"] if key == "best" else key,
-                                              actual[(rate, key, base)])))
-                            for (rate, key, base), (raw, _) in family.items() if raw.low != raw.high}),
-        "correction": (f"simultaneous {100 * cfg.confidence:g}% intervals over every comparison of the table (max-|T| "
-                       "bootstrap: the quantile of the largest standardised deviation across the family), so every "
-                       "verdict holds together with the others; results.json keeps each comparison's unadjusted "
-                       "interval under 'unadjusted'")}
-    for (rate, key, base), (raw, adjusted) in family.items():
-        entry = {**adjusted.as_dict(), "verdict": verdict(adjusted), "unadjusted": raw.as_dict()}
-        if key == "best":
-            results["best"][rate] |= {**entry, "resolvable": adjusted.low > 0}
-        else:
-            results["comparisons"].setdefault(rate, {}).setdefault(key, {})[base] = entry
-    results["generated_audio_quality"] = _aggregate_quality(quality)
+    add_comparisons(results, scores, methods, roles, boot, cfg)
+    results["generated_audio_quality"] = _aggregate_quality(quality) if quality else {"n": 0}
     ceiling = (first.store_config.get("dataset") or {}).get("visual_ceiling")
     if ceiling is not None:  # the data's own limit for a visual-only classifier, and each row's share of the gap
         results["visual_ceiling"] = float(ceiling)
         results["ceiling_gap_closed"] = {
             rate: {key: _gap(results["rates"][rate][key]["top1"]["value"],
-                             results["rates"][rate]["visual_only"]["top1"]["value"], float(ceiling))
-                   for key in methods} for rate in masks}
+                             results["rates"][rate][roles.visual[0]]["top1"]["value"], float(ceiling))
+                   for key in methods} for rate in masks} if roles.visual else {}
     last = f"{max(cfg.missing_rates):g}"
     results["confusion_rate"] = float(last)
     out = Path(out) if out is not None else eval_folder(run, split)
@@ -274,7 +269,8 @@ def evaluate(run: str | Path, features: str | Path | None = None, cfg: EvalConfi
     (out / "results.md").write_text(table)
     plot_rates(results, out / "accuracy_vs_missing.png")
     plot_forest(results, out / "differences_from_paper.png")
-    plot_confusion(_confusion(np.asarray(preds[(last, PAPER)]), labels.numpy(), len(classes)), classes,
+    shown = roles.paper or next(iter(methods))
+    plot_confusion(_confusion(np.asarray(preds[(last, shown)]), labels.numpy(), len(classes)), classes,
                     out / "confusion_generated_r1.png", float(last))
     return EvalResult(results=results, table=table, out=out)
 
@@ -300,13 +296,13 @@ def _confusion(preds: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
     return cm
 
 
-def _quality(trained: TrainedRun, inputs: _Inputs, generated: torch.Tensor, classes: list[str]) -> dict:
+def _quality(generator: torch.nn.Module, inputs: _Inputs, generated: torch.Tensor, classes: list[str]) -> dict:
     """Generated vs real audio features on clips with real audio: MSE in standardised units
     (1.0 = no better than predicting the training mean) and cosine, raw and mean-centred."""
     has = inputs.has
     if not has.any():
         return {"n": 0}
-    g, r, y, norm = generated[has], inputs.real[has], inputs.labels[has], trained.generator.audio_norm
+    g, r, y, norm = generated[has], inputs.real[has], inputs.labels[has], generator.audio_norm
     mse = ((norm(g) - norm(r)) ** 2).mean(1)
     cos = F.cosine_similarity(g, r, dim=1)
     cos_c = F.cosine_similarity(g - norm.mean, r - norm.mean, dim=1)

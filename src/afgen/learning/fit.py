@@ -9,12 +9,13 @@ from pathlib import Path
 import lightning as L
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from afgen.config import TrainConfig
 from afgen.contracts.runfolder import load_checkpoint
-from afgen.learning.batches import ClipSet, collate, fill_audio
-from afgen.learning.methods import Stage
+from afgen.learning.batches import ClipSet, collate
+from afgen.learning.fills import ZERO, Fill
 from afgen.learning.models import AudioVisualClassifier, SoundFeatureGenerator, generator_loss, masked_frame_mse
 from afgen.learning.plots import plot_curves
 
@@ -39,12 +40,23 @@ def selection_score(correct: float, loss: float) -> float:
 
 
 # -- Lightning modules --------------------------------------------------------------------
-class _Stage(L.LightningModule):
-    """Shared by both kinds: `_step(batch, stage)` for training and validation, AdamW, and
-    exact epoch-level validation sums (CE, MSE, correct clips) for checkpoint selection."""
+class StageModule(L.LightningModule):
+    """The base of every stage's LightningModule: `_step(batch, phase)` ("train" or "val") for
+    both loops, AdamW, and exact epoch-level validation sums (`_accumulate`: CE, MSE, correct
+    clips) from which the shared fit selects checkpoints. A subclass sets `self.model` (what the
+    stage keeps) and `self.cfg`, and may change what is monitored:
+
+    monitor             (metric, mode) the checkpoint is chosen and early-stopped on: validation
+                        accuracy with ties broken by loss (classifiers), or the objective CE + λ·MSE
+    keep_best_accuracy  also keep the best-accuracy checkpoint (best_acc.ckpt)
+    reports_audio       log the validation MSE and cosine of generated audio
+    """
 
     cfg: TrainConfig
     lambda_reg: float = 0.0
+    monitor: tuple[str, str] = ("val_select", "max")
+    keep_best_accuracy: bool = False
+    reports_audio: bool = False
 
     def training_step(self, batch, _):
         return self._step(batch, "train")
@@ -72,10 +84,12 @@ class _Stage(L.LightningModule):
         """Validation metrics from exact sums over the whole split: summed across ranks under
         DDP (each rank holds a disjoint part of it), so they do not depend on the device count."""
         keys = ("ce", "w", "correct", "correct5", "n", "mse", "n_audio", "cos", "n_cos")
-        sums = torch.tensor([self._sums.get(k, 0.0) for k in keys], dtype=torch.float64)
+        # On the module's device: under DDP on GPUs the reduction goes through NCCL, which
+        # rejects CPU tensors.
+        sums = torch.tensor([self._sums.get(k, 0.0) for k in keys], dtype=torch.float64, device=self.device)
         if self.trainer.world_size > 1:
             sums = self.trainer.strategy.reduce(sums, reduce_op="sum")
-        s = dict(zip(keys, sums.tolist()))
+        s = dict(zip(keys, sums.cpu().tolist()))
         if not s["n"]:
             return
         ce = s["ce"] / s["w"]
@@ -84,7 +98,7 @@ class _Stage(L.LightningModule):
         logged = {"val_objective": objective, "val_select": selection_score(s["correct"], objective),
                   "val_acc_exact": s["correct"] / s["n"], "val_acc": s["correct"] / s["n"],
                   "val_top5": s["correct5"] / s["n"], "val_loss": objective, "val_ce": ce, "val_clips": s["n"]}
-        if isinstance(self, GeneratorModule):
+        if self.reports_audio:
             logged["val_mse"] = mse
             if s["n_cos"]:
                 logged["val_cos"] = s["cos"] / s["n_cos"]
@@ -95,7 +109,13 @@ class _Stage(L.LightningModule):
         return torch.optim.AdamW(self.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
 
 
-class GeneratorModule(_Stage):
+class GeneratorModule(StageModule):
+    """The paper's generator: CE + λ·MSE on the clips with real audio, selected on that objective."""
+
+    monitor = ("val_objective", "min")
+    keep_best_accuracy = True
+    reports_audio = True
+
     def __init__(self, model: SoundFeatureGenerator, cfg: TrainConfig, class_weights: torch.Tensor | None,
                  lambda_reg: float) -> None:
         super().__init__()
@@ -170,26 +190,32 @@ class ThroughModule(GeneratorModule):
         return av, extra
 
 
-class FusionModule(_Stage):
-    def __init__(self, model: AudioVisualClassifier, cfg: TrainConfig, class_weights: torch.Tensor | None,
-                 stage: Stage, teacher: AudioVisualClassifier | None = None) -> None:
+class ClassifierModule(StageModule):
+    """A classifier of (video, audio): CE, where a training clip's missing audio (no track,
+    dropped with probability `dropout`, or always with `never_audio`) is given by `fill`;
+    with a `teacher`, also T²·KL to the teacher's predictions with the clip's real audio.
+    Subclasses change the loss by overriding `_extra_loss`."""
+
+    def __init__(self, model: nn.Module, cfg: TrainConfig, class_weights: torch.Tensor | None,
+                 fill: Fill = ZERO, dropout: float = 0.0, never_audio: bool = False,
+                 teacher: nn.Module | None = None) -> None:
         super().__init__()
-        self.model, self.cfg, self.stage = model, cfg, stage
+        self.model, self.cfg, self.fill, self.never_audio = model, cfg, fill, never_audio
         # Held outside the module's registry: the teacher is frozen, not trained or checkpointed here.
         self._teacher = (teacher.eval().requires_grad_(False),) if teacher is not None else ()
-        self.p = cfg.modality_dropout if stage.dropout else 0.0
+        self.p = dropout
         self.register_buffer("class_weights", class_weights if class_weights is not None else torch.empty(0))
 
     def _step(self, batch, stage: str):
         v_c, lengths, labels, audio, has, generated = batch
-        missing = torch.ones_like(has) if self.stage.never_audio else ~has
+        missing = torch.ones_like(has) if self.never_audio else ~has
         if stage == "train" and self.p > 0:
             missing = missing | (torch.rand(len(audio), device=audio.device) < self.p)
         real = audio
-        audio = fill_audio(audio, missing, self.stage.fill, generated)
+        audio = self.fill.apply(audio, missing, generated)
         logits = self.model(v_c, lengths, audio, missing)
         weights = self.class_weights if self.class_weights.numel() else None
-        loss = F.cross_entropy(logits, labels, weight=weights)
+        loss = F.cross_entropy(logits, labels, weight=weights) + self._extra_loss(v_c, lengths, real, has, missing, stage)
         if self._teacher and stage == "train" and has.any():
             loss = loss + self.cfg.distill_weight * self._distillation(logits[has], v_c[has], lengths[has], real[has])
         if stage == "val":
@@ -199,6 +225,11 @@ class FusionModule(_Stage):
         self.log("train_loss", loss, on_epoch=True, on_step=False, batch_size=n)
         self.log("train_acc", _topk(logits, labels, 1), on_epoch=True, on_step=False, batch_size=n)
         return loss
+
+    def _extra_loss(self, v_c: torch.Tensor, lengths: torch.Tensor, real: torch.Tensor, has: torch.Tensor,
+                    missing: torch.Tensor, phase: str) -> torch.Tensor | float:
+        """A loss beside CE (none here): e.g. reconstructing the real audio where it was dropped."""
+        return 0.0
 
     def _distillation(self, logits: torch.Tensor, v_c: torch.Tensor, lengths: torch.Tensor,
                       audio: torch.Tensor) -> torch.Tensor:
@@ -231,19 +262,19 @@ def fit_stage(module: L.LightningModule, stage_dir: Path, cfg: TrainConfig, trai
          resume: bool, show_progress: bool) -> tuple[dict[str, float], dict[str, Path]]:
     """Fit one stage; load and return its selected weights' validation metrics and checkpoints.
 
-    Generators are selected (and early-stopped) on their own objective, validation CE + λ·MSE,
-    with the best-accuracy checkpoint kept too (best_acc.ckpt); classifiers on validation
-    accuracy with ties broken by validation loss (`selection_score`)."""
+    Selected (and early-stopped) on `module.monitor`: generators on their own objective,
+    validation CE + λ·MSE, with the best-accuracy checkpoint kept too (best_acc.ckpt);
+    classifiers on validation accuracy with ties broken by validation loss (`selection_score`)."""
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
     ckpt_dir = stage_dir / "checkpoints"
-    generator = isinstance(module, GeneratorModule)
-    monitor, mode = ("val_objective", "min") if generator else ("val_select", "max")
+    monitor, mode = module.monitor
+    keep_accuracy = module.keep_best_accuracy
     best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode=mode,
                            save_last=True, enable_version_counter=False)
     callbacks = [best, EarlyStopping(monitor=monitor, mode=mode, patience=cfg.patience)]
-    if generator:
+    if keep_accuracy:
         callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename="best_acc", monitor="val_select", mode="max",
                                          enable_version_counter=False))
     trainer = L.Trainer(
@@ -268,7 +299,7 @@ def fit_stage(module: L.LightningModule, stage_dir: Path, cfg: TrainConfig, trai
     if chosen.parent.resolve() != ckpt_dir.resolve():  # a run copied or moved since that checkpoint was written
         chosen = ckpt_dir / chosen.name
     paths = {"best": chosen}
-    if generator:
+    if keep_accuracy:
         acc_path = ckpt_dir / "best_acc.ckpt"
         paths["best_acc"] = acc_path if acc_path.is_file() else paths["best"]
     trainer.strategy.barrier()  # rank 0 has written the checkpoints every rank now reads

@@ -53,17 +53,18 @@ def plot_rates(results: dict, out: Path) -> None:
     keys = list(results["rates"])
     rates = [float(r) for r in keys]
     last = keys[-1]
-    paper = results["paper_method"]
-    shown = [paper, results.get("best_visual_only", {}).get(last, "visual_only")]
-    others = sorted((k for k in results["methods"] if k not in shown and k != "av_real"),
+    paper = results.get("paper_method")
+    bounds = list(results.get("not_competing", ()))
+    shown = [k for k in (paper, results.get("best_visual_only", {}).get(last)) if k]
+    others = sorted((k for k in results["methods"] if k not in shown and k not in bounds),
                     key=lambda k: -results["rates"][last][k]["top1"]["value"])
-    shown += others[:1] + (["av_real"] if "av_real" in results["methods"] else [])
+    shown += others[:1 if shown else 2] + bounds
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for i, key in enumerate(shown):
         cells = [results["rates"][r][key] for r in keys]
         colour = plt.cm.tab10(i)
         ax.plot(rates, [100 * c["top1"]["value"] for c in cells], marker="o", color=colour,
-                lw=2.2 if key == paper else 1.4, ls="--" if key == "av_real" else "-", label=results["methods"][key])
+                lw=2.2 if key == paper else 1.4, ls="--" if key in bounds else "-", label=results["methods"][key])
         ax.fill_between(rates, [100 * c["top1"]["low"] for c in cells], [100 * c["top1"]["high"] for c in cells],
                         color=colour, alpha=0.15, lw=0)
     if results.get("visual_ceiling") is not None:
@@ -87,7 +88,9 @@ def plot_forest(results: dict, out: Path, rates: tuple[str, ...] = ("0", "0.5", 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    paper = results["paper_method"]
+    paper = results.get("paper_method")
+    if not paper or not results["comparisons"]:  # a run trained without the paper's method: nothing to draw
+        return
     panels = [r for r in rates if r in results["comparisons"]] or list(results["comparisons"])[-1:]
     keys = [k for k in results["methods"] if k != paper]
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels) + 3, 0.35 * len(keys) + 1.6),
@@ -104,7 +107,7 @@ def plot_forest(results: dict, out: Path, rates: tuple[str, ...] = ("0", "0.5", 
         ax.grid(axis="x", alpha=0.3)
     axes[0][0].set_yticks(range(len(keys)), [results["methods"][k] for k in keys], fontsize=7)
     axes[0][0].invert_yaxis()
-    fig.suptitle("Paired differences from AV + generated audio (paper), simultaneous 95% intervals", fontsize=9)
+    fig.suptitle(f"Paired differences from {results['methods'][paper]}, simultaneous 95% intervals", fontsize=9)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)

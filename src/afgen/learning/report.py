@@ -3,7 +3,7 @@ rate, paired verdicts, best per rate, per-seed spread)."""
 
 from __future__ import annotations
 
-from afgen.learning.methods import BEST_VISUAL
+from afgen.learning.registry import BEST_VISUAL
 
 
 def _pct(x: float) -> str:
@@ -34,29 +34,38 @@ def results_table(results: dict) -> str:
              "|---|" + "---:|" * len(rates)]
     for key, name in methods.items():
         lines.append(f"| {name} | " + " | ".join(cell(results["rates"][r][key]["top1"]) for r in rates) + " |")
-    if results.get("visual_ceiling") is not None:
+    lines = _primary(results) + lines
+    if results.get("visual_ceiling") is not None and results.get("visual_reference"):
+        reference = results["visual_reference"][0]
         ceiling = _pct(results["visual_ceiling"])
         lines.append("| Visual ceiling (the best any visual-only classifier can do on this data) | "
                      + " | ".join(ceiling for _ in rates) + " |")
         gaps = results["ceiling_gap_closed"][last]
-        shown = ", ".join(f"{methods[k]} {100 * g:+.0f}%" for k, g in gaps.items() if g is not None and k != "av_real")
-        lines += ["", f"Share of the gap between visual-only ({_pct(results['rates'][last]['visual_only']['top1']['value'])}%) "
+        shown = ", ".join(f"{methods[k]} {100 * g:+.0f}%" for k, g in gaps.items()
+                          if g is not None and k not in results.get("not_competing", ()))
+        lines += ["", f"Share of the gap between visual-only ({_pct(results['rates'][last][reference]['top1']['value'])}%) "
                   f"and the visual ceiling ({ceiling}%) each row closes at r = {last}: {shown}."]
     lines += ["", f"Each cell: mean over seeds and missing-audio draws [{results['interval']}]. "
               "Rows differ only in the model and in how a missing audio feature is filled."]
+    for key, how in results.get("upper_bound", {}).items():
+        lines += ["", f"{methods[key]}: {how}."]
     family = results.get("multiplicity")
     if family:
         lines += ["", f"Verdicts below come from {family['correction'].split(' (')[0]}: this table makes "
                   f"{family['comparisons']} paired comparisons, and every verdict holds with the others at once."]
-    lines += ["", "Paired difference from the paper's method (AV + generated audio), percentage points "
-              "[95% interval], by rate (better / worse: the interval excludes 0; ~: no resolvable difference):", "",
-              "| method | " + " | ".join(f"r = {r}" for r in rates) + " |", "|---|" + "---:|" * len(rates)]
-    for key, name in methods.items():
-        if key == results["paper_method"]:
-            continue
-        cells = [f"{100 * c['value']:+.1f} {_SHORT[c['verdict']]}"
-                 for c in (results["comparisons"][r][key][results["paper_method"]] for r in rates)]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    paper = results.get("paper_method")
+    if paper:
+        lines += ["", f"Paired difference from the paper's method ({methods[paper]}), percentage points "
+                  "[95% interval], by rate (better / worse: the interval excludes 0; ~: no resolvable difference):", "",
+                  "| method | " + " | ".join(f"r = {r}" for r in rates) + " |", "|---|" + "---:|" * len(rates)]
+        for key, name in methods.items():
+            if key == paper:
+                continue
+            cells = [f"{100 * c['value']:+.1f} {_SHORT[c['verdict']]}"
+                     for c in (results["comparisons"][r][key][paper] for r in rates)]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if not results["comparisons"]:
+        return "\n".join(lines) + "\n"
     bases = list(next(iter(results["comparisons"][last].values())))
     best_visual = results.get(BEST_VISUAL, {}).get(last)
     names = {**methods, BEST_VISUAL: f"best visual-only ({methods.get(best_visual, '')})"}
@@ -69,6 +78,8 @@ def results_table(results: dict) -> str:
     lines += ["", "Best method at each rate (the upper bound with real audio excluded):", ""]
     for r in rates:
         b = results["best"][r]
+        if b.get("runner_up") is None:
+            continue
         word = "resolvably better than" if b["resolvable"] else "not resolvably better than"
         lines.append(f"- r = {r}: **{methods[b['method']]}**, "
                      f"{_pct(results['rates'][r][b['method']]['top1']['value'])}%; {word} "
@@ -99,3 +110,19 @@ def results_table(results: dict) -> str:
             lines.append(f"Over the {n_seeds} seeds: MSE {mse[0]:.3f} ± {mse[1]:.3f}, "
                          f"mean-centred cosine {cos[0]:.3f} ± {cos[1]:.3f}.")
     return "\n".join(lines) + "\n"
+
+
+def _primary(results: dict) -> list[str]:
+    """The declared primary comparison, first and apart from the simultaneous verdicts."""
+    p = results.get("primary")
+    if not p:
+        return []
+    names = results["methods"]
+    base = names.get(p["baseline_method"], p["baseline_method"])
+    if p["baseline"] == BEST_VISUAL:
+        base = f"best visual-only ({base})"
+    return [f"**Declared primary comparison** (--primary {p['method']}:{p['baseline']}@{p['rate']}): "
+            f"{names[p['method']]} minus {base} at r = {p['rate']}: {_signed(p)} percentage points "
+            f"[{100 * p['confidence']:g}% interval of this one comparison], {p['verdict']}. "
+            "Declared before looking, it is not adjusted for the table's other comparisons, which stay simultaneous.",
+            ""]

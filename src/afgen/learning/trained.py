@@ -11,14 +11,15 @@ from torch import nn
 
 from afgen.config import TrainConfig, from_dict
 from afgen.contracts.runfolder import BUNDLE, load_bundle, seed_runs
-from afgen.learning.models import AudioVisualClassifier, FrameGenerator, SoundFeatureGenerator, pooled_dim
+from afgen.learning.models import pooled_dim
+from afgen.learning.registry import rebuild, registry
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class TrainedRun:
-    """The models of one trained (single-seed) run, by name (see methods.STAGES), in eval mode."""
+    """The models of one trained (single-seed) run, by stage name, in eval mode."""
 
     models: dict[str, nn.Module]
     classes: list[str]
@@ -28,37 +29,50 @@ class TrainedRun:
     path: Path
 
     @property
-    def generator(self) -> SoundFeatureGenerator:
-        return self.models["generator"]
+    def generator(self) -> nn.Module:
+        """The generator of the paper's method (what `afgen predict` fills missing audio with)."""
+        return self.models[registry().paper().fill.generator]
 
     @property
-    def fusion(self) -> AudioVisualClassifier:
-        return self.models["fusion"]
+    def fusion(self) -> nn.Module:
+        """The classifier of the paper's method."""
+        return self.models[registry().paper().model]
 
 
 def load_run(run: str | Path) -> TrainedRun:
-    """The trained models of a run (RUN/model.pt, loaded with weights_only=True), in eval mode.
-
-    For a multi-seed run, the first seed's run."""
+    """The trained models of a run (RUN/model.pt, loaded with weights_only=True), in eval mode,
+    each rebuilt from its record (registered class and arguments). For a multi-seed run, the
+    first seed's run."""
     runs = seed_runs(run)
     if len(runs) > 1:
         log.info("%s holds %d seeds; using %s", run, len(runs), runs[0].name)
     bundle = load_bundle(runs[0] / BUNDLE)
     cfg = from_dict(TrainConfig, bundle["train"])
-    d = bundle["dims"]
+    records = bundle.get("records") or _inferred_records(bundle, cfg)
     models: dict[str, nn.Module] = {}
-    frames = set(bundle.get("frame_models", ()))  # per-frame generation: its generator and pooled classifier
     for name, state in bundle["models"].items():
-        if "classify.weight" in state:
-            kind, audio_dim = (FrameGenerator, d["frame_bands"]) if name in frames else (SoundFeatureGenerator,
-                                                                                          d["audio_dim"])
-            model = kind(d["input_dim"], d["num_classes"], audio_dim, cfg.hidden, cfg.layers, cfg.dropout,
-                         cfg.input_dropout)
-        else:
-            model = AudioVisualClassifier(d["input_dim"], d["num_classes"],
-                                          pooled_dim(d["frame_bands"]) if name in frames else d["audio_dim"],
-                                          cfg.fusion_hidden, cfg.dropout, missing_token=name in bundle["tokens"])
+        model = rebuild(records[name])
         model.load_state_dict(state)
         models[name] = model.eval()
     return TrainedRun(models, list(bundle["classes"]), cfg, Path(bundle["features"]),
                       json.loads(bundle["store_config"]), runs[0])
+
+
+def _inferred_records(bundle: dict, cfg: TrainConfig) -> dict[str, dict]:
+    """The records of a format-2 bundle (written before models recorded themselves): a generator
+    has a classification head, the per-frame models and the token models are listed by name."""
+    d = bundle["dims"]
+    frames = set(bundle.get("frame_models", ()))
+    records = {}
+    for name, state in bundle["models"].items():
+        if "classify.weight" in state:
+            args = {"input_dim": d["input_dim"], "num_classes": d["num_classes"], "hidden": cfg.hidden,
+                    "layers": cfg.layers, "dropout": cfg.dropout, "input_dropout": cfg.input_dropout}
+            records[name] = ({"model": "lstm_frame_generator", "args": {**args, "bands": d["frame_bands"]}}
+                             if name in frames else {"model": "lstm_generator", "args": {**args, "audio_dim": d["audio_dim"]}})
+        else:
+            records[name] = {"model": "av_classifier", "args": {
+                "input_dim": d["input_dim"], "num_classes": d["num_classes"],
+                "audio_dim": pooled_dim(d["frame_bands"]) if name in frames else d["audio_dim"],
+                "hidden": cfg.fusion_hidden, "dropout": cfg.dropout, "missing_token": name in bundle["tokens"]}}
+    return records

@@ -11,6 +11,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from afgen.config import TrainConfig
 from afgen.learning.models.generator import SoundFeatureGenerator
+from afgen.learning.registry import register_model
 
 
 def _valid(lengths: torch.Tensor, steps: int, device: torch.device) -> torch.Tensor:
@@ -44,6 +45,7 @@ def masked_frame_mse(pred: torch.Tensor, target: torch.Tensor, lengths: torch.Te
     return per_step.sum() / valid.sum().clamp_min(1), per_clip
 
 
+@register_model("lstm_frame_generator")
 class FrameGenerator(SoundFeatureGenerator):
     """The paper's LSTM with its regression head applied at every step: [B, T, bands]
     (standardised per band); classification still reads the last hidden state."""

@@ -14,8 +14,10 @@ from torch import nn
 
 from afgen.config import TrainConfig
 from afgen.learning.models.standardize import Standardizer
+from afgen.learning.registry import register_model
 
 
+@register_model("av_classifier")
 class AudioVisualClassifier(nn.Module):
     def __init__(self, input_dim: int, num_classes: int, audio_dim: int,
                  hidden: int = TrainConfig.fusion_hidden, dropout: float = TrainConfig.dropout,

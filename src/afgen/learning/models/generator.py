@@ -14,8 +14,10 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from afgen.config import TrainConfig
 from afgen.learning.models.standardize import Standardizer
+from afgen.learning.registry import register_model
 
 
+@register_model("lstm_generator")
 class SoundFeatureGenerator(nn.Module):
     """LSTM over v_C with a classification head and an audio-feature regression head.
 
@@ -58,6 +60,12 @@ class SoundFeatureGenerator(nn.Module):
     def generate(self, v_c: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Generated audio features in the raw (store) space [B, A]."""
         return self.predict(v_c, lengths)[1]
+
+    @torch.no_grad()
+    def score(self, v_c: torch.Tensor, lengths: torch.Tensor, audio: torch.Tensor | None = None,
+              missing: torch.Tensor | None = None) -> torch.Tensor:
+        """Class logits from the video alone (its classification branch): a visual-only row."""
+        return self.predict(v_c, lengths)[0]
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, has_audio: torch.Tensor) -> torch.Tensor:
