@@ -165,7 +165,7 @@ def extract(
     console.print(f"{s.done} extracted, {s.skipped} already done, {s.failed} failed in "
                   f"{s.seconds:.1f} s ({rate:.1f} images/s); store: {s.store}")
     if s.runtime_choice:
-        console.print(f"backbone runtime (--runtime auto): {s.runtime_choice}")
+        console.print(f"backbone runtime: {s.runtime_choice}")
     if s.bottleneck():
         console.print(f"[yellow]note:[/] {s.bottleneck()}")
 
