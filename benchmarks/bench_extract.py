@@ -13,7 +13,8 @@ All in one run, on the same synthetic 3-s 25 fps clips (Moments-in-Time length) 
                       first clip - model build - one steady clip
   5. whole process    `afgen extract` vs the seed-style pipeline (cv2, int(fps/6) stride, JPEG
                       round trip of frames and HSV Farneback flow, plain torchvision model in
-                      eager fp32, the whole clip as one batch), cold processes, same clips
+                      eager fp32, the whole clip as one batch), cold processes, same clips,
+                      both on --device
   6. features         min cosine of the runtime's features to fp32 eager torch
   7. peak RSS         fresh extraction processes: 20 vs 200 clips, one 3-s vs one 60-s clip
   8. runtimes         every available backbone runtime side by side (img/s, cosine to fp32 eager
@@ -25,7 +26,9 @@ All in one run, on the same synthetic 3-s 25 fps clips (Moments-in-Time length) 
 
     python benchmarks/bench_extract.py                 # full (~15 min on 2 cores)
     python benchmarks/bench_extract.py --quick         # smaller counts, for a smoke test only
-    python benchmarks/bench_extract.py --device cuda   # the same table on a GPU (a few minutes)
+    python benchmarks/bench_extract.py --device cuda   # the same table on a GPU (a few minutes); every
+                                                       # part, the seed-style baseline and the memory
+                                                       # runs included, runs on --device
 """
 
 from __future__ import annotations
@@ -62,11 +65,12 @@ import sys, tempfile, time
 from pathlib import Path
 import cv2, numpy as np, torch, torchvision
 start = time.perf_counter()
-model = torchvision.models.get_model(sys.argv[1], weights=None).eval()
+device = sys.argv[2]  # the seed ran its model on the GPU when it had one: the same device as afgen here
+model = torchvision.models.get_model(sys.argv[1], weights=None).eval().to(device)
 model.fc = torch.nn.Identity()
 mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
 with tempfile.TemporaryDirectory() as tmp:
-    for k, clip in enumerate(sys.argv[2:]):
+    for k, clip in enumerate(sys.argv[3:]):
         cap = cv2.VideoCapture(clip)
         step = max(1, int(cap.get(cv2.CAP_PROP_FPS) / 6))
         frames, i = [], 0
@@ -94,9 +98,9 @@ with tempfile.TemporaryDirectory() as tmp:
                 paths.append(p)
             prev = g
         batch = np.stack([cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in paths]) / 255.0
-        x = torch.from_numpy(((batch - mean) / std).transpose(0, 3, 1, 2)).float()
+        x = torch.from_numpy(((batch - mean) / std).transpose(0, 3, 1, 2)).float().to(device)
         with torch.no_grad():
-            model(x)  # the whole clip as one batch
+            model(x).cpu()  # the whole clip as one batch; its features back on the host, as the seed saved them
 """
 
 EXTRACT_CHILD = """
@@ -115,8 +119,8 @@ import resource, sys
 from afgen.config import ExtractConfig, VideoConfig
 from afgen.extraction.dataset import discover
 from afgen.extraction.extract import extract
-extract(discover(sys.argv[1]), sys.argv[2], ExtractConfig(backbone=sys.argv[3], weights="none", workers=0),
-        VideoConfig(), show_progress=False)
+extract(discover(sys.argv[1]), sys.argv[2], ExtractConfig(backbone=sys.argv[3], weights="none", workers=0,
+                                                          device=sys.argv[4]), VideoConfig(), show_progress=False)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
@@ -237,8 +241,9 @@ def raft_seconds(device: str, clip: Path) -> float:
     return time.perf_counter() - start
 
 
-def peak_rss(listing: Path, out: Path, name: str) -> float:
-    res = subprocess.run([sys.executable, "-c", RSS_CHILD, str(listing), str(out), name],
+def peak_rss(listing: Path, out: Path, name: str, device: str) -> float:
+    """Peak host RSS (MiB) of a fresh extraction process on `device` (on a GPU, host memory only)."""
+    res = subprocess.run([sys.executable, "-c", RSS_CHILD, str(listing), str(out), name, device],
                          capture_output=True, text=True, check=True)
     return int(res.stdout.split()[-1]) / 1024  # MiB
 
@@ -246,7 +251,7 @@ def peak_rss(listing: Path, out: Path, name: str) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--backbone", default="resnet50")
-    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (every part runs there)")
     ap.add_argument("--clips", type=int, default=24)
     ap.add_argument("--rss-backbone", default="resnet18", help="smaller model for the memory runs")
     ap.add_argument("--quick", action="store_true")
@@ -295,7 +300,7 @@ def main() -> None:
     r["whole_afgen_s"] = whole(afgen_cmd)
     r["whole_afgen_clips_s"] = len(clips) / r["whole_afgen_s"]
     r["startup_overhead_s"] = r["whole_afgen_s"] - len(clips) / r["farneback"]["clips_s"]
-    r["whole_naive_clips_s"] = len(clips) / whole([sys.executable, "-c", NAIVE_CHILD, args.backbone,
+    r["whole_naive_clips_s"] = len(clips) / whole([sys.executable, "-c", NAIVE_CHILD, args.backbone, args.device,
                                                    *map(str, clips)])
     r["min_cosine_vs_fp32_eager"] = feature_cosine(cfg)
 
@@ -303,15 +308,16 @@ def main() -> None:
                                                frame_rates=(25.0,)), show_progress=False)
     few = many.parent / "few.csv"
     few.write_text("\n".join(many.read_text().splitlines()[: rss_small + 1]) + "\n")
-    r["rss_small_mib"] = peak_rss(few, root / "r_few", args.rss_backbone)
-    r["rss_big_mib"] = peak_rss(many, root / "r_many", args.rss_backbone)
+    r["rss_small_mib"] = peak_rss(few, root / "r_few", args.rss_backbone, args.device)
+    r["rss_big_mib"] = peak_rss(many, root / "r_many", args.rss_backbone, args.device)
     for secs in (3.0, 60.0):
         frames, audio, fps = make_clip("bounce", np.random.default_rng(5),
                                        SynthConfig(size=224, seconds=secs, frame_rates=(25.0,)))
         path = root / "long" / f"s{int(secs)}" / "bounce" / "clip.mp4"
         path.parent.mkdir(parents=True)
         write_clip(path, frames, audio, fps, 16_000)
-        r[f"rss_{int(secs)}s_mib"] = peak_rss(path.parent.parent, root / f"r_{int(secs)}", args.rss_backbone)
+        r[f"rss_{int(secs)}s_mib"] = peak_rss(path.parent.parent, root / f"r_{int(secs)}", args.rss_backbone,
+                                              args.device)
     report(r, args.quick)
     if args.json:
         args.json.write_text(json.dumps(r, indent=2))
@@ -344,8 +350,9 @@ def report(r: dict, quick: bool) -> None:
               f"| {e['img_s']:.1f} | {e['img_s'] / r['backbone_img_s']:.2f} | {e['startup_s']:.1f} "
               f"(build {e['build_s']:.1f}) | {100 * e['wait_fraction']:.0f}% |")
     ratio = r["whole_afgen_clips_s"] / r["whole_naive_clips_s"]
-    print(f"\nwhole process, cold, {r['clips']} clips: afgen extract {r['whole_afgen_clips_s']:.3f} clips/s, "
-          f"seed-style {r['whole_naive_clips_s']:.3f} clips/s: {ratio:.2f}x  (target >= 3)")
+    print(f"\nwhole process, cold, {r['clips']} clips, both on {r['device']}: afgen extract "
+          f"{r['whole_afgen_clips_s']:.3f} clips/s, seed-style (eager fp32) {r['whole_naive_clips_s']:.3f} clips/s: "
+          f"{ratio:.2f}x  (target >= 3)")
     wait = r["farneback"]["first_clip_s"] - r["farneback"]["build_s"]
     print(f"start-up overhead: whole process {r['whole_afgen_s']:.1f} s - {r['clips']} clips at the steady state "
           f"{r['clips'] / r['farneback']['clips_s']:.1f} s = {r['startup_overhead_s']:.1f} s (target <= 5); of it: "
@@ -354,7 +361,7 @@ def report(r: dict, quick: bool) -> None:
     print(f"RAFT-small ({r['device']}, random weights): {r['raft_small_s_per_clip']:.2f} s per clip "
           f"({(per_clip - 1) / 2:.0f} frame pairs at 224 px)")
     print(f"features vs fp32 eager torch: min cosine {r['min_cosine_vs_fp32_eager']:.6f}  (target >= 0.999)")
-    print(f"peak RSS 20 vs 200 clips: {r['rss_small_mib']:.0f} vs {r['rss_big_mib']:.0f} MiB "
+    print(f"peak host RSS on {r['device']}, 20 vs 200 clips: {r['rss_small_mib']:.0f} vs {r['rss_big_mib']:.0f} MiB "
           f"({100 * (r['rss_big_mib'] / r['rss_small_mib'] - 1):+.1f}%); 3-s vs 60-s clip: {r['rss_3s_mib']:.0f} vs "
           f"{r['rss_60s_mib']:.0f} MiB ({100 * (r['rss_60s_mib'] / r['rss_3s_mib'] - 1):+.1f}%)")
     steady = r["farneback"]["clips_s"]

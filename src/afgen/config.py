@@ -7,6 +7,7 @@ is changed here and nowhere else.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,12 @@ def cache_dir() -> Path:
     if os.environ.get(CACHE_DIR_ENV):
         return Path(os.environ[CACHE_DIR_ENV])
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "afgen"
+
+
+def device_type(device: str) -> str:
+    """`auto`, `cpu` or `cuda` for a --device value (`cuda:N` is `cuda`); torch-free, so the
+    engines and the config can tell a GPU request apart before torch loads."""
+    return "cuda" if device == "cuda" or re.fullmatch(r"cuda:\d+", device) else device
 
 
 def _choice(value: Any, allowed: tuple, name: str) -> None:
@@ -154,7 +161,7 @@ class ExtractConfig:
     #: a CPU the fastest of those installed, measured once per machine (encoders/runtime_choice.py);
     #: a store being resumed keeps its own.
     runtime: str = "auto"
-    device: str = "auto"  # auto | cpu | cuda
+    device: str = "auto"  # auto | cpu | cuda | cuda:N (encoders/devices.py checks it against the machine)
     workers: int = max(1, (os.cpu_count() or 2) - 1)
     #: Decoded clips waiting for the backbone; bounds memory together with batch_size.
     queue_depth: int = 4
@@ -179,8 +186,7 @@ class ExtractConfig:
     def __post_init__(self) -> None:
         _choice(self.precision, PRECISIONS, "precision (--precision)")
         _choice(self.runtime, RUNTIMES, "runtime (--runtime)")
-        if not (self.device in DEVICES or self.device.startswith("cuda:")):
-            _choice(self.device, DEVICES, "device (--device)")
+        _choice(device_type(self.device), DEVICES, "device (--device, or cuda:N)")
         _choice(self.dtype, DTYPES, "dtype (--dtype)")
         _choice(self.engine, ENGINES, "engine (--engine)")
         _at_least(self.workers, 0, "workers (--workers)")
@@ -188,9 +194,10 @@ class ExtractConfig:
         _at_least(self.queue_depth, 1, "queue_depth")
         _at_least(self.limit, 1, "limit (--limit)")
 
-    def batch_for(self, device: str) -> int:
-        """The batch size on `device` (cpu | cuda): the one asked for, else that device's default."""
-        return self.batch_size or (self.cuda_batch_size if device == "cuda" else self.cpu_batch_size)
+    def batch_for(self, device: object) -> int:
+        """The batch size on `device` (cpu, cuda, cuda:N, or a torch.device): the one asked for,
+        else that device's default."""
+        return self.batch_size or (self.cuda_batch_size if device_type(str(device)) == "cuda" else self.cpu_batch_size)
 
 
 @dataclass(frozen=True)

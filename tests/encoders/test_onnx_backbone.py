@@ -87,7 +87,7 @@ def test_a_torch_store_resumed_with_auto_keeps_torch(tmp_path):
 def test_a_store_resumed_with_auto_keeps_its_precision_on_a_bf16_cpu(tmp_path, monkeypatch):
     """An ONNX Runtime (fp32) store resumed with --runtime auto --precision auto on a CPU where
     auto would mean bf16 keeps fp32, instead of refusing ONNX Runtime in bf16."""
-    import afgen.encoders.backbones
+    import afgen.encoders.devices
 
     listing = generate(tmp_path / "clips", SynthConfig(classes=2, clips_per_class=2, size=32, seconds=1.0),
                        show_progress=False)
@@ -96,7 +96,7 @@ def test_a_store_resumed_with_auto_keeps_its_precision_on_a_bf16_cpu(tmp_path, m
     video = VideoConfig(height=32, width=32)
     extract(ds, tmp_path / "f", ExtractConfig(**base, runtime="onnxruntime", precision="fp32", limit=2), video,
             show_progress=False)
-    monkeypatch.setattr(afgen.encoders.backbones, "bf16_supported", lambda device: True)
+    monkeypatch.setattr(afgen.encoders.devices, "bf16_supported", lambda device: True)
     resumed = extract(ds, tmp_path / "f", ExtractConfig(**base), video, show_progress=False)  # auto, auto
     assert (resumed.done, resumed.skipped) == (2, 2)
     settings = json.loads((tmp_path / "f" / "config.json").read_text())["settings"]

@@ -92,3 +92,22 @@ def test_measuring_can_be_switched_off_for_a_fixed_choice(cache, monkeypatch):
     choice = rc.choose_runtime("resnet50", (224, 224), 16, "fp32")
     assert choice.precision == "fp32" and choice.runtime in ("onnxruntime", "torch") and "fixed rule" in choice.how
     assert not cache.exists()
+
+
+def test_precision_auto_with_a_named_runtime_is_that_runtimes_fastest_eligible_precision(cache, monkeypatch):
+    """Issue 29, point 4: `--runtime NAME --precision auto` chooses among NAME's own trials (torch,
+    OpenVINO) or is fp32 at once (ONNX Runtime, which runs nothing else), never a refusal."""
+    monkeypatch.setattr(rc, "measure", _fake([rc.Trial("torch", "fp32", 10.0, 1.0), rc.Trial("torch", "bf16", 30.0, 0.9995),
+                                              rc.Trial("onnxruntime", "fp32", 50.0, 1.0),
+                                              rc.Trial("openvino", "fp32", 40.0, 1.0),
+                                              rc.Trial("openvino", "bf16", 90.0, 0.99)])[0])
+    torch_choice = rc.choose_runtime("resnet50", (224, 224), 16, "auto", runtime="torch")
+    assert (torch_choice.runtime, torch_choice.precision) == ("torch", "bf16")
+    assert "fastest precision of --runtime torch" in torch_choice.reason()
+    assert "onnxruntime" not in torch_choice.reason()  # compared with torch's own trials only
+    ov = rc.choose_runtime("resnet50", (224, 224), 16, "auto", runtime="openvino")
+    assert (ov.runtime, ov.precision) == ("openvino", "fp32")  # bf16 falls below the cosine floor
+    monkeypatch.setattr(rc, "measure", lambda *a, **k: pytest.fail("ONNX Runtime has one precision to measure"))
+    monkeypatch.setattr(rc, "bf16_supported", lambda device: True)
+    ort = rc.choose_runtime("resnet50", (224, 224), 16, "auto", runtime="onnxruntime")
+    assert (ort.runtime, ort.precision) == ("onnxruntime", "fp32") and "only precision it runs" in ort.reason()

@@ -250,3 +250,74 @@ def test_producers_started_early_are_closed_when_extract_fails_before_its_first_
     with pytest.raises(StoreError, match="is a file"):
         extract(ds, blocker, cfg, VideoConfig(height=32, width=32), show_progress=False, producers=pool)
     assert not any(p.is_alive() for p in pool.procs.values())
+
+
+def _fake_gpu(monkeypatch, built: list) -> None:
+    """A machine with one CUDA GPU, as torch.cuda answers; the backbone asked for on it is recorded
+    and built on the CPU instead (nothing can run on a faked GPU)."""
+    import torch
+
+    import afgen.extraction.extract as extract_module
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    real = extract_module.build_backbone
+
+    def on_cpu(name, weights, device, precision, batch_size, runtime):
+        built.append({"device": device, "precision": precision, "runtime": runtime, "batch_size": batch_size})
+        return real(name, weights, "cpu", precision, batch_size, runtime)
+    monkeypatch.setattr(extract_module, "build_backbone", on_cpu)
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:0"])
+def test_resuming_an_onnxruntime_store_on_a_cuda_gpu_runs_torch_with_a_notice(tmp_path, clip_factory, monkeypatch,
+                                                                             caplog, device):
+    """Issue 31, finding 1: a store made with ONNX Runtime on a CPU, resumed with --device cuda and
+    --runtime auto, runs its backbone with torch (one notice), keeps the store's settings and says
+    on each new clip's manifest line how it ran."""
+    pytest.importorskip("onnxruntime")
+    ds = _clips(tmp_path, clip_factory, broken=False)
+    base = dict(backbone="resnet18", weights="none", workers=0, batch_size=4)
+    first = extract(ds, tmp_path / "f", ExtractConfig(**base, runtime="onnxruntime", precision="fp32", limit=1),
+                    SMALL, show_progress=False)
+    assert first.done == 1
+    before = json.loads((tmp_path / "f" / "config.json").read_text())["settings"]
+    built: list = []
+    _fake_gpu(monkeypatch, built)
+    caplog.set_level("INFO")
+    resumed = extract(ds, tmp_path / "f", ExtractConfig(**base, device=device), SMALL, show_progress=False)
+    assert (resumed.done, resumed.skipped, resumed.failed) == (2, 1, 0)
+    assert built == [{"device": device, "precision": "fp32", "runtime": "torch", "batch_size": 4}]
+    notices = [r.getMessage() for r in caplog.records if "onnxruntime is a CPU runtime" in r.getMessage()]
+    assert len(notices) == 1 and f"on {device} it runs torch fp32" in notices[0]
+    assert json.loads((tmp_path / "f" / "config.json").read_text())["settings"] == before  # still one store
+    lines = [json.loads(line) for line in (tmp_path / "f" / "manifest.jsonl").read_text().splitlines()]
+    assert [line.get("ran_as", {}).get("runtime") for line in lines] == [None, "torch", "torch"]
+
+
+def test_a_new_store_on_a_cuda_gpu_gets_the_gpu_batch(tmp_path, clip_factory, monkeypatch):
+    ds = _clips(tmp_path, clip_factory, broken=False)
+    built: list = []
+    _fake_gpu(monkeypatch, built)
+    cfg = ExtractConfig(backbone="resnet18", weights="none", workers=0, precision="fp32", device="cuda:0", limit=1)
+    assert extract(ds, tmp_path / "f", cfg, SMALL, show_progress=False).done == 1
+    assert built == [{"device": "cuda:0", "precision": "fp32", "runtime": "auto",
+                      "batch_size": ExtractConfig.cuda_batch_size}]
+    assert FeatureStore(tmp_path / "f").config()["extract"]["batch_size"] == ExtractConfig.cuda_batch_size
+
+
+def test_onnxruntime_with_precision_auto_runs_fp32_on_a_bf16_cpu_and_says_so(tmp_path, clip_factory, monkeypatch):
+    """Issue 29, point 4: only an explicit --precision bf16 with --runtime onnxruntime is refused."""
+    import afgen.encoders.devices
+
+    pytest.importorskip("onnxruntime")
+    ds = _clips(tmp_path, clip_factory, broken=False)
+    monkeypatch.setattr(afgen.encoders.devices, "bf16_supported", lambda device: True)
+    base = dict(backbone="resnet18", weights="none", workers=0, batch_size=4, runtime="onnxruntime", limit=1)
+    summary = extract(ds, tmp_path / "f", ExtractConfig(**base), SMALL, show_progress=False)
+    assert summary.done == 1 and "fp32, the only precision it runs" in summary.runtime_choice
+    settings = FeatureStore(tmp_path / "f").config()["settings"]
+    assert (settings["runtime"], settings["precision"]) == ("onnxruntime", "fp32")
+    with pytest.raises(AfgenError, match="--runtime onnxruntime runs fp32; pass --precision fp32"):
+        extract(ds, tmp_path / "g", ExtractConfig(**base, precision="bf16"), SMALL, show_progress=False)

@@ -25,3 +25,57 @@ def test_predict_on_a_clip_with_audio_and_a_long_clip(tiny_store, tiny_run, clip
     assert p.had_audio and not p.used_generated_audio
     assert p.t == 120
     assert p.top[0][0] in {"bounce", "roll", "spin"}
+
+
+def _recording_backbone(monkeypatch) -> list:
+    """predict's backbone builder, recording what it is asked for and building it on the CPU."""
+    import afgen.learning.predict as predict_module
+
+    built, real = [], predict_module.build_backbone
+
+    def on_cpu(name, weights, device, precision, batch_size, runtime):
+        built.append({"device": device, "precision": precision, "runtime": runtime, "batch_size": batch_size})
+        return real(name, weights, "cpu", precision, batch_size, runtime)
+    monkeypatch.setattr(predict_module, "build_backbone", on_cpu)
+    return built
+
+
+def test_predict_on_a_gpu_machine_runs_an_onnxruntime_store_with_torch(tiny_store, monkeypatch, caplog):
+    """Issue 31, finding 1: the store's runtime is a CPU choice; on CUDA predict runs torch (one notice)."""
+    import torch
+
+    from afgen.config import ExtractConfig
+    from afgen.contracts.store import FeatureStore
+    from afgen.learning.predict import extraction_for
+
+    store = FeatureStore(tiny_store / "features").config()
+    store["settings"] = store["settings"] | {"runtime": "onnxruntime", "precision": "fp32"}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    built = _recording_backbone(monkeypatch)
+    caplog.set_level("INFO")
+    for device in ("auto", "cuda", "cuda:0"):
+        cfg, backbone, settings, _ = extraction_for(store, None, device)
+        assert (cfg.runtime, cfg.precision) == ("torch", "fp32")
+    assert built == [{"device": d, "precision": "fp32", "runtime": "torch", "batch_size": ExtractConfig.cuda_batch_size}
+                     for d in ("auto", "cuda", "cuda:0")]
+    assert sum("onnxruntime is a CPU runtime" in r.getMessage() for r in caplog.records) == 3
+
+
+def test_predict_on_a_cpu_from_a_gpu_store_uses_the_cpu_batch_and_fp32_without_native_bf16(tiny_store, monkeypatch):
+    """Issue 31, finding 6: a GPU store (bf16, batch 128) predicted on a CPU without native bf16 pads
+    to the CPU's batch, not 128, and runs fp32 instead of emulating bf16."""
+    import afgen.encoders.devices
+    from afgen.config import ExtractConfig
+    from afgen.contracts.store import FeatureStore
+    from afgen.learning.predict import extraction_for
+
+    store = FeatureStore(tiny_store / "features").config()
+    store["settings"] = {k: v for k, v in store["settings"].items() if k != "runtime"} | {"precision": "bf16"}  # torch
+    store["extract"] = store["extract"] | {"batch_size": 128, "device": "cuda:0"}
+    monkeypatch.setattr(afgen.encoders.devices, "bf16_supported", lambda device: False)
+    built = _recording_backbone(monkeypatch)
+    _, backbone, settings, _ = extraction_for(store, None, "cpu")
+    assert built == [{"device": "cpu", "precision": "fp32", "runtime": "torch",
+                      "batch_size": ExtractConfig.cpu_batch_size}]
+    assert backbone.batch_size == settings.chunk == ExtractConfig.cpu_batch_size

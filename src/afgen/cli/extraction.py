@@ -118,9 +118,9 @@ def extract(
     audio_weights: Annotated[str, typer.Option(help="--audio vggish|ast: default (the library's cache, or a download), none (random, tests only), a state-dict PATH, or (ast) a folder saved with save_pretrained.")] = C.AudioFeatureConfig.weights,
     workers: WorkersOpt = C.ExtractConfig.workers,
     batch_size: Annotated[int | None, typer.Option(help=f"Images per backbone batch (default {C.ExtractConfig.cpu_batch_size} on a CPU, {C.ExtractConfig.cuda_batch_size} on a GPU).")] = C.ExtractConfig.batch_size,
-    precision: Annotated[Precision, typer.Option(help="fp32, bf16 or auto (bf16 where supported).")] = C.ExtractConfig.precision,
+    precision: Annotated[Precision, typer.Option(help="fp32, bf16 or auto: on a CPU the fastest precision of the runtime within cosine 0.999 of fp32 (measured; ONNX Runtime runs fp32 only), on a GPU bf16 where it has it; a resumed store keeps its own.")] = C.ExtractConfig.precision,
     device: DeviceOpt = C.ExtractConfig.device,
-    runtime: Annotated[Runtime, typer.Option(help="Backbone runtime: torch; onnxruntime (CPU, fp32; 1.5-1.8x eager torch on the CPUs measured, features within cosine 1e-6); openvino (CPU; bf16 where the CPU has it, the fastest measured on AMX CPUs; needs `pip install \"afgen[openvino]\"`); or auto (on a CPU, the fastest of these measured once on this machine at your backbone, size and batch, never one below cosine 0.999 of fp32 torch; a resumed store keeps its own).")] = C.ExtractConfig.runtime,
+    runtime: Annotated[Runtime, typer.Option(help="Backbone runtime: torch; onnxruntime (CPU, fp32; 1.5-1.8x eager torch on the CPUs measured, features within cosine 1e-6); openvino (CPU; bf16 where the CPU has it, the fastest measured on AMX CPUs; needs `pip install \"afgen[openvino]\"`); or auto (on a CPU, the fastest of these measured once on this machine at your backbone, size and batch, never one below cosine 0.999 of fp32 torch; a resumed store keeps its own, and on a GPU a store's CPU runtime runs as torch, with a notice).")] = C.ExtractConfig.runtime,
     dtype: Annotated[DType, typer.Option(help="On-disk dtype of visual features: float16 or float32.")] = C.ExtractConfig.dtype,
     limit: Annotated[int | None, typer.Option(help="Extract only the first N clips.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Start the store afresh if its settings differ.")] = False,
@@ -165,7 +165,7 @@ def extract(
     console.print(f"{s.done} extracted, {s.skipped} already done, {s.failed} failed in "
                   f"{s.seconds:.1f} s ({rate:.1f} images/s); store: {s.store}")
     if s.runtime_choice:
-        console.print(f"backbone runtime (--runtime auto): {s.runtime_choice}")
+        console.print(f"backbone runtime: {s.runtime_choice}")
     if s.bottleneck():
         console.print(f"[yellow]note:[/] {s.bottleneck()}")
 

@@ -24,6 +24,7 @@ from torch import nn
 
 from afgen.config import ExtractConfig
 from afgen.encoders import graph_cache
+from afgen.encoders.devices import bf16_supported, resolve_device, resolve_precision  # noqa: F401 - re-exported
 from afgen.encoders.onnx_runtime import ONNXRUNTIME, OnnxBackbone, export, resolve_runtime
 from afgen.encoders.openvino_runtime import OPENVINO, OpenVinoBackbone
 from afgen.encoders.registry import BACKBONES
@@ -76,32 +77,6 @@ class Backbone:
     def __call__(self, images: np.ndarray) -> np.ndarray:
         """Features [N, dim] float32 for uint8 RGB images [N, H, W, 3], in fixed-size batches."""
         return extract_features(self, images)
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise AfgenError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu")
-    return torch.device(device)
-
-
-def bf16_supported(device: torch.device) -> bool:
-    """Whether bf16 runs natively here (a GPU with bf16, or a CPU with AVX-512 bf16 / AMX)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    if precision == "auto":
-        return "bf16" if bf16_supported(device) else "fp32"
-    if precision not in ("fp32", "bf16"):
-        raise AfgenError(f"unknown precision {precision!r}; use fp32, bf16 or auto")
-    return precision
 
 
 def _strip_head(model: nn.Module) -> int:
@@ -161,6 +136,7 @@ def build_backbone(
     the last two a graph exported before is read from the cache (graph_cache.py) and no torch
     model is built."""
     entry = BACKBONES.get(name)
+    precision = resolve_precision(precision, resolve_device(device), runtime)  # auto: what this runtime runs
     cached = _from_graph_cache(name, weights, device, precision, batch_size, runtime)
     return cached or _with_runtime(entry.load()(name, weights, device, precision, batch_size), runtime, weights)
 
@@ -169,7 +145,7 @@ def _from_graph_cache(name: str, weights: str, device: str, precision: str, batc
                       runtime: str) -> Backbone | None:
     """The backbone on ONNX Runtime or OpenVINO from a cached graph, or None (not cached, or torch)."""
     dev = resolve_device(device)
-    prec = resolve_precision(precision, dev)
+    prec = resolve_precision(precision, dev, runtime)
     resolved = resolve_runtime(runtime, dev, prec)
     hit = graph_cache.load(graph_cache.graph_key(name, weights)) if resolved in (ONNXRUNTIME, OPENVINO) else None
     if hit is None:

@@ -25,7 +25,7 @@ import torch
 
 from afgen.config import MEASURE_RUNTIMES_ENV, RUNTIME_MIN_COSINE, RUNTIME_TRIAL_BATCHES, cache_dir
 from afgen.contracts.store import atomic_write_json
-from afgen.encoders.backbones import bf16_supported, build_backbone
+from afgen.encoders.backbones import bf16_supported, build_backbone, resolve_precision
 from afgen.encoders.onnx_runtime import ONNXRUNTIME, resolve_runtime
 from afgen.encoders.onnx_runtime import available as ort_available
 from afgen.encoders.openvino_runtime import OPENVINO, supports_bf16
@@ -69,17 +69,20 @@ class Choice:
     cached: bool = False
     #: Why: measured, cached, the fixed rule (measuring switched off), or not a CPU.
     how: str = "measured"
+    #: The runtime the choice was limited to (`--runtime NAME --precision auto`), or auto.
+    among: str = "auto"
 
     def reason(self) -> str:
         """One line: the choice, its speed against the others, and where it came from."""
-        if not self.trials:
+        best = next((t for t in self.trials if (t.runtime, t.precision) == (self.runtime, self.precision)), None)
+        if best is None:
             return f"{self.runtime} {self.precision} ({self.how})"
-        best = next(t for t in self.trials if (t.runtime, t.precision) == (self.runtime, self.precision))
         others = ", ".join(f"{t.label} {t.images_per_s:.1f}" if t.error is None and t.eligible
                            else f"{t.label} {'failed' if t.error else f'refused: cosine {t.min_cosine:.5f}'}"
-                           for t in self.trials if t is not best)
+                           for t in self.trials if t is not best and self.among in ("auto", t.runtime))
         source = "cached measurement" if self.cached else "measured now"
-        return (f"{self.runtime} {self.precision}: fastest at {best.images_per_s:.1f} img/s"
+        fastest = "fastest" if self.among == "auto" else f"the fastest precision of --runtime {self.among}"
+        return (f"{self.runtime} {self.precision}: {fastest} at {best.images_per_s:.1f} img/s"
                 f"{f' (against {others})' if others else ''}; {source}")
 
 
@@ -161,13 +164,17 @@ def _write_cache(path: Path, data: dict) -> None:
 
 
 def choose_runtime(backbone: str, size: tuple[int, int], batch: int, precision: str = "auto",
-                   device: torch.device = CPU) -> Choice:
+                   device: torch.device = CPU, runtime: str = "auto") -> Choice:
     """The runtime and precision `--runtime auto` runs `backbone` with at `size` (h, w) and `batch`:
-    on a CPU the fastest eligible trial (cached per machine), elsewhere the fixed rule."""
+    on a CPU the fastest eligible trial (cached per machine), elsewhere the fixed rule. With a
+    `runtime` named (and precision auto), the fastest eligible precision of that runtime."""
+    if runtime == ONNXRUNTIME:  # it runs fp32 only: nothing to measure
+        return Choice(ONNXRUNTIME, resolve_precision(precision, device, ONNXRUNTIME),
+                      how="--precision auto with --runtime onnxruntime: fp32, the only precision it runs")
     if device.type != "cpu" or os.environ.get(MEASURE_RUNTIMES_ENV, "1") == "0":
-        fixed = precision if precision != "auto" else ("bf16" if bf16_supported(device) else "fp32")
+        fixed = resolve_precision(precision, device, runtime)
         how = "not a CPU: torch" if device.type != "cpu" else f"fixed rule ({MEASURE_RUNTIMES_ENV}=0)"
-        return Choice(resolve_runtime("auto", device, fixed), fixed, how=how)
+        return Choice(resolve_runtime(runtime, device, fixed), fixed, how=how)
     path = cache_dir() / CACHE_FILE
     key = cache_key(backbone, size, batch, precision)
     cache = _read_cache(path)
@@ -185,8 +192,10 @@ def choose_runtime(backbone: str, size: tuple[int, int], batch: int, precision: 
         cache = _read_cache(path)  # another process may have written meanwhile
         cache[key] = {"trials": [asdict(t) for t in trials], "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
         _write_cache(path, cache)
-    eligible = [t for t in trials if t.eligible]
-    if not eligible:  # nothing ran: the eager model (what build_backbone does anyway)
-        return Choice("torch", "fp32" if precision == "auto" else precision, trials, cached, how="no runtime ran")
+    eligible = [t for t in trials if t.eligible and runtime in ("auto", t.runtime)]
+    if not eligible:  # nothing ran: the eager model (what build_backbone does anyway), or the runtime named
+        fallback = "torch" if runtime == "auto" else runtime
+        return Choice(fallback, "fp32" if precision == "auto" else precision, trials, cached,
+                      how="no runtime ran", among=runtime)
     best = max(eligible, key=lambda t: t.images_per_s)
-    return Choice(best.runtime, best.precision, trials, cached, how="cached" if cached else "measured")
+    return Choice(best.runtime, best.precision, trials, cached, how="cached" if cached else "measured", among=runtime)

@@ -13,10 +13,13 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import torch
+
 from afgen.config import AudioFeatureConfig, ExtractConfig, FlowConfig, VideoConfig, to_dict
 from afgen.contracts.store import CONFIG, FeatureStore
 from afgen.encoders.audio import get_encoder
-from afgen.encoders.backbones import Backbone, build_backbone, resolve_device
+from afgen.encoders.backbones import Backbone, build_backbone
+from afgen.encoders.devices import for_device, resolve_device, resolve_precision
 from afgen.encoders.flows import is_learned
 from afgen.encoders.raft import RaftFlow, build_raft
 from afgen.encoders.registry import FLOWS
@@ -78,8 +81,9 @@ def flow_settings(flow: FlowConfig, raft: RaftFlow | None = None) -> dict:
 
 
 def store_config(backbone: Backbone, cfg: ExtractConfig, video: VideoConfig, flow: FlowConfig,
-                 audio: AudioFeatureConfig, raft: RaftFlow | None = None) -> dict:
-    """config.json: the settings that decide the bytes (compared on rerun) and provenance."""
+                 audio: AudioFeatureConfig, raft: RaftFlow | None = None, device: str | None = None) -> dict:
+    """config.json: the settings that decide the bytes (compared on rerun) and provenance
+    (`device`: where the backbone ran, when not where `backbone` was built: Ray's actors)."""
     encoder = get_encoder(audio.encoder, audio)
     settings = {
         "video": to_dict(video) | {"decoder_threads": None},
@@ -89,7 +93,7 @@ def store_config(backbone: Backbone, cfg: ExtractConfig, video: VideoConfig, flo
         "dtype": cfg.dtype,
     }
     return {"settings": settings, "versions": package_versions(),
-            "extract": {"batch_size": cfg.batch_size, "device": str(backbone.device),
+            "extract": {"batch_size": cfg.batch_size, "device": device or str(backbone.device),
                         "workers": cfg.workers, "weights_arg": cfg.weights, "engine": cfg.engine,
                         "flow_weights_arg": cfg.flow_weights if raft is not None else None,
                         "audio_weights_arg": audio.weights if audio.encoder != "logmel" else None}}
@@ -135,43 +139,58 @@ def _prepare_and_run(dataset: Dataset, out: str | Path, cfg: ExtractConfig, vide
     if store.root.exists() and not store.root.is_dir():
         raise StoreError("exists and is a file, not a folder: choose another output folder for the feature store",
                          store.root)
-    if cfg.engine == "local" and cfg.batch_size is None:  # this device's default (Ray's actors choose theirs)
-        cfg = replace(cfg, batch_size=cfg.batch_for(resolve_device(cfg.device).type))
+    device = resolve_device(cfg.device) if cfg.engine == "local" else None  # Ray: its actors' (placement)
+    if device is not None and cfg.batch_size is None:  # this device's default
+        cfg = replace(cfg, batch_size=cfg.batch_for(device))
     settings = producer_settings(cfg, video, flow, audio)
     n_clips = len(dataset.clips[: cfg.limit] if cfg.limit else dataset.clips)
-    pool = choice = None
+    pool = None
+    plan = Plan(cfg)
+    stored = _stored_settings(store, overwrite)
     if cfg.engine == "ray":
         for p in pools:  # started for the local engine: not needed
             p.close()
         from afgen.extraction.engines import ray_data
 
         ray_data.require()  # before the (driver-side) backbone: a missing Ray fails fast
+        if backbone is None:
+            plan = _place_on_ray(cfg, stored)
     else:
         local.configure_threads(min(cfg.workers, n_clips))  # before the backbone is built: its runtime takes them
         # measured (or read from the cache) before extract's own producers start; the CLI's start
         # earlier and warm up for ~2 s of a first-ever measurement (its fastest batch counts)
         if backbone is None:
-            cfg, choice = _choose_runtime(cfg, store, overwrite, video)
+            plan = _choose_runtime(cfg, stored, video, device)
         if not pools:  # producers start (spawn, imports, warm-up) while the backbone is built
-            pools += [p for p in [start_producers(cfg, video, flow, audio, n_clips)] if p is not None]
+            pools += [p for p in [start_producers(plan.cfg, video, flow, audio, n_clips)] if p is not None]
         pool = pools[0] if pools else None
-    summary = _extract(dataset, store, cfg, video, flow, audio, overwrite, show_progress, backbone, shard,
+    summary = _extract(dataset, store, plan, video, flow, audio, overwrite, show_progress, backbone, shard,
                        settings, pool, start)
-    return replace(summary, runtime_choice=choice.reason() if choice else None)
+    return replace(summary, runtime_choice=plan.reason())
 
 
-def _extract(dataset: Dataset, store: FeatureStore, cfg: ExtractConfig, video: VideoConfig, flow: FlowConfig,
+def _extract(dataset: Dataset, store: FeatureStore, plan: Plan, video: VideoConfig, flow: FlowConfig,
              audio: AudioFeatureConfig, overwrite: bool, show_progress: bool, backbone: Backbone | None,
              shard: tuple[int, int] | None, settings: Settings, pool: ProducerPool | None,
              start: float) -> ExtractSummary:
-    backbone = backbone or build_backbone(cfg.backbone, cfg.weights, "cpu" if cfg.engine == "ray" else cfg.device,
-                                          cfg.precision, cfg.batch_for("cpu"), _runtime(cfg, store, overwrite))
+    cfg = plan.cfg
+    if backbone is None and plan.placement is not None:  # Ray: built here for its identity only, on the CPU
+        backbone = build_backbone(cfg.backbone, cfg.weights, "cpu", cfg.precision, cfg.batch_size, "torch")
+        backbone.runtime = cfg.runtime  # what the actors run (they build their own)
+    backbone = backbone or build_backbone(cfg.backbone, cfg.weights, cfg.device, cfg.precision, cfg.batch_size,
+                                          cfg.runtime)
     raft = (build_raft(flow, backbone.device, cfg.flow_weights, backbone.batch_size) if is_learned(flow) else None)
     build_seconds = time.perf_counter() - start
     store.root.mkdir(parents=True, exist_ok=True)
     scope = ALL if shard is None else shard_scope(*shard)
+    config = store_config(backbone, cfg, video, flow, audio, raft,
+                          device=plan.placement.device if plan.placement is not None else None)
+    ran_as = {}
+    if plan.stored_as is not None:  # a resumed store run otherwise on this device: its settings stay its own
+        config["settings"] = _recorded(config["settings"], plan.stored_as)
+        ran_as = {"ran_as": {"runtime": cfg.runtime, "precision": cfg.precision, "device": config["extract"]["device"]}}
     with StoreLock(store.root, scope, command=" ".join(sys.argv)):
-        store.open_for_writing(store_config(backbone, cfg, video, flow, audio, raft), overwrite=overwrite)
+        store.open_for_writing(config, overwrite=overwrite)
         if dataset.selection:
             store.record("dataset", dataset.selection)  # which clips, chosen how, and the class order
         clips = list(dataset.clips[: cfg.limit] if cfg.limit else dataset.clips)
@@ -189,7 +208,7 @@ def _extract(dataset: Dataset, store: FeatureStore, cfg: ExtractConfig, video: V
         elif cfg.engine == "ray":
             from afgen.extraction.engines import ray_data
 
-            events = ray_data.run(todo, settings, cfg, backbone)
+            events = ray_data.run(todo, settings, cfg, backbone, plan.placement)
         else:
             events = local.run(todo, settings, cfg, backbone, raft, pool=pool, stats=stats)
         by_id = {c.id: c for c in todo}
@@ -204,7 +223,7 @@ def _extract(dataset: Dataset, store: FeatureStore, cfg: ExtractConfig, video: V
                         item = event[2]
                         arrays = {"rgb": item.rgb.astype(cfg.dtype), "flow": item.flow.astype(cfg.dtype),
                                   **item.audio}
-                        store.write_clip(clip.id, arrays, _record(clip) | item.meta | {"settings": sid})
+                        store.write_clip(clip.id, arrays, _record(clip) | item.meta | ran_as | {"settings": sid})
                         n_done += 1
                         images += len(item.rgb) + len(item.flow)
                         if first_clip is None:
@@ -221,35 +240,80 @@ def _extract(dataset: Dataset, store: FeatureStore, cfg: ExtractConfig, video: V
                           startup_wait_seconds=stats.startup_wait_seconds, backbone_seconds=stats.backbone_seconds)
 
 
-def _runtime(cfg: ExtractConfig, store: FeatureStore, overwrite: bool) -> str:
-    """The backbone runtime to ask for: `auto` keeps a resumed store's own (torch where it names
-    none), so a rerun never trips over its settings; on Ray, whose actors may hold GPUs, torch
-    unless --device cpu says they run on CPUs."""
-    if cfg.runtime != "auto":
-        return cfg.runtime
-    if not overwrite and (store.root / CONFIG).is_file():
-        try:
-            return store.config()["settings"].get("runtime", "torch")
-        except (StoreError, KeyError, AttributeError):
-            pass  # a damaged config.json: open_for_writing reports it
-    return "torch" if cfg.engine == "ray" and cfg.device != "cpu" else "auto"
+@dataclass(frozen=True)
+class Plan:
+    """How the backbone runs: `cfg` with the runtime and precision to build it with, how `auto`
+    chose them, a resumed store's own pair when this device runs it otherwise (`stored_as`: the
+    store's settings keep it), and for Ray where its actors run (engines/ray_data.Placement)."""
+
+    cfg: ExtractConfig
+    choice: Choice | None = None
+    stored_as: dict | None = None
+    placement: object | None = None
+
+    def reason(self) -> str | None:
+        """The line the CLI prints about the runtime (None: given, or kept from the store unchanged)."""
+        notice = getattr(self.placement, "notice", None)
+        return self.choice.reason() if self.choice else notice if notice else None
 
 
-def _choose_runtime(cfg: ExtractConfig, store: FeatureStore, overwrite: bool,
-                    video: VideoConfig) -> tuple[ExtractConfig, Choice | None]:
-    """`--runtime auto` on a CPU, for a new store: the fastest runtime measured here (cached per
-    machine, encoders/runtime_choice.py), with its precision when that was auto too."""
-    kept = _runtime(cfg, store, overwrite)
-    if kept != "auto" and cfg.runtime == "auto" and cfg.precision == "auto":  # a resumed store: its precision too
-        try:
-            return replace(cfg, precision=store.config()["settings"].get("precision", "auto")), None
-        except (StoreError, KeyError, AttributeError):
-            return cfg, None
-    if kept != "auto" or resolve_device(cfg.device).type != "cpu":
-        return cfg, None
-    choice = choose_runtime(cfg.backbone, (video.height, video.width), cfg.batch_for("cpu"), cfg.precision)
-    log.info("--runtime auto: %s", choice.reason())
-    return replace(cfg, runtime=choice.runtime, precision=choice.precision), choice
+def _stored_settings(store: FeatureStore, overwrite: bool) -> dict | None:
+    """The settings of the store being resumed (None: a new store, --overwrite, or a damaged
+    config.json, which open_for_writing reports)."""
+    if overwrite or not (store.root / CONFIG).is_file():
+        return None
+    try:
+        settings = store.config()["settings"]
+        return settings if isinstance(settings, dict) else None
+    except (StoreError, KeyError, TypeError):
+        return None
+
+
+def _request(cfg: ExtractConfig, stored: dict | None) -> tuple[str, str, bool]:
+    """The runtime and precision asked for, and whether they are a resumed store's own: `auto`
+    keeps the store's runtime (torch where it names none), and its precision when that is auto too."""
+    if stored is None or cfg.runtime != "auto":
+        return cfg.runtime, cfg.precision, False
+    precision = stored.get("precision", "auto") if cfg.precision == "auto" else cfg.precision
+    return stored.get("runtime", "torch"), precision, True
+
+
+def _choose_runtime(cfg: ExtractConfig, stored: dict | None, video: VideoConfig, device: torch.device) -> Plan:
+    """The local engine's backbone runtime and precision on `device`: a resumed store's own, as this
+    device runs them (a CPU runtime runs as torch on a GPU, with a notice); on a CPU, `auto` (either
+    of them) measured (cached per machine, encoders/runtime_choice.py); else as given."""
+    runtime, precision, own = _request(cfg, stored)
+    if own:
+        ran_runtime, ran_precision, notice = for_device(runtime, resolve_precision(precision, device, runtime), device)
+        if notice:
+            log.info("%s", notice)
+        return Plan(replace(cfg, runtime=ran_runtime, precision=ran_precision), stored_as=(
+            {"runtime": runtime, "precision": precision} if notice else None))
+    if device.type != "cpu" or "auto" not in (runtime, precision):
+        return Plan(cfg)
+    choice = choose_runtime(cfg.backbone, (video.height, video.width), cfg.batch_for(device), precision, device,
+                            runtime)
+    log.info("--runtime %s --precision %s: %s", runtime, precision, choice.reason())
+    return Plan(replace(cfg, runtime=choice.runtime, precision=choice.precision), choice)
+
+
+def _place_on_ray(cfg: ExtractConfig, stored: dict | None) -> Plan:
+    """Ray: the runtime, precision and batch of the backbone actors, resolved on one of them (a GPU
+    if they get GPUs), so the store records what they run."""
+    from afgen.extraction.engines import ray_data
+
+    runtime, precision, own = _request(cfg, stored)
+    placement = ray_data.place(cfg, runtime, precision, stored=own)
+    ran = replace(cfg, runtime=placement.runtime, precision=placement.precision, batch_size=placement.batch_size)
+    stored_as = {"runtime": runtime, "precision": precision} if own and placement.notice else None
+    return Plan(ran, stored_as=stored_as, placement=placement)
+
+
+def _recorded(settings: dict, stored_as: dict) -> dict:
+    """`settings` with a resumed store's own runtime and precision (torch is recorded by its absence)."""
+    out = {k: v for k, v in settings.items() if k != "runtime"}
+    out["precision"] = stored_as["precision"]
+    return out | ({"runtime": stored_as["runtime"]} if stored_as["runtime"] != "torch" else {})
 
 
 def _record(clip: Clip) -> dict:

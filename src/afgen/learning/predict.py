@@ -8,7 +8,8 @@ both once and scores any number of clips.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +20,15 @@ from afgen.contracts.packed import v_c
 from afgen.contracts.runfolder import require_model
 from afgen.contracts.store import atomic_save_npy, read_json
 from afgen.encoders.backbones import Backbone, build_backbone
+from afgen.encoders.devices import for_device, resolve_device
 from afgen.encoders.flows import is_learned
 from afgen.encoders.raft import RaftFlow, build_raft
 from afgen.errors import AfgenError
 from afgen.extraction.assemble import ClipFeatures, features_in_process
 from afgen.extraction.producer import Settings
 from afgen.learning.trained import load_run
+
+log = logging.getLogger(__name__)
 
 #: What the classifier was given for a clip's audio: its real track, the generated feature
 #: because the clip has no track, or the generated feature because --drop-audio asked for it.
@@ -124,9 +128,15 @@ def extraction_for(store: dict, weights: str | None, device: str,
     elif audio_ident.startswith(("file:", "folder:")):
         audio_weights = extract.get("audio_weights_arg") or "default"
     audio_cfg = from_dict(AudioFeatureConfig, {**s["audio"], "encoder": s["audio"]["name"], "weights": audio_weights})
-    cfg = ExtractConfig(backbone=s["backbone"], weights=weights_for(s, extract, weights), precision=s["precision"],
-                        runtime=s.get("runtime", "torch"), device=device,
-                        batch_size=extract.get("batch_size") or ExtractConfig.cpu_batch_size)
+    # the store's runtime and precision as this device runs them (a CPU runtime runs as torch on a
+    # GPU; bf16 as fp32 where it is not native), in this device's batch, not the store's
+    dev = resolve_device(device)
+    runtime, precision, notice = for_device(s.get("runtime", "torch"), s["precision"], dev)
+    if notice:
+        log.info("%s", notice)
+    cfg = ExtractConfig(backbone=s["backbone"], weights=weights_for(s, extract, weights), precision=precision,
+                        runtime=runtime, device=device)
+    cfg = replace(cfg, batch_size=cfg.batch_for(dev))
     backbone = backbone or build_backbone(cfg.backbone, cfg.weights, device, cfg.precision, cfg.batch_size, cfg.runtime)
     raft = None
     if is_learned(flow):

@@ -149,3 +149,99 @@ def test_missing_ray_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(AfgenError, match=r'afgen\[ray\]'):
         ray_data.require()
+
+
+class FakeRay:
+    """As much of Ray as placing the actors uses: a cluster with these resources, whose remote
+    tasks run here (recording the resources they asked for)."""
+
+    def __init__(self, resources: dict) -> None:
+        self.resources, self.asked = resources, []
+
+    def is_initialized(self) -> bool:
+        return True
+
+    def cluster_resources(self) -> dict:
+        return self.resources
+
+    def remote(self, **resources):
+        def wrap(fn):
+            class Task:
+                def remote(_, *args):
+                    self.asked.append(resources)
+                    return fn(*args)
+            return Task()
+        return wrap
+
+    def get(self, value):
+        return value
+
+
+def _fake_gpu_cluster(monkeypatch, gpus: int = 2) -> FakeRay:
+    """A Ray cluster with `gpus` GPUs without bf16, seen from a driver whose CPU has bf16."""
+    import torch
+
+    import afgen.encoders.devices
+    from afgen.extraction.engines import ray_data
+
+    fake = FakeRay({"CPU": 8.0, "GPU": float(gpus)})
+    monkeypatch.setattr(ray_data, "_ray", lambda: fake)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)  # what an actor holding one GPU sees
+    monkeypatch.setattr(afgen.encoders.devices, "bf16_supported", lambda device: device.type == "cpu")
+    return fake
+
+
+@pytest.mark.parametrize("device", ["auto", "cuda", "cuda:0", "cuda:1"])
+def test_ray_places_every_cuda_form_on_gpus_resolved_on_a_gpu_actor(monkeypatch, device):
+    """Issue 31, findings 4 and 5: cuda:N means GPUs to Ray too, and the actors' precision, runtime
+    and batch are resolved for a GPU (here without bf16), not on the driver's bf16 CPU."""
+    from afgen.extraction.engines import ray_data
+    from afgen.extraction.producer import Settings
+
+    fake = _fake_gpu_cluster(monkeypatch)
+    cfg = ExtractConfig(backbone="resnet18", weights="none", engine="ray", device=device)
+    placement = ray_data.place(cfg, "auto", "auto")
+    assert (placement.device, placement.actors, placement.runtime, placement.precision, placement.batch_size) == (
+        "cuda", 2, "torch", "fp32", ExtractConfig.cuda_batch_size)
+    assert fake.asked == [{"num_gpus": 1, "num_cpus": 1}]  # resolved on a GPU's resources
+    backbone = type("B", (), {"name": "resnet18"})()
+    kwargs = ray_data.actor_kwargs(placement, backbone, cfg, Settings(SMALL, None, None, 4))
+    assert {k: kwargs[k] for k in ("device", "precision", "batch_size", "runtime")} == {
+        "device": "cuda", "precision": "fp32", "batch_size": ExtractConfig.cuda_batch_size, "runtime": "torch"}
+    # a store made with ONNX Runtime on a CPU (predict, or a resumed store) runs as torch on the GPUs
+    stored = ray_data.place(cfg, "onnxruntime", "fp32", stored=True)
+    assert (stored.runtime, stored.precision) == ("torch", "fp32") and "CPU runtime" in stored.notice
+
+
+def test_ray_without_gpus_refuses_every_cuda_form(monkeypatch):
+    from afgen.extraction.engines import ray_data
+
+    _fake_gpu_cluster(monkeypatch, gpus=0)
+    for device in ("cuda", "cuda:0"):
+        with pytest.raises(AfgenError, match=f"--device {device}, but the Ray cluster has no GPUs"):
+            ray_data.place(ExtractConfig(engine="ray", device=device))
+    assert ray_data.place(ExtractConfig(engine="ray", precision="fp32")).device == "cpu"
+
+
+def test_a_ray_store_on_gpus_records_the_actors_device_batch_and_precision(monkeypatch, tmp_path):
+    """Issue 31, finding 4: config.json says what the actors run (cuda, their batch, their
+    precision), not the driver's CPU backbone (cpu, no batch, the CPU's bf16)."""
+    from conftest import write_clip
+
+    from afgen.extraction.engines import ray_data
+
+    _fake_gpu_cluster(monkeypatch)
+    seen = {}
+
+    def run(todo, settings, cfg, backbone, placement=None):
+        seen["placement"] = placement
+        return iter(())
+    monkeypatch.setattr(ray_data, "run", run)
+    write_clip(tmp_path / "data/a/x.mp4", seconds=1.0, size=32)
+    cfg = ExtractConfig(backbone="resnet18", weights="none", engine="ray", device="cuda:0")
+    extract(discover(tmp_path / "data"), tmp_path / "f", cfg, SMALL, show_progress=False)
+    config = FeatureStore(tmp_path / "f").config()
+    assert config["extract"]["device"] == "cuda" and config["extract"]["batch_size"] == ExtractConfig.cuda_batch_size
+    assert config["settings"]["precision"] == "fp32" and "runtime" not in config["settings"]  # torch
+    assert seen["placement"].precision == "fp32" and seen["placement"].batch_size == ExtractConfig.cuda_batch_size

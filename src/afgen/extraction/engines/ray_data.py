@@ -17,13 +17,16 @@ import logging
 import math
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from afgen.config import ExtractConfig, FlowConfig
+from afgen.config import ExtractConfig, FlowConfig, device_type
 from afgen.encoders.backbones import Backbone
+from afgen.encoders.devices import for_device, resolve_device, resolve_precision
+from afgen.encoders.onnx_runtime import resolve_runtime
 from afgen.errors import AfgenError
 from afgen.extraction.dataset import Clip
 from afgen.extraction.engines import Event
@@ -137,29 +140,87 @@ def _actors(cfg: ExtractConfig, gpus: float) -> int:
     return max(1, int(gpus)) if gpus else 1
 
 
-def run(todo: list[Clip], settings: Settings, cfg: ExtractConfig, backbone: Backbone) -> Iterator[Event]:
-    """Extract `todo` on Ray: one event per clip, in completion order (see engines/__init__)."""
+@dataclass(frozen=True)
+class Placement:
+    """Where the backbone actors run and what they run, resolved on one of them."""
+
+    #: cuda (one GPU each, Ray's choice of GPU) or cpu.
+    device: str
+    actors: int
+    actor_cpus: int
+    producers: int
+    runtime: str
+    precision: str
+    batch_size: int
+    #: Set when the runtime or precision asked for (a store's own) runs otherwise on the actors.
+    notice: str | None = None
+
+
+def actor_settings(device: str, runtime: str, precision: str, stored: bool) -> tuple[str, str, str | None]:
+    """The runtime and precision a backbone actor on `device` runs: `auto` resolved for its hardware,
+    or (`stored`: a store's own pair) as that device runs it. Called on an actor's resources."""
+    dev = resolve_device(device)
+    precision = resolve_precision(precision, dev, runtime)
+    if stored:
+        return for_device(runtime, precision, dev)
+    return resolve_runtime(runtime, dev, precision), precision, None
+
+
+def place(cfg: ExtractConfig, runtime: str | None = None, precision: str | None = None,
+          stored: bool = False) -> Placement:
+    """Connect, then decide the actors: a GPU each where the cluster has GPUs and --device allows
+    (auto, cuda, cuda:N), else CPUs; their runtime, precision and batch size are resolved for that
+    device by a task with an actor's resources, not on this (driver's) machine."""
+    ray = _ray()
+    connect(cfg)
+    resources = ray.cluster_resources()
+    kind = device_type(cfg.device)
+    gpus = resources.get("GPU", 0.0) if kind in ("auto", "cuda") else 0.0
+    if kind == "cuda" and not gpus:
+        raise AfgenError(f"--device {cfg.device}, but the Ray cluster has no GPUs; use --device cpu")
+    if gpus and cfg.device.startswith("cuda:"):
+        log.info("Ray gives each backbone actor a GPU of its own: --device %s runs them on GPUs, but not on GPU %s "
+                 "in particular", cfg.device, cfg.device[5:])
+    actors = _actors(cfg, gpus)
+    actor_cpus = 1 if gpus else cfg.ray_actor_cpus
+    producers = cfg.ray_producers or max(1, int(resources.get("CPU", 1)) - actors * actor_cpus)
+    device = "cuda" if gpus else "cpu"
+    probe = ray.remote(num_gpus=1 if gpus else 0, num_cpus=actor_cpus)(actor_settings)
+    runtime, precision, notice = ray.get(probe.remote(device, runtime or cfg.runtime, precision or cfg.precision,
+                                                      stored))
+    if notice:
+        log.info("Ray: %s", notice)
+    return Placement(device, actors, actor_cpus, producers, runtime, precision, cfg.batch_for(device), notice)
+
+
+def actor_kwargs(placement: Placement, backbone: Backbone, cfg: ExtractConfig, settings: Settings) -> dict:
+    """What each BackboneActor is built with: the placement's device, runtime, precision and batch."""
+    return {"name": backbone.name, "weights": cfg.weights, "device": placement.device,
+            "precision": placement.precision, "batch_size": placement.batch_size, "threads": placement.actor_cpus,
+            "flow": settings.flow, "flow_weights": cfg.flow_weights, "runtime": placement.runtime}
+
+
+def run(todo: list[Clip], settings: Settings, cfg: ExtractConfig, backbone: Backbone,
+        placement: Placement | None = None) -> Iterator[Event]:
+    """Extract `todo` on Ray: one event per clip, in completion order (see engines/__init__).
+    Without a `placement` (extract.py makes one), the actors run `backbone`'s runtime and precision
+    as their device runs them."""
     from afgen.extraction.assemble import ClipFeatures
 
     ray = _ray()
-    connect(cfg)
+    placement = placement or place(cfg, backbone.runtime, backbone.precision, stored=True)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # afgen shows its own, per clip
     # One clip per block: each finished clip leaves the actor at once (Ray Data otherwise packs
     # outputs into blocks of up to 128 MiB, and features are small: nothing would arrive before
     # the end) and each decoded clip reaches the backbone as soon as it is ready.
     context.target_max_block_size = 1
-    resources = ray.cluster_resources()
-    gpus = resources.get("GPU", 0.0) if cfg.device in ("auto", "cuda") else 0.0
-    if cfg.device == "cuda" and not gpus:
-        raise AfgenError("--device cuda, but the Ray cluster has no GPUs; use --device cpu")
-    actors = _actors(cfg, gpus)
-    actor_cpus = 1 if gpus else cfg.ray_actor_cpus
-    producers = cfg.ray_producers or max(1, int(resources.get("CPU", 1)) - actors * actor_cpus)
+    producers, actors, gpus = placement.producers, placement.actors, placement.device == "cuda"
     blocks = min(len(todo), max(4 * producers, math.ceil(len(todo) / 8)))
     items = [{"id": c.id, "path": str(Path(c.path).resolve())} for c in todo]
-    log.info("Ray: %d clips, %d producer tasks at a time, %d backbone actor(s)%s", len(todo), producers, actors,
-             " with a GPU each" if gpus else "")
+    log.info("Ray: %d clips, %d producer tasks at a time, %d backbone actor(s)%s running %s %s, batch %d",
+             len(todo), producers, actors, " with a GPU each" if gpus else "", placement.runtime,
+             placement.precision, placement.batch_size)
     ds = ray.data.from_items(items, override_num_blocks=blocks)
     # flat_map (one row per clip) rather than map: Ray Data then never fuses the producers
     # into the backbone actor, where decoding would stall the backbone instead of overlapping it.
@@ -167,12 +228,8 @@ def run(todo: list[Clip], settings: Settings, cfg: ExtractConfig, backbone: Back
                      compute=ray.data.TaskPoolStrategy(size=producers))
     ds = ds.map_batches(
         BackboneActor, batch_size=cfg.ray_clips_per_call, batch_format="numpy",
-        fn_constructor_kwargs={"name": backbone.name, "weights": cfg.weights, "device": "cuda" if gpus else "cpu",
-                               "precision": backbone.precision, "batch_size": cfg.batch_for("cuda" if gpus else "cpu"),
-                               "threads": actor_cpus,
-                               "flow": settings.flow, "flow_weights": cfg.flow_weights,
-                               "runtime": backbone.runtime},
-        compute=ray.data.ActorPoolStrategy(size=actors), num_gpus=1 if gpus else 0, num_cpus=actor_cpus)
+        fn_constructor_kwargs=actor_kwargs(placement, backbone, cfg, settings),
+        compute=ray.data.ActorPoolStrategy(size=actors), num_gpus=1 if gpus else 0, num_cpus=placement.actor_cpus)
     try:
         for row in ds.iter_rows():
             meta = json.loads(row["meta"])
