@@ -49,6 +49,6 @@ def test_help_lists_exactly_the_commands():
     """The command list itself (not the words anywhere in the help text): every command, once."""
     commands = typer.main.get_command(app).commands
     assert set(commands) == {"synth", "frames", "extract", "export", "train", "evaluate", "compare", "predict", "export-model",
-                             "demo", "verify"}
+                             "demo", "verify", "methods"}
     for name, command in commands.items():
         assert command.help, f"`afgen {name}` has no help text"

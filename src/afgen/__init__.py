@@ -4,8 +4,10 @@ Reproduces Lee, Lin, Hsu & Hsu, "Audio Feature Generation for Missing Modality P
 Video Action Recognition" (ICASSP 2019). See README.md for the pipeline and the API.
 
 The pipeline's entry points are importable from here (loaded on first use, so `import afgen`
-stays light): discover, extract, train, evaluate, predict, predict_many; and for reading
-features in your own code, FeatureStore, FeatureDataset and pad_collate.
+stays light): discover, extract, train, evaluate, predict, predict_many; for reading
+features in your own code, FeatureStore, FeatureDataset and pad_collate; and for a method of
+your own, Stage, Method, register_stage, register_method and register_model (the whole API:
+afgen.learning.method_api).
 """
 
 import importlib
@@ -32,6 +34,12 @@ _LAZY = {
     "FeatureStore": "afgen.contracts.store",
     "FeatureDataset": "afgen.learning.feature_dataset",
     "pad_collate": "afgen.learning.feature_dataset",
+    # A method of your own (docs/methods.md): stages, rows and model classes, registered.
+    "Stage": "afgen.learning.method_api",
+    "Method": "afgen.learning.method_api",
+    "register_stage": "afgen.learning.method_api",
+    "register_method": "afgen.learning.method_api",
+    "register_model": "afgen.learning.method_api",
 }
 
 
@@ -39,6 +47,11 @@ def __getattr__(name: str):
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'afgen' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The public API, lazy attributes included (tab completion and help(afgen) see them)."""
+    return sorted(set(globals()) | set(_LAZY))
 
 
 __all__ = ["AfgenError", "DatasetError", "StoreError", "VideoError", "__version__", *_LAZY]

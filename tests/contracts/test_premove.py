@@ -14,7 +14,7 @@ from afgen.config import EvalConfig
 from afgen.contracts.packed import v_c
 from afgen.contracts.store import FeatureStore
 from afgen.learning.evaluate import evaluate
-from afgen.learning.methods import METHODS, PAPER
+from afgen.learning.registry import registry
 from afgen.learning.trained import load_run
 from afgen.verify import open_packed, verify
 
@@ -48,7 +48,8 @@ def test_the_old_run_loads_and_evaluates(premove):
     result = evaluate(premove / "run", premove / "features", EvalConfig(split="val", bootstrap=100, mask_draws=1))
     assert (premove / "run" / "eval-val" / "results.json").is_file()  # a val evaluation never overwrites the test one
     # every row but those whose stages were added after it was trained
-    newer = {"visual_av_head", "visual_distilled", "av_generated_through", "av_frames_generated"}
-    assert set(result.results["methods"]) == set(METHODS) - newer
-    top1 = result.results["rates"]["1"][PAPER]["top1"]
+    newer = {"visual_av_head", "visual_distilled", "av_generated_through", "av_frames_generated",
+             "av_transformer_token", "av_reconstructed"}
+    assert set(result.results["methods"]) == set(registry().methods) - newer
+    top1 = result.results["rates"]["1"][registry().paper().key]["top1"]
     assert 0.0 <= top1["low"] <= top1["value"] <= top1["high"] <= 1.0

@@ -8,7 +8,10 @@ import pytest
 
 from afgen.config import EvalConfig
 from afgen.learning.evaluate import evaluate, mask_draws, missing_mask
-from afgen.learning.methods import BASELINES, METHODS, PAPER
+from afgen.learning.registry import registry
+
+METHODS = registry().methods
+PAPER = registry().paper().key
 
 FAST = EvalConfig(missing_rates=(0.0, 0.5, 1.0), bootstrap=300, mask_draws=3)
 
@@ -26,7 +29,8 @@ def test_table_has_every_method_rate_interval_and_verdict(evaluated, tiny_run):
             ci = cells[key]["top1"]
             assert 0.0 <= ci["low"] <= ci["value"] <= ci["high"] <= 1.0
             assert "mean_class" in cells[key] and len(cells[key]["per_seed"]) == 1
-            for base in BASELINES:
+            assert results["baselines"][0] == PAPER and {"visual_only", "av_md_zero"} <= set(results["baselines"])
+            for base in results["baselines"]:
                 cmp = results["comparisons"][rate][key][base]
                 assert cmp["verdict"] in ("better", "worse", "no resolvable difference")
                 assert cmp["low"] <= cmp["value"] <= cmp["high"]
@@ -70,9 +74,37 @@ def test_masks_differ_between_draws_and_are_shared_by_methods(evaluated, tiny_ru
             assert np.array_equal(correct[0, d, ~mask], real[0, d, ~mask])
 
 
-def test_zero_filling_at_rate_zero_equals_real_audio(evaluated):
-    r0 = evaluated.results["rates"]["0"]
-    assert r0["av_zero"]["top1"] == r0["av_real"]["top1"]
+def test_the_upper_bound_is_real_audio_where_a_track_exists_and_generated_where_none(evaluated, tiny_run):
+    scores = np.load(tiny_run / "eval" / "scores.npz")
+    never = scores["missing@0"][0]  # at r = 0 only the clips without a track are missing
+    assert never.any() and not never.all()  # the tiny store has silent clips
+    real = scores["correct@0@av_real"]
+    for rate in ("0", "0.5", "1"):  # it does not depend on the rate ...
+        assert np.array_equal(scores[f"correct@{rate}@av_real"], real)
+    # ... and at r = 0 it sees exactly what the paper's row sees: real audio where a track
+    # exists, the generator's audio where none (zero-filled, it would be av_zero's instead)
+    assert np.array_equal(real, scores["correct@0@av_generated"])
+    assert np.array_equal(real[..., ~never], scores["correct@0@av_zero"][..., ~never])
+    assert "without one get" in evaluated.table  # results.md says how it treats those clips
+
+
+def test_primary_comparison_is_reported_apart_with_its_own_interval(tiny_run, tmp_path):
+    result = evaluate(tiny_run, cfg=replace(FAST, primary="av_transformer_token:best_visual_only@0.5"), out=tmp_path)
+    p = result.results["primary"]
+    assert (p["method"], p["baseline"], p["rate"]) == ("av_transformer_token", "best_visual_only", "0.5")
+    assert p["baseline_method"] == result.results["best_visual_only"]["0.5"]
+    # its own interval is the family's unadjusted one for the same pair (never the widened one)
+    same = result.results["comparisons"]["0.5"]["av_transformer_token"]["best_visual_only"]
+    assert {k: p[k] for k in ("value", "low", "high")} == same["unadjusted"]
+    assert result.table.startswith("**Declared primary comparison**")
+    default = evaluate(tiny_run, cfg=replace(FAST, primary="av_reconstructed"), out=tmp_path / "d").results["primary"]
+    assert (default["baseline"], default["rate"]) == (PAPER, "1")  # the paper's method, the highest rate
+    from afgen.errors import AfgenError
+
+    with pytest.raises(AfgenError, match="no row 'nope'"):
+        evaluate(tiny_run, cfg=replace(FAST, primary="nope@1"), out=tmp_path / "e")
+    with pytest.raises(AfgenError, match="rate 0.3 is not among"):
+        evaluate(tiny_run, cfg=replace(FAST, primary="av_reconstructed@0.3"), out=tmp_path / "f")
 
 
 def test_cell_is_the_mean_over_draws(evaluated, tiny_run):

@@ -3,8 +3,7 @@ from __future__ import annotations
 import torch
 
 from afgen.config import TrainConfig
-from afgen.learning.fit import FusionModule
-from afgen.learning.methods import STAGES
+from afgen.learning.fit import ClassifierModule
 from afgen.learning.models import AudioVisualClassifier
 
 
@@ -12,7 +11,7 @@ def test_distillation_is_zero_at_the_teacher_and_pulls_towards_it():
     torch.manual_seed(0)
     teacher = AudioVisualClassifier(8, 3, 4, 16, 0.0)
     student = AudioVisualClassifier(8, 3, 4, 16, 0.0)
-    module = FusionModule(student, TrainConfig(), None, STAGES["fusion_distill"], teacher)
+    module = ClassifierModule(student, TrainConfig(), None, never_audio=True, teacher=teacher)
     v_c, lengths, audio = torch.randn(5, 6, 8), torch.full((5,), 6), torch.randn(5, 4)
     target = teacher(v_c, lengths, audio, torch.zeros(5, dtype=torch.bool))
     assert module._distillation(target, v_c, lengths, audio).abs() < 1e-6

@@ -14,15 +14,20 @@ from afgen.contracts.packed import load_packed
 from afgen.errors import AfgenError
 from afgen.learning.batches import ClipSet, collate
 from afgen.learning.fit import GeneratorModule, selection_score
-from afgen.learning.methods import GENERATOR_ACC, STAGES
+from afgen.learning.registry import registry
 from afgen.learning.models import AudioVisualClassifier, SoundFeatureGenerator
 from afgen.learning.splits import kfold, resolve_splits
 from afgen.learning.train import train
 from afgen.learning.trained import load_run
 
 
+def _trained_stages() -> list[str]:
+    """Every registered stage that trains a model of its own (not a checkpoint of another)."""
+    return [s for s in registry().stages if s != "generator_acc"]
+
+
 def test_run_folder_has_checkpoints_logs_curves_and_provenance(tiny_run):
-    for stage in STAGES:
+    for stage in _trained_stages():
         assert (tiny_run / stage / "checkpoints" / "best.ckpt").is_file()
         assert (tiny_run / stage / "checkpoints" / "last.ckpt").is_file()
         assert (tiny_run / stage / "logs" / "version_0" / "metrics.csv").is_file()
@@ -31,12 +36,13 @@ def test_run_folder_has_checkpoints_logs_curves_and_provenance(tiny_run):
     assert (tiny_run / "generator" / "checkpoints" / "best_acc.ckpt").is_file()
     prov = json.loads((tiny_run / "provenance.json").read_text())
     assert prov["seed"] == TINY_TRAIN.seed and prov["store_config"]["settings"]["backbone"] == "resnet18"
-    assert "torch" in prov["versions"] and set(prov["metrics"]) == set(STAGES)
+    assert "torch" in prov["versions"] and set(prov["metrics"]) == set(_trained_stages())
+    assert set(prov["stages"]) == set(registry().stages) and prov["stages"]["fusion"]["needs"] == ["generator"]
 
 
 def test_every_model_reloads_from_model_pt_with_the_same_predictions(tiny_store, tiny_run):
     trained = load_run(tiny_run)
-    assert set(trained.models) == set(STAGES) | {GENERATOR_ACC}
+    assert set(trained.models) == set(registry().stages)
     assert trained.models["fusion_token"].token is not None  # the learned missing-audio token
     assert trained.models["fusion_gen"].token is None and trained.models["fusion_md"].token is None
     packed = load_packed(tiny_store / "features")
@@ -49,7 +55,7 @@ def test_every_model_reloads_from_model_pt_with_the_same_predictions(tiny_store,
                 torch.testing.assert_close(model(v_c, lengths)[0], again.models[name](v_c, lengths)[0])
             else:
                 torch.testing.assert_close(model(v_c, lengths, audio, ~has), again.models[name](v_c, lengths, audio, ~has))
-    for stage in STAGES:
+    for stage in _trained_stages():
         state = torch.load(tiny_run / stage / "checkpoints" / "best.ckpt", weights_only=True)["state_dict"]
         for key, value in trained.models[stage].state_dict().items():
             torch.testing.assert_close(state[f"model.{key}"], value)
@@ -119,7 +125,7 @@ def test_kfold_is_stratified_disjoint_and_seeded():
 def test_classifiers_train_on_out_of_fold_generated_audio(tiny_store, tiny_run):
     packed = load_packed(tiny_store / "features")
     train_idx = resolve_splits(packed, TINY_TRAIN)["train"]
-    oof = np.load(tiny_run / "oof" / "generated.npz")
+    oof = np.load(tiny_run / "oof" / "generator" / "generated.npz")
     assert list(oof["ids"]) == [packed.ids[i] for i in train_idx]
     trained = load_run(tiny_run)
     ds = ClipSet(packed, train_idx, {c: 0 for c in trained.classes})
@@ -127,7 +133,7 @@ def test_classifiers_train_on_out_of_fold_generated_audio(tiny_store, tiny_run):
     own = trained.generator.generate(v_c, lengths).numpy()
     assert oof["audio"].shape == own.shape and not np.allclose(oof["audio"], own)  # not the generator's own output
     for fold in range(TINY_TRAIN.oof_folds):
-        assert (tiny_run / "oof" / f"fold-{fold}" / "checkpoints" / "best.ckpt").is_file()
+        assert (tiny_run / "oof" / "generator" / f"fold-{fold}" / "checkpoints" / "best.ckpt").is_file()
 
 
 def test_token_replaces_missing_audio_only():

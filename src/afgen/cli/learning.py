@@ -46,12 +46,15 @@ def train_cmd(
     devices: Annotated[str, typer.Option(help="Lightning devices (auto, 1, 2, ...): with more than one, every stage trains data-parallel (see --strategy).")] = C.TrainConfig.devices,
     accelerator: Annotated[str, typer.Option(help="Lightning accelerator: auto, cpu or gpu.")] = C.TrainConfig.accelerator,
     strategy: Annotated[str, typer.Option(help="Lightning strategy: auto, or ddp for several devices (one process per device; CPU processes talk over gloo). The command reruns itself once per extra device.")] = C.TrainConfig.strategy,
+    methods: Annotated[str | None, typer.Option(help="Comma-separated rows (methods) to train, with every stage they need, e.g. av_generated,av_transformer_token; default: every registered row, installed plug-ins included (`afgen methods` lists them).")] = None,
     resume: Annotated[bool, typer.Option(help="Resume each stage from its last checkpoint.")] = False,
     verbose: Verbose = False,
 ) -> None:
     """Train every model the evaluation table needs: the LSTM generator (CE + λ·MSE; chosen on
-    that objective) and its λ = 0 ablation, out-of-fold generators, then the audio-visual
-    classifiers (real audio; modality dropout with zeros, a learned token or generated audio).
+    that objective) and its λ = 0 ablation, out-of-fold generators, the audio-visual
+    classifiers (real audio; modality dropout with zeros, a learned token or generated audio),
+    transformer fusion and reconstruction, and every installed plug-in's stages; with
+    --methods, only the rows named and what they need.
     """
     setup_logging(verbose)
     from afgen.contracts.store import FeatureStore
@@ -62,7 +65,13 @@ def train_cmd(
     cfg = C.TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, lambda_reg=lambda_reg, hidden=hidden,
                         layers=layers, dropout=dropout, modality_dropout=modality_dropout,
                         class_balance=class_balance, patience=patience, seed=seed, oof_folds=oof_folds, seed_workers=seed_workers,
-                        devices=devices, accelerator=accelerator, strategy=strategy)
+                        devices=devices, accelerator=accelerator, strategy=strategy,
+                        methods=tuple(m.strip() for m in methods.split(",") if m.strip()) if methods else ())
+    from afgen.learning.registry import registry
+
+    stages = registry().stages_for(list(cfg.methods) or None)
+    console.print(f"training {len(stages)} stage(s)" + (f" for {', '.join(cfg.methods)}" if cfg.methods else "")
+                  + f": {', '.join(s.name for s in stages)}")
     result = train(features, run, cfg, resume=resume, seeds=ints(seeds, "--seeds") if seeds else None)
     from afgen.learning.fit import is_rank_zero
 
@@ -95,6 +104,7 @@ def evaluate_cmd(
     seed: Annotated[int, typer.Option(help="Seed of the missing-audio masks and of the bootstrap.")] = C.EvalConfig.seed,
     mask_draws: Annotated[int, typer.Option(help="Random missing-audio masks per rate; each cell averages over them.")] = C.EvalConfig.mask_draws,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples per interval.")] = C.EvalConfig.bootstrap,
+    primary: Annotated[str | None, typer.Option(help="The one comparison you declared before looking, ROW[:BASELINE][@RATE] (baseline: the paper's method, or best_visual_only; rate: the highest), e.g. my_method@1: reported first with its own 95% interval, while every other verdict stays simultaneous over the whole table.")] = C.EvalConfig.primary,
     verbose: Verbose = False,
 ) -> None:
     """The missing-audio protocol: every method at every missing rate, on the same masks.
@@ -105,7 +115,7 @@ def evaluate_cmd(
     """
     setup_logging(verbose)
     cfg = C.EvalConfig(split=split, missing_rates=rates(missing_rates), seed=seed, mask_draws=mask_draws,
-                       bootstrap=bootstrap)
+                       bootstrap=bootstrap, primary=primary)
     from afgen.contracts.runfolder import seed_runs
 
     seed_runs(run)  # a wrong path is refused before torch loads
@@ -114,6 +124,35 @@ def evaluate_cmd(
     result = evaluate(run, features, cfg, out=out)
     console.print(result.table, soft_wrap=True)
     console.print(f"tables and plots: {result.out}")
+
+
+@app.command("methods")
+def methods_cmd(verbose: Verbose = False) -> None:
+    """Every registered row (method) and stage: what it is, where it comes from (built-in, your
+    code or an installed plug-in of the `afgen.methods` entry-point group) and what it needs."""
+    setup_logging(verbose)
+    from rich.table import Table
+
+    from afgen.learning.registry import registry
+
+    reg = registry()
+    rows = Table(title="rows of the evaluation table (afgen train --methods KEY,...)")
+    rows.add_column("method", no_wrap=True)
+    for col in ("what it is", "model (stage)", "missing audio", "needs", "from"):
+        rows.add_column(col)
+    for m in reg.methods.values():
+        rows.add_row(m.key, m.label, m.model, m.fill.description, ", ".join(s.name for s in reg.stages_for([m.key])),
+                     m.source)
+    console.print(rows)
+    stages = Table(title="stages (what afgen train fits)")
+    stages.add_column("stage", no_wrap=True)
+    for col in ("what it is", "needs", "from"):
+        stages.add_column(col)
+    for st in reg.stages.values():
+        stages.add_row(st.name, st.description, ", ".join(st.needs), st.source)
+    console.print(stages)
+    for line in reg.broken.values():
+        console.print(f"[red]{line}[/red]")
 
 
 @app.command("compare")

@@ -213,7 +213,7 @@ class ClassifierModule(StageModule):
             missing = missing | (torch.rand(len(audio), device=audio.device) < self.p)
         real = audio
         audio = self.fill.apply(audio, missing, generated)
-        logits = self.model(v_c, lengths, audio, missing)
+        logits = self._forward(v_c, lengths, audio, missing)
         weights = self.class_weights if self.class_weights.numel() else None
         loss = F.cross_entropy(logits, labels, weight=weights) + self._extra_loss(v_c, lengths, real, has, missing, stage)
         if self._teacher and stage == "train" and has.any():
@@ -225,6 +225,11 @@ class ClassifierModule(StageModule):
         self.log("train_loss", loss, on_epoch=True, on_step=False, batch_size=n)
         self.log("train_acc", _topk(logits, labels, 1), on_epoch=True, on_step=False, batch_size=n)
         return loss
+
+    def _forward(self, v_c: torch.Tensor, lengths: torch.Tensor, audio: torch.Tensor,
+                 missing: torch.Tensor) -> torch.Tensor:
+        """Class logits of a batch (a subclass may also keep what its extra loss needs)."""
+        return self.model(v_c, lengths, audio, missing)
 
     def _extra_loss(self, v_c: torch.Tensor, lengths: torch.Tensor, real: torch.Tensor, has: torch.Tensor,
                     missing: torch.Tensor, phase: str) -> torch.Tensor | float:

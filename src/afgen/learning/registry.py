@@ -33,7 +33,8 @@ BUILT_IN = "built-in"
 #: Where registrations come from when neither afgen nor a plugin is loading: the user's code.
 YOUR_CODE = "your code (register_*)"
 #: The built-in rows, imported on first use of the registry (each registers what it defines).
-BUILTIN_MODULES = ("afgen.learning.rows.builtin",)  # TMP
+BUILTIN_MODULES = ("afgen.learning.rows.builtin", "afgen.learning.rows.transformer_fusion",
+                   "afgen.learning.rows.actionmae")
 #: The column every row is also compared with: the best of the visual-reference rows at each rate.
 BEST_VISUAL = "best_visual_only"
 
