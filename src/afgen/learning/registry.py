@@ -16,13 +16,10 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from afgen.errors import AfgenError
 from afgen.learning.fills import Fill
-
-if TYPE_CHECKING:
-    from afgen.learning.stage_context import StageContext, Trained
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +52,7 @@ class Stage:
 
     name: str
     description: str
-    train: Callable[[StageContext], Trained]
+    train: Callable[[Any], Any]  # (stage_context.StageContext) -> stage_context.Trained
     needs: tuple[str, ...] = ()
     per_frame_audio: bool = False
     source: str = BUILT_IN

@@ -49,8 +49,15 @@ def load_run(run: str | Path) -> TrainedRun:
     bundle = load_bundle(runs[0] / BUNDLE)
     cfg = from_dict(TrainConfig, bundle["train"])
     records = bundle.get("records") or _inferred_records(bundle, cfg)
+    known = registry().models
+    unknown = {name: r["model"] for name, r in records.items() if r["model"] not in known}
+    if unknown:  # e.g. a plug-in's stage, the plug-in since uninstalled: its rows are simply not scored
+        log.warning("%s holds model(s) of classes nothing registers now (%s): install the package that provides them "
+                    "to use them; their rows are skipped", runs[0], ", ".join(f"{k}: {v}" for k, v in unknown.items()))
     models: dict[str, nn.Module] = {}
     for name, state in bundle["models"].items():
+        if name in unknown:
+            continue
         model = rebuild(records[name])
         model.load_state_dict(state)
         models[name] = model.eval()
