@@ -256,7 +256,7 @@ class TrainConfig:
     input_dropout: float = 0.2
     fusion_hidden: int = 256
     #: Probability that a training clip's audio is dropped in the modality-dropout classifiers
-    #: (replaced by zeros, a learned token or generated audio, by stage; see methods.py).
+    #: (replaced by zeros, a learned token or generated audio, by stage; see learning/rows/builtin.py).
     modality_dropout: float = 0.5
     class_balance: str = "weighted_loss"  # weighted_loss | sampler | none
     patience: int = 10

@@ -72,6 +72,12 @@ def test_train_on_a_folder_that_is_not_a_store_says_so_and_creates_nothing(tmp_p
     assert not (tmp_path / "run").exists()
 
 
+def test_train_methods_refuses_an_unknown_row_before_training_and_names_the_known_ones(tiny_store, tmp_path, capsys):
+    err = _error(["train", str(tiny_store / "features"), str(tmp_path / "run"), "--methods", "av_generated,nope"], capsys)
+    assert "no such method: nope" in err and "av_transformer_token" in err
+    assert not (tmp_path / "run").exists()
+
+
 def test_evaluate_a_missing_run_says_no_such_folder(tmp_path, capsys):
     err = _error(["evaluate", str(tmp_path / "nowhere")], capsys)
     assert "no such run folder" in err and "model.pt" not in err

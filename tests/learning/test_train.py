@@ -14,8 +14,8 @@ from afgen.contracts.packed import load_packed
 from afgen.errors import AfgenError
 from afgen.learning.batches import ClipSet, collate
 from afgen.learning.fit import GeneratorModule, selection_score
-from afgen.learning.registry import registry
 from afgen.learning.models import AudioVisualClassifier, SoundFeatureGenerator
+from afgen.learning.registry import registry
 from afgen.learning.splits import kfold, resolve_splits
 from afgen.learning.train import train
 from afgen.learning.trained import load_run
@@ -240,7 +240,7 @@ def test_ddp_on_two_cpu_processes_writes_one_complete_run_validated_on_the_whole
     packed = load_packed(tiny_store / "features")
     trained = load_run(run)
     val = resolve_splits(packed, TrainConfig())["val"]
-    for stage in STAGES:
+    for stage in _trained_stages():
         with (run / stage / "logs" / "version_0" / "metrics.csv").open() as fh:
             counts = {float(r["val_clips"]) for r in csv.DictReader(fh) if r.get("val_clips")}
         assert counts == {float(len(val))}, stage  # every validation clip once, not one rank's half

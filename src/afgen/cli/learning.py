@@ -67,13 +67,14 @@ def train_cmd(
                         class_balance=class_balance, patience=patience, seed=seed, oof_folds=oof_folds, seed_workers=seed_workers,
                         devices=devices, accelerator=accelerator, strategy=strategy,
                         methods=tuple(m.strip() for m in methods.split(",") if m.strip()) if methods else ())
+    from afgen.learning.fit import is_rank_zero
     from afgen.learning.registry import registry
 
     stages = registry().stages_for(list(cfg.methods) or None)
-    console.print(f"training {len(stages)} stage(s)" + (f" for {', '.join(cfg.methods)}" if cfg.methods else "")
-                  + f": {', '.join(s.name for s in stages)}")
+    if is_rank_zero():
+        console.print(f"training {len(stages)} stage(s)" + (f" for {', '.join(cfg.methods)}" if cfg.methods else "")
+                      + f": {', '.join(s.name for s in stages)}")
     result = train(features, run, cfg, resume=resume, seeds=ints(seeds, "--seeds") if seeds else None)
-    from afgen.learning.fit import is_rank_zero
 
     if not is_rank_zero():
         return

@@ -3,7 +3,7 @@
 A fill answers two questions, in training (a dropped or absent training audio) and in the
 missing-audio protocol (a test clip whose audio the mask drops): which clips are missing
 (`missing`: the drawn mask, except for the upper bound and the visual-only rows) and what
-audio stands in for them (`apply`). A method (methods.py) names its fill; a stage names the
+audio stands in for them (`apply`). A method (registry.Method) names its fill; a stage names the
 fill its training uses. A new rule is a subclass; no if-chain elsewhere knows the names.
 """
 
