@@ -35,3 +35,56 @@ def test_generation_through_the_classifier_trains_the_generator_only():
     module._step(batch, "train").backward()
     assert generator.regress.weight.grad is not None and generator.regress.weight.grad.abs().sum() > 0
     assert all(p.grad is None for p in classifier.parameters())
+
+
+def test_validation_sums_are_reduced_on_the_modules_device_for_gpu_ddp():
+    """Under DDP on GPUs the strategy reduces through NCCL, which rejects CPU tensors: the sums
+    must be made on the module's device (here the meta device stands in for a GPU)."""
+    from afgen.learning.fit import GeneratorModule
+    from afgen.learning.models import SoundFeatureGenerator
+
+    module = GeneratorModule(SoundFeatureGenerator(8, 3, 4, 16), TrainConfig(), None, 1.0).to("meta")
+    seen = []
+
+    class Strategy:
+        def reduce(self, tensor, reduce_op):
+            seen.append(tensor.device)
+            assert tensor.device == module.device, "reduced a tensor that is not on the module's device"
+            return torch.tensor([2.0, 4.0, 3.0, 4.0, 4.0, 1.0, 2.0, 2.0, 2.0], dtype=torch.float64)  # what NCCL gives
+
+    class Trainer:
+        world_size = 2
+        strategy = Strategy()
+
+    module.trainer = Trainer()
+    logged = {}
+    module.log = lambda key, value, **_: logged.__setitem__(key, value)
+    module.on_validation_epoch_start()
+    module.on_validation_epoch_end()
+    assert seen == [torch.device("meta")] and logged["val_acc"] == 0.75 and logged["val_ce"] == 0.5
+
+
+def test_saved_state_dicts_are_on_the_cpu_so_a_gpu_run_loads_anywhere():
+    """A teacher kept outside Lightning stays on the GPU after training; model.pt must hold CPU
+    tensors so a plain torch.load(weights_only=True) works on a machine without CUDA."""
+    import io
+
+    from afgen.learning.train import _cpu_state
+
+    class OnGpu:  # a state-dict value as a CUDA tensor behaves: it is moved by .cpu() alone
+        def detach(self):
+            return self
+
+        def cpu(self):
+            return torch.ones(2)
+
+    class Model:
+        def state_dict(self):
+            return {"w": OnGpu()}
+
+    state = _cpu_state(Model())
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=True)
+    assert loaded["w"].device.type == "cpu" and torch.equal(loaded["w"], torch.ones(2))

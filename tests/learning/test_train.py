@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -276,3 +277,26 @@ def test_unlabelled_clips_are_left_out_of_training(tiny_store, tmp_path, caplog)
     shutil.rmtree(features / "packed")
     with pytest.raises(AfgenError, match="none of the store's .* clips has a label"):
         train(features, tmp_path / "run2", cfg, show_progress=False)
+
+
+def test_parallel_seeds_on_a_multi_gpu_machine_take_one_gpu_each(monkeypatch):
+    """--seed-workers > 1 with --devices auto on several GPUs: each seed's process gets one GPU
+    (round robin) and devices 1, never DDP over all of them in every worker (faked torch.cuda)."""
+    import os
+
+    import afgen.learning.train as T
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert T.seed_gpus(TINY_TRAIN, 3) == [0, 1, 0]
+    assert T.seed_gpus(replace(TINY_TRAIN, accelerator="cpu"), 3) == [None] * 3
+    seen = {}
+
+    def fake_one(features, run, cfg, resume, checked=False, show_progress=True):
+        seen.update(devices=cfg.devices, visible=os.environ.get("CUDA_VISIBLE_DEVICES"))
+        return type("R", (), {"metrics": {}})()
+
+    monkeypatch.setattr(T, "_train_one", fake_one)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,6")
+    T._train_seed_process("f", Path("r"), replace(TINY_TRAIN, devices="1"), False, 1, gpu=1)
+    assert seen == {"devices": "1", "visible": "6"}  # the second visible GPU, by its own id

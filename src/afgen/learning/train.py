@@ -81,8 +81,15 @@ def train(features: str | Path, run: str | Path, cfg: TrainConfig = TrainConfig(
         threads = max(1, (os.cpu_count() or 1) // workers)
         log.info("training seeds %s in %d parallel processes (%d torch thread(s) each)", todo, workers, threads)
         with process_pool(workers) as pool:
-            futures = {seed: pool.submit(_train_seed_process, features, run / f"seed-{seed}", replace(cfg, seed=seed),
-                                         resume, threads) for seed in todo}
+            gpus = seed_gpus(cfg, len(todo))
+            if any(g is not None for g in gpus):
+                log.info("each seed's process trains on one GPU: %s", ", ".join(f"seed {s} on GPU {g}"
+                                                                          for s, g in zip(todo, gpus)))
+            # One device per seed's process: with --devices auto on a machine with several GPUs, each
+            # worker would otherwise start DDP over all of them.
+            futures = {seed: pool.submit(_train_seed_process, features, run / f"seed-{seed}",
+                                         replace(cfg, seed=seed, devices="1"), resume, threads, gpu)
+                       for seed, gpu in zip(todo, gpus)}
             per_seed.update({seed: f.result() for seed, f in futures.items()})
     else:
         for seed in todo:
@@ -99,10 +106,27 @@ def train(features: str | Path, run: str | Path, cfg: TrainConfig = TrainConfig(
     return TrainResult(run=run, metrics=mean, seconds=time.perf_counter() - start, per_seed=per_seed)
 
 
-def _train_seed_process(features: str | Path, run: Path, cfg: TrainConfig, resume: bool, threads: int) -> dict:
+def seed_gpus(cfg: TrainConfig, n: int) -> list[int | None]:
+    """Which visible GPU each of n parallel seed processes trains on (round robin), or None for
+    each where training runs on the CPU."""
+    if cfg.accelerator not in ("auto", "gpu", "cuda") or not torch.cuda.is_available():
+        return [None] * n
+    count = torch.cuda.device_count()
+    return [k % count for k in range(n)] if count else [None] * n
+
+
+def _train_seed_process(features: str | Path, run: Path, cfg: TrainConfig, resume: bool, threads: int,
+                        gpu: int | None = None) -> dict:
     # (train() checked and packed the store before starting the seeds)
-    """One seed's run in a worker process (spawned): no progress bars, Lightning's chatter off."""
+    """One seed's run in a worker process (spawned): no progress bars, Lightning's chatter off;
+    on `gpu` alone where one is given (set before CUDA starts in this process)."""
+    import os
     import warnings
+
+    if gpu is not None:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        ids = visible.split(",") if visible else [str(i) for i in range(gpu + 1)]
+        os.environ["CUDA_VISIBLE_DEVICES"] = ids[gpu]
 
     torch.set_num_threads(threads)
     logging.basicConfig(level=logging.WARNING)
