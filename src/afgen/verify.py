@@ -247,8 +247,7 @@ def check_run(root: str | Path) -> Report:
                 report.damage.append(Damage(ckpt, str(exc).removeprefix(f"{ckpt}: ").split(";")[0],
                                             "--repair sets the stage's checkpoints aside; `afgen train ... --resume` "
                                             "retrains that stage"))
-        cache = sub / OOF_DIR / "generated.npz"
-        if cache.is_file():
+        for cache in sorted((sub / OOF_DIR).glob("**/generated.npz")):  # one per generator stage (older runs: oof/)
             report.checked += 1
             try:
                 with np.load(cache, allow_pickle=False) as data:

@@ -15,8 +15,8 @@ from afgen.contracts.packed import load_packed
 from afgen.errors import AfgenError
 from afgen.learning.batches import ClipSet, collate
 from afgen.learning.fit import GeneratorModule, selection_score
+from afgen.learning.method_registry import registry
 from afgen.learning.models import AudioVisualClassifier, SoundFeatureGenerator
-from afgen.learning.registry import registry
 from afgen.learning.splits import kfold, resolve_splits
 from afgen.learning.train import train
 from afgen.learning.trained import load_run

@@ -68,7 +68,7 @@ def train_cmd(
                         devices=devices, accelerator=accelerator, strategy=strategy,
                         methods=tuple(m.strip() for m in methods.split(",") if m.strip()) if methods else ())
     from afgen.learning.fit import is_rank_zero
-    from afgen.learning.registry import registry
+    from afgen.learning.method_registry import registry
 
     stages = registry().stages_for(list(cfg.methods) or None)
     if is_rank_zero():
@@ -134,7 +134,7 @@ def methods_cmd(verbose: Verbose = False) -> None:
     setup_logging(verbose)
     from rich.table import Table
 
-    from afgen.learning.registry import registry
+    from afgen.learning.method_registry import registry
 
     reg = registry()
     rows = Table(title="rows of the evaluation table (afgen train --methods KEY,...)")

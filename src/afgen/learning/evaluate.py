@@ -2,7 +2,7 @@
 
 For each missing rate r and each of `mask_draws` seeded draws, the audio of a random r of the
 test clips is dropped (clips that never had audio are always missing) and every registered
-method (learning/registry.py) the run has models for is scored on the same clips with the
+method (learning/method_registry.py) the run has models for is scored on the same clips with the
 same mask. A run trained
 with several seeds is scored seed by seed on the same masks. Each cell is the accuracy
 averaged over seeds and draws with a 95% bootstrap interval (statistics.py); each method is
@@ -33,8 +33,8 @@ from afgen.contracts.store import atomic_write_json
 from afgen.errors import AfgenError
 from afgen.learning.batches import ClipSet, FrameAudio, collate
 from afgen.learning.fills import RealFill
+from afgen.learning.method_registry import BEST_VISUAL, Method, Registry, registry
 from afgen.learning.plots import plot_confusion, plot_forest, plot_rates
-from afgen.learning.registry import BEST_VISUAL, Method, Registry, registry
 from afgen.learning.report import results_table
 from afgen.learning.splits import resolve_splits
 from afgen.learning.statistics import Bootstrap, mean_std

@@ -1,4 +1,4 @@
-"""`afgen train`: every registered stage (learning/registry.py), dependencies first, with Lightning.
+"""`afgen train`: every registered stage (learning/method_registry.py), dependencies first, with Lightning.
 
 Each stage trains in RUN/<stage>/ with checkpoints, CSV and TensorBoard logs and a
 learning-curve PNG, through its own `train(ctx)` (stage_context.StageContext: the data, the
@@ -29,7 +29,7 @@ from afgen.contracts.runfolder import BUNDLE, BUNDLE_FORMAT, METRICS, OOF_DIR, P
 from afgen.contracts.store import FeatureStore, atomic_write_bytes, atomic_write_json, read_json
 from afgen.errors import AfgenError, repair_hint
 from afgen.learning.fit import is_rank_zero
-from afgen.learning.registry import Stage, registry
+from afgen.learning.method_registry import Stage, registry
 from afgen.learning.splits import class_order, resolve_splits
 from afgen.learning.stage_context import RunShared, StageContext, Trained
 from afgen.lifecycle import process_pool

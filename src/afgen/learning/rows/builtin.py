@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from afgen.learning import stage_recipes as recipe
 from afgen.learning.fills import ABSENT, MEAN, OWN, ZERO, generated, real
-from afgen.learning.registry import Method, Stage, register_method, register_stage
+from afgen.learning.method_registry import Method, Stage, register_method, register_stage
 
 for stage in (
     Stage("generator", "LSTM generator, CE + λ·MSE (the paper)", recipe.generator()),

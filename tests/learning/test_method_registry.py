@@ -16,9 +16,9 @@ from conftest import TINY_TRAIN
 
 from afgen.config import EvalConfig
 from afgen.errors import AfgenError
-from afgen.learning import registry as R
+from afgen.learning import method_registry as R
 from afgen.learning.fills import ZERO
-from afgen.learning.registry import Method, Registry, Stage, load_plugins, rebuild, register_model, registry
+from afgen.learning.method_registry import Method, Registry, Stage, load_plugins, rebuild, register_model, registry
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "afgen-late-fusion"
 
@@ -104,7 +104,7 @@ def _dist_info(root: Path, name: str, module: str) -> Path:
 
 def test_a_broken_plugin_is_one_line_and_takes_back_what_it_registered(clean_registry, tmp_path, monkeypatch, caplog):
     (tmp_path / "half_done.py").write_text(
-        "from afgen.learning.registry import Method, register_method\n"
+        "from afgen.learning.method_registry import Method, register_method\n"
         "from afgen.learning.fills import ZERO\n"
         "register_method(Method('half_row', 'Half', 'generator', ZERO))\n"
         "raise ImportError('needs a package that is not installed')\n")
