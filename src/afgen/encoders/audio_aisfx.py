@@ -41,8 +41,9 @@ def _aisfx():
 
 def load_checkpoint(path: Path) -> dict:
     """The embedding network's state dict from an aisfx checkpoint ((weights, datasets) as the
-    package saves it, or a plain state dict), read with weights_only=True: the two numpy
-    globals its pickle holds are allow-listed, nothing else."""
+    package saves it, or a plain state dict), read with weights_only=True: the numpy globals its
+    pickle holds (numpy.core.multiarray.scalar and numpy.dtype, and under numpy 2 the int64
+    dtype class they unpickle to) are allow-listed, nothing else."""
     import torch
 
     try:
