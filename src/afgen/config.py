@@ -133,8 +133,9 @@ class AudioFeatureConfig:
     fmin: float = 0.0
     fmax: float | None = None
     log_floor: float = 1e-6
-    #: Weights of a learned encoder (vggish): default (torch's hub cache, or a download), none
-    #: (random, for tests) or a state-dict PATH. Not used by logmel.
+    #: Weights of a learned encoder: default (vggish, ast: the library's cache or a download;
+    #: aisfx, yamnet: the weights in their package), none (random, for tests; not yamnet) or a
+    #: PATH. Not used by logmel.
     weights: str = "default"
 
 
