@@ -17,7 +17,7 @@ D, A, BANDS = 2, 3, 2
 
 def _packed(frames: bool = True) -> PackedFeatures:
     """Clip 0: 3 frames with audio; clip 1: 5 frames without; clip 2: 4 frames with audio."""
-    lengths, has = [3, 5, 4], [True, False, True]
+    lengths = [3, 5, 4]
     rgb = np.arange(sum(lengths) * D, dtype=np.float32).reshape(-1, D)
     flow = -np.arange((sum(lengths) - 3) * D, dtype=np.float32).reshape(-1, D)
     audio_rows = np.array([[1, 2, 3], [7, 8, 9]], np.float32)
