@@ -27,7 +27,7 @@ import numpy as np
 
 from afgen.contracts.packed import PackedFeatures, load_packed
 from afgen.contracts.runfolder import BUNDLE, OOF_DIR, SEEDS_FILE, load_bundle, load_checkpoint
-from afgen.contracts.store import CONFIG, SETTINGS_KEY, FeatureStore, atomic_write_bytes
+from afgen.contracts.store import CONFIG, FeatureStore, atomic_write_bytes
 from afgen.errors import AfgenError, StoreError, repair_hint
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,7 @@ def check_store(root: str | Path, deep: bool = True) -> Report:
     settings: dict = {}
     config_path = store.root / CONFIG
     try:
-        settings = store.config()[SETTINGS_KEY]
+        settings = store.store_config().settings
     except StoreError as exc:
         problem = "missing" if not config_path.is_file() else str(exc).removeprefix(f"{config_path}: ").split(";")[0]
         report.damage.append(Damage(config_path, problem, "--repair sets a damaged one aside; then rerun "

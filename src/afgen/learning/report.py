@@ -3,7 +3,7 @@ rate, paired verdicts, best per rate, per-seed spread)."""
 
 from __future__ import annotations
 
-from afgen.learning.method_registry import BEST_VISUAL
+from afgen.contracts.evalfolder import BEST_VISUAL
 
 
 def _pct(x: float) -> str:
