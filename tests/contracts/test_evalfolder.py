@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from afgen.contracts.evalfolder import BEST_VISUAL, RESULTS, eval_folder, load_results
+from afgen.contracts.evalfolder import RESULTS, eval_folder, load_results
 from afgen.errors import RunError
 
 
@@ -40,9 +40,3 @@ def test_a_missing_damaged_or_foreign_results_file_is_named(tmp_path):
     (tmp_path / RESULTS).write_text(json.dumps({"weights": 1}))
     with pytest.raises(RunError, match="not the results.json of an evaluation"):
         load_results(tmp_path)
-
-
-def test_the_registry_names_the_best_visual_column_as_the_contract_does():
-    from afgen.learning import registry
-
-    assert registry.BEST_VISUAL == BEST_VISUAL

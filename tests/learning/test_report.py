@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import copy
 
-from afgen.learning.registry import BEST_VISUAL
-
+from afgen.learning.method_registry import BEST_VISUAL
 from afgen.learning.report import cell, results_table
 
 
