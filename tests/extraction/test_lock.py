@@ -95,3 +95,17 @@ def test_two_concurrent_extracts_give_one_complete_store(tmp_path, clip_factory)
     assert sorted(r["id"] for r in lines) == sorted({r["id"] for r in lines}) and len(lines) == 6
     assert all(r["status"] == "ok" for r in lines)
     assert not lock.exists()
+
+
+def test_a_file_lock_lives_beside_its_file_and_names_the_file(tmp_path):
+    from afgen.extraction.lock import FileLock
+
+    out = tmp_path / "predictions.csv"
+    with FileLock(out, shard_scope(0, 2)) as a, FileLock(out, shard_scope(1, 2)):
+        assert a.path == tmp_path / ".predictions.csv.locks" / "shard-0-of-2.lock" and a.path.is_file()
+        with pytest.raises(StoreError, match="writing this file.*Shards of one file"):
+            with FileLock(out, shard_scope(0, 2)):
+                pass
+        with FileLock(tmp_path / "other.csv"):  # another file's lock is another lock
+            pass
+    assert not (tmp_path / ".predictions.csv.locks").exists() and not (tmp_path / ".other.csv.locks").exists()
