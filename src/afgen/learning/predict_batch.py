@@ -61,12 +61,15 @@ class PredictionsFile:
         """The rows already written (a line torn by a kill is dropped, and the file trimmed to match)."""
         if not self.path.is_file():
             return []
-        with self.path.open("r+", encoding="utf-8", newline="") as fh:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)  # shards of one output append beside each other
+        with self.path.open(encoding="utf-8", newline="") as fh:
             text = fh.read()
-            if text and not text.endswith("\n"):  # the last row was cut short: it is redone
-                text = text[: text.rfind("\n") + 1]
-                fh.truncate(len(text.encode("utf-8")))
+        if text and not text.endswith("\n"):  # the last row was cut short: it is redone
+            with self.path.open("r+", encoding="utf-8", newline="") as fh:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX)  # not while another shard writes a row
+                text = fh.read()
+                if text and not text.endswith("\n"):
+                    text = text[: text.rfind("\n") + 1]
+                    fh.truncate(len(text.encode("utf-8")))
         if self.jsonl:
             return [json.loads(line) for line in text.splitlines() if line.strip()]
         rows = list(csv.DictReader(text.splitlines()))
