@@ -4,15 +4,12 @@ concurrent `afgen extract` runs on one store end with one complete store."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
-from conftest import extract_cmd
+from conftest import extract_cmd, lines_held, wait_until_waiting
 
 from afgen.errors import StoreError
 from afgen.extraction.lock import ALL, LOCKS, StoreLock, overlaps, shard_scope
@@ -75,19 +72,15 @@ def test_two_concurrent_extracts_give_one_complete_store(tmp_path, clip_factory)
     for k in range(6):
         clip_factory(f"data/c{k % 2}/v{k}.mp4", fps=25, seconds=2.0, audio=k != 3)
     store = tmp_path / "store"
-    first = subprocess.Popen(extract_cmd(tmp_path / "data", store), stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
     lock = store / LOCKS / f"{ALL}.lock"
-    deadline = time.time() + 120
-    while not lock.exists() and time.time() < deadline and first.poll() is None:
-        time.sleep(0.01)
-    assert lock.exists(), "the first run should hold the lock while it works"
-    # Pause the first run inside its locked section, so the second surely starts while it works.
-    os.kill(first.pid, signal.SIGSTOP)
-    try:
+    # The first run waits to record its first clip (on the manifest's lock, held here) inside its
+    # locked section, so the second surely starts while it works, whatever the load.
+    with lines_held(store / "manifest.jsonl"):
+        first = subprocess.Popen(extract_cmd(tmp_path / "data", store), stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+        wait_until_waiting(store / "manifest.jsonl", first)
+        assert lock.exists(), "the first run should hold the lock while it works"
         second = subprocess.run(extract_cmd(tmp_path / "data", store), capture_output=True, text=True)
-    finally:
-        os.kill(first.pid, signal.SIGCONT)
     assert first.wait(timeout=300) == 0
     assert second.returncode == 2, second.stderr
     assert "another afgen run is writing this store" in second.stderr and "Traceback" not in second.stderr

@@ -7,6 +7,7 @@ import csv
 import json
 
 import pytest
+from conftest import lines_held, wait_until_waiting
 
 from afgen.cli import main
 from afgen.learning.model_export import export_model
@@ -96,22 +97,18 @@ def _predict_cmd(clips, run, out, *extra):
 
 def test_the_same_predict_twice_on_one_out_the_second_is_refused_and_rows_stay_one_per_clip(tiny_run, mixed,
                                                                                            tmp_path):
-    import os
-    import signal
     import subprocess
-    import time
 
     out = tmp_path / "p.csv"
-    first = subprocess.Popen(_predict_cmd(mixed, tiny_run, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     lock = _lock_file(out)
-    while not lock.exists() and first.poll() is None:  # the event: the first run holds the file
-        time.sleep(0.01)
-    assert lock.exists(), "the first run should hold the output's lock while it works"
-    os.kill(first.pid, signal.SIGSTOP)  # paused inside its locked section: the second surely overlaps it
-    try:
+    # The first run waits to write its first row (on the file's lock, held here) while it holds the
+    # output, so the second surely starts while it works, whatever the load.
+    with lines_held(out):
+        first = subprocess.Popen(_predict_cmd(mixed, tiny_run, out), stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+        wait_until_waiting(out, first)
+        assert lock.exists(), "the first run should hold the output's lock while it works"
         second = subprocess.run(_predict_cmd(mixed, tiny_run, out), capture_output=True, text=True)
-    finally:
-        os.kill(first.pid, signal.SIGCONT)
     assert first.wait(timeout=300) == 0
     assert second.returncode == 2, second.stderr
     refusal = [line for line in second.stderr.splitlines() if not line.startswith("torch loaded:")]

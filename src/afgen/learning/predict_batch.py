@@ -170,10 +170,10 @@ def _predict_many(source: str | Path, out: Path, run: str | Path | None, onnx: s
                     row = _row(clip, "ok", scorer.score(event[2], top, drop_audio, clip.path))
                 else:
                     row = _row(clip, "failed", error=event[3])
-                with critical():  # a stop signal waits for the whole row
+                with critical():  # a stop signal waits for the whole row (and counts it)
                     output.append(row)
-                scored += event[0] == "done"
-                failed += event[0] != "done"
+                    scored += event[0] == "done"
+                    failed += event[0] != "done"
                 if failed:
                     bar.status(f"[red]{failed} unreadable")
                 bar.advance()
