@@ -229,14 +229,10 @@ def train(features: str | Path, run: str | Path, cfg: TrainConfig = TrainConfig(
 
 def _train_seed_process(features: str | Path, run: Path, cfg: TrainConfig, resume: bool, threads: int) -> dict:
     # (train() checked and packed the store before starting the seeds)
-    """One seed's run in a worker process (spawned): no progress bars, Lightning's chatter off."""
-    import warnings
-
+    """One seed's run in a worker process (spawned): no progress bars; fit_stage quiets Lightning's
+    chatter and the libraries' deprecations there as here (learning/quiet.py)."""
     torch.set_num_threads(threads)
     logging.basicConfig(level=logging.WARNING)
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore")
     return _train_one(features, run, cfg, resume, checked=True, show_progress=False).metrics
 
 
