@@ -118,21 +118,17 @@ def seed_gpus(cfg: TrainConfig, n: int) -> list[int | None]:
 def _train_seed_process(features: str | Path, run: Path, cfg: TrainConfig, resume: bool, threads: int,
                         gpu: int | None = None) -> dict:
     # (train() checked and packed the store before starting the seeds)
-    """One seed's run in a worker process (spawned): no progress bars, Lightning's chatter off;
-    on `gpu` alone where one is given (set before CUDA starts in this process)."""
+    """One seed's run in a worker process (spawned): no progress bars (fit_stage quiets Lightning's
+    chatter and the libraries' deprecations, learning/quiet.py); on `gpu` alone where one is given
+    (set before CUDA starts in this process)."""
     import os
-    import warnings
 
     if gpu is not None:
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
         ids = visible.split(",") if visible else [str(i) for i in range(gpu + 1)]
         os.environ["CUDA_VISIBLE_DEVICES"] = ids[gpu]
-
     torch.set_num_threads(threads)
     logging.basicConfig(level=logging.WARNING)
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore")
     return _train_one(features, run, cfg, resume, checked=True, show_progress=False).metrics
 
 
