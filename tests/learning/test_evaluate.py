@@ -92,7 +92,8 @@ def test_primary_comparison_is_reported_apart_with_its_own_interval(tiny_run, tm
     result = evaluate(tiny_run, cfg=replace(FAST, primary="av_transformer_token:best_visual_only@0.5"), out=tmp_path)
     p = result.results["primary"]
     assert (p["method"], p["baseline"], p["rate"]) == ("av_transformer_token", "best_visual_only", "0.5")
-    assert p["baseline_method"] == result.results["best_visual_only"]["0.5"]
+    cells = result.results["rates"]["0.5"]  # the best visual-only row, found from the cells themselves
+    assert p["baseline_method"] == max(("visual_only", "visual_av_head"), key=lambda k: cells[k]["top1"]["value"])
     # its own interval is the family's unadjusted one for the same pair (never the widened one)
     same = result.results["comparisons"]["0.5"]["av_transformer_token"]["best_visual_only"]
     assert {k: p[k] for k in ("value", "low", "high")} == same["unadjusted"]
@@ -103,6 +104,8 @@ def test_primary_comparison_is_reported_apart_with_its_own_interval(tiny_run, tm
 
     with pytest.raises(AfgenError, match="no row 'nope'"):
         evaluate(tiny_run, cfg=replace(FAST, primary="nope@1"), out=tmp_path / "e")
+    with pytest.raises(AfgenError, match="no row 'best_visual_only'"):  # a baseline, not a row
+        evaluate(tiny_run, cfg=replace(FAST, primary="best_visual_only@1"), out=tmp_path / "g")
     with pytest.raises(AfgenError, match="rate 0.3 is not among"):
         evaluate(tiny_run, cfg=replace(FAST, primary="av_reconstructed@0.3"), out=tmp_path / "f")
 

@@ -288,7 +288,7 @@ def test_unlabelled_clips_are_left_out_of_training(tiny_store, tmp_path, caplog)
         train(features, tmp_path / "run2", cfg, show_progress=False)
 
 
-def test_parallel_seeds_on_a_multi_gpu_machine_take_one_gpu_each(monkeypatch):
+def test_parallel_seeds_on_a_multi_gpu_machine_take_one_gpu_each(monkeypatch, tmp_path):
     """--seed-workers > 1 with --devices auto on several GPUs: each seed's process gets one GPU
     (round robin) and devices 1, never DDP over all of them in every worker (faked torch.cuda)."""
     import os
@@ -306,6 +306,28 @@ def test_parallel_seeds_on_a_multi_gpu_machine_take_one_gpu_each(monkeypatch):
         return type("R", (), {"metrics": {}})()
 
     monkeypatch.setattr(T, "_train_one", fake_one)
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # not this test process's threads
+    monkeypatch.setattr(T.logging, "basicConfig", lambda **k: None)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,6")
-    T._train_seed_process("f", Path("r"), replace(TINY_TRAIN, devices="1"), False, 1, gpu=1)
-    assert seen == {"devices": "1", "visible": "6"}  # the second visible GPU, by its own id
+    T._train_seed_process("f", Path("r"), TINY_TRAIN, False, 1, gpu=1)
+    assert seen["visible"] == "6"  # the second visible GPU, by its own id
+    # and train() itself hands each seed's process devices 1 and its own GPU
+    submitted = []
+
+    class Pool:
+        def submit(self, fn, features, run, cfg, resume, threads, gpu):
+            from concurrent.futures import Future
+
+            submitted.append((cfg.seed, cfg.devices, gpu))
+            done = Future()
+            done.set_result({})
+            return done
+
+    from contextlib import contextmanager
+
+    monkeypatch.setattr(T, "process_pool", contextmanager(lambda n: (yield Pool())))
+    monkeypatch.setattr(T, "open_packed", lambda *a, **k: None)
+    monkeypatch.setattr(T.FeatureStore, "require", lambda self: None)
+    T.train(tmp_path / "features", tmp_path / "run", replace(TINY_TRAIN, seed_workers=3), show_progress=False,
+            seeds=[0, 1, 2])
+    assert submitted == [(0, "1", 0), (1, "1", 1), (2, "1", 0)]

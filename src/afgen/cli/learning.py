@@ -70,10 +70,7 @@ def train_cmd(
     from afgen.learning.fit import is_rank_zero
     from afgen.learning.method_registry import registry
 
-    stages = registry().stages_for(list(cfg.methods) or None)
-    if is_rank_zero():
-        console.print(f"training {len(stages)} stage(s)" + (f" for {', '.join(cfg.methods)}" if cfg.methods else "")
-                      + f": {', '.join(s.name for s in stages)}")
+    registry().stages_for(list(cfg.methods) or None)  # an unknown row is refused before RUN is created
     result = train(features, run, cfg, resume=resume, seeds=ints(seeds, "--seeds") if seeds else None)
 
     if not is_rank_zero():
@@ -142,8 +139,11 @@ def methods_cmd(verbose: Verbose = False) -> None:
     for col in ("what it is", "model (stage)", "missing audio", "needs", "from"):
         rows.add_column(col)
     for m in reg.methods.values():
-        rows.add_row(m.key, m.label, m.model, m.fill.description, ", ".join(s.name for s in reg.stages_for([m.key])),
-                     m.source)
+        try:
+            needs = ", ".join(s.name for s in reg.stages_for([m.key]))
+        except AfgenError as exc:  # a row whose stage nothing registers (a half-installed plug-in)
+            needs = f"[red]{exc}[/red]"
+        rows.add_row(m.key, m.label, m.model, m.fill.description, needs, m.source)
     console.print(rows)
     stages = Table(title="stages (what afgen train fits)")
     stages.add_column("stage", no_wrap=True)

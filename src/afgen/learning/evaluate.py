@@ -43,13 +43,13 @@ from afgen.contracts.storeconfig import StoreConfig
 from afgen.errors import AfgenError
 from afgen.learning.batches import ClipSet, FrameAudio, collate
 from afgen.learning.fills import RealFill
-from afgen.learning.method_registry import BEST_VISUAL, Method, Registry, registry
+from afgen.learning.method_registry import Method, Registry, registry
 from afgen.learning.plots import plot_confusion, plot_forest, plot_rates
 from afgen.learning.report import results_table
 from afgen.learning.splits import resolve_splits
 from afgen.learning.statistics import Bootstrap, mean_std
 from afgen.learning.trained import TrainedRun, load_run
-from afgen.learning.verdicts import Roles, add_comparisons, parse_primary
+from afgen.learning.verdicts import Roles, add_comparisons, check_primary
 from afgen.verify import open_packed
 
 log = logging.getLogger(__name__)
@@ -189,10 +189,7 @@ def evaluate(run: str | Path, features: str | Path | None = None, cfg: EvalConfi
         raise AfgenError("this run has no model for any registered row; `afgen methods` lists the rows and what they "
                          "need", run)
     if cfg.primary:  # a wrong declaration is refused before any scoring
-        row, base, _ = parse_primary(cfg.primary)
-        for name in (row, base or reg.paper().key):
-            if name not in methods and name != BEST_VISUAL:
-                raise AfgenError(f"--primary {cfg.primary!r}: this run has no row {name!r}; its rows: {', '.join(methods)}")
+        check_primary(cfg.primary, methods, Roles.of(methods))
     split, idx = _test_split(packed, first, cfg.split)
     classes = first.classes
     inputs = _inputs(packed, idx, classes)
@@ -201,8 +198,8 @@ def evaluate(run: str | Path, features: str | Path | None = None, cfg: EvalConfi
     k = cfg.top_k
     labels = inputs.labels
     paper = reg.paper()
-    quality_from = paper.fill.generator if paper.key in methods else next(
-        (m.fill.generator for m in methods.values() if m.fill.generator), None)
+    quality_from = paper.fill.generator if paper.key in methods else next(  # a clip-level generator's audio
+        (m.fill.generator for m in methods.values() if m.fill.generator and not reg.reads_frames(m)), None)
     # correctness [R, D, N] per (rate, method): top-1, top-k; predictions for per-class accuracy
     top1: dict[tuple[str, str], list] = {}
     topk: dict[tuple[str, str], list] = {}

@@ -232,7 +232,9 @@ def register_model(name: str) -> Callable[[type], type]:
                 object.__setattr__(self, "afgen_record", {"model": name, "args": arguments})
 
         cls.__init__ = __init__
-        _add(_REGISTRY.models, name, cls, "model class", replace=True)
+        same = _REGISTRY.models.get(name)  # the same class again (a module reloaded) replaces itself
+        _add(_REGISTRY.models, name, cls, "model class",
+             replace=same is not None and (same.__module__, same.__qualname__) == (cls.__module__, cls.__qualname__))
         return cls
 
     return decorate

@@ -139,8 +139,8 @@ class StageContext:
             ) -> Trained:
         """Fit `module` (its `.model` is what the stage keeps) with afgen's shared fit, in RUN/<name>/:
         checkpoints selected on `module.monitor`, early stopping, resume, curves."""
-        metrics, paths = fit_stage(module, self.dir, self.cfg, train or self.train_loader(), val or self.val_loader(),
-                                   self.resume, self.show_progress)
+        metrics, paths = fit_stage(module, self.dir, self.cfg, train if train is not None else self.train_loader(),
+                                   val if val is not None else self.val_loader(), self.resume, self.show_progress)
         return Trained(module.model.eval(), metrics, paths)
 
     # -- other stages ---------------------------------------------------------------------
@@ -164,7 +164,7 @@ class StageContext:
         trained without it (k folds, TrainConfig.oof_folds, cached in RUN/oof/<stage>/), so a
         classifier trains on generated audio as good as testing will give, not memorised."""
         self._declared(stage)
-        key = (stage, out_of_fold, type(self.packed).__name__)
+        key = (stage, out_of_fold, type(self.packed).__name__, tuple(self.train_idx))
         if key not in self.shared.generated:
             model = self.model(stage)
             if out_of_fold:
@@ -184,10 +184,14 @@ class StageContext:
         cache = folder / "generated.npz"
         ids = [self.packed.ids[i] for i in train_idx]
         if self.resume and cache.is_file():
-            saved = np.load(cache)
-            if list(saved["ids"]) == ids:
-                return {i: row for i, row in zip(train_idx, saved["audio"])}
+            with np.load(cache) as saved:
+                if list(saved["ids"]) == ids:
+                    return {i: row for i, row in zip(train_idx, saved["audio"])}
         spec = self.shared.stages[stage]
+        if spec.needs:  # its folds would reuse the full run's dependencies, which saw every clip
+            raise AfgenError(f"out-of-fold audio from stage {stage!r} would not be out of fold: it needs "
+                             f"{', '.join(spec.needs)}, trained on every clip; use out_of_fold=False, or a "
+                             "generator that trains from the data alone")
         out: dict[int, np.ndarray] = {}
         for j, held in enumerate(kfold(train_idx, [self.packed.labels[i] for i in train_idx], self.cfg.oof_folds,
                                        self.cfg.seed)):

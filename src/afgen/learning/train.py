@@ -53,6 +53,7 @@ def train(features: str | Path, run: str | Path, cfg: TrainConfig = TrainConfig(
     seed in RUN/seed-<s>/ (same store, same splits), and `metrics` is their mean."""
     run = Path(run)
     FeatureStore(features).require()  # before RUN is created or anything is built
+    registry().stages_for(list(cfg.methods) or None)  # an unknown row, too
     if not seeds:
         return _train_one(features, run, cfg, resume, show_progress=show_progress)
     seeds = list(dict.fromkeys(int(s) for s in seeds))
@@ -159,7 +160,10 @@ def _train_one(features: str | Path, run: Path, cfg: TrainConfig, resume: bool, 
         ctx = StageContext(stage.name, packed, cfg, splits["train"], splits["val"], label_index, resume, show_progress,
                            stage.needs, shared)
         try:
-            shared.outputs[stage.name] = stage.train(ctx)
+            out = stage.train(ctx)
+            if out.model is not None:
+                _record(stage.name, out.model)  # an unregistered class fails its stage now, not the run at the end
+            shared.outputs[stage.name] = out
         except Exception as exc:  # noqa: BLE001 - a plug-in's failure is its own, not every other row's
             if stage.source == BUILT_IN:
                 raise
@@ -202,18 +206,17 @@ def _stages_to_train(cfg: TrainConfig, has_frames: bool) -> list[Stage]:
     those that read per-frame audio (and what needs them) left out for a store without it."""
     reg = registry()
     stages = reg.stages_for(list(cfg.methods) or None)
-    if cfg.methods:
-        log.info("training %d stage(s) for the method(s) %s: %s", len(stages), ", ".join(cfg.methods),
-                 ", ".join(s.name for s in stages))
-    if has_frames:
-        return stages
     skipped: set[str] = set()
     for stage in stages:
-        if stage.per_frame_audio or skipped & set(stage.needs):
+        if not has_frames and (stage.per_frame_audio or skipped & set(stage.needs)):
             skipped.add(stage.name)
     if skipped:
         log.info("this store has no per-frame audio (audio_frames): skipping %s", ", ".join(sorted(skipped)))
-    return [s for s in stages if s.name not in skipped]
+    stages = [s for s in stages if s.name not in skipped]
+    if is_rank_zero():
+        log.info("training %d stage(s)%s: %s", len(stages), f" for {', '.join(cfg.methods)}" if cfg.methods else "",
+                 ", ".join(s.name for s in stages))
+    return stages
 
 
 def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:

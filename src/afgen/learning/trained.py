@@ -11,6 +11,7 @@ from torch import nn
 
 from afgen.config import TrainConfig, from_dict
 from afgen.contracts.runfolder import BUNDLE, load_bundle, seed_runs
+from afgen.errors import AfgenError
 from afgen.learning.method_registry import rebuild, registry
 from afgen.learning.models import pooled_dim
 
@@ -31,12 +32,19 @@ class TrainedRun:
     @property
     def generator(self) -> nn.Module:
         """The generator of the paper's method (what `afgen predict` fills missing audio with)."""
-        return self.models[registry().paper().fill.generator]
+        return self._paper_model(registry().paper().fill.generator)
 
     @property
     def fusion(self) -> nn.Module:
         """The classifier of the paper's method."""
-        return self.models[registry().paper().model]
+        return self._paper_model(registry().paper().model)
+
+    def _paper_model(self, stage: str) -> nn.Module:
+        if stage not in self.models:
+            raise AfgenError(f"this run has no model for stage {stage!r}, which the paper's method (what predict and "
+                             f"export-model use) needs: it was trained with --methods without it; train a run that has it "
+                             f"(`afgen train FEATURES RUN2`, or with --methods {registry().paper().key},...)", self.path)
+        return self.models[stage]
 
 
 def load_run(run: str | Path) -> TrainedRun:

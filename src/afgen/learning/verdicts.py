@@ -85,12 +85,27 @@ def parse_primary(text: str) -> tuple[str, str | None, str | None]:
     return row.strip(), base.strip() or None, rate.strip() or None
 
 
+def check_primary(text: str, methods: dict[str, Method], roles: Roles) -> tuple[str, str, str | None]:
+    """(row, baseline, rate or None) of a declaration, its rows checked against the run's:
+    the row must be one of them; the baseline one of them or best_visual_only (with a
+    visual-only row), defaulting to the paper's method."""
+    row, base, rate = parse_primary(text)
+    base = base or roles.paper
+    if base is None:
+        raise AfgenError(f"--primary {text!r}: this run has no paper's row to compare with; give ROW:BASELINE")
+    bases = [*methods, BEST_VISUAL] if roles.visual else list(methods)
+    for name, known in ((row, list(methods)), (base, bases)):
+        if name not in known:
+            raise AfgenError(f"--primary {text!r}: this run has no row {name!r}; its rows: {', '.join(known)}")
+    return row, base, rate
+
+
 def primary_comparison(text: str, results: dict, scores: dict[tuple[str, str], np.ndarray],
                        methods: dict[str, Method], roles: Roles, boot: Bootstrap) -> dict:
     """The declared primary question: ROW minus BASELINE (default: the paper's method) at RATE
     (default: the highest), with its own (unadjusted) interval: one question, declared before
     looking, pays for no other comparison of the table."""
-    row, base, rate = parse_primary(text)
+    row, base, rate = check_primary(text, methods, roles)
     rates = list(results["rates"])
     if rate is None:
         rate = max(rates, key=float)
@@ -99,11 +114,6 @@ def primary_comparison(text: str, results: dict, scores: dict[tuple[str, str], n
         if not match:
             raise AfgenError(f"--primary {text!r}: rate {rate} is not among the evaluated rates ({', '.join(rates)})")
         rate = match[0]
-    base = base or roles.paper
-    known = [*methods, BEST_VISUAL] if roles.visual else list(methods)
-    for name in (row, base):
-        if name not in known:
-            raise AfgenError(f"--primary {text!r}: this run has no row {name!r}; its rows: {', '.join(known)}")
     against = results[BEST_VISUAL][rate] if base == BEST_VISUAL else base
     diff = boot.difference(scores[(rate, row)], scores[(rate, against)])
     return {"method": row, "baseline": base, "baseline_method": against, "rate": rate, **diff.as_dict(),

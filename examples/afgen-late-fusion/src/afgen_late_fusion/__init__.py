@@ -30,8 +30,8 @@ class LateFusion(nn.Module):
 
     def forward(self, v_c, lengths, audio, missing=None):
         z = self.visual_norm(v_c)
-        valid = torch.arange(z.shape[1])[None, :, None] < lengths[:, None, None]
-        mean = (z * valid).sum(1) / lengths[:, None].clamp_min(1)
+        valid = torch.arange(z.shape[1], device=z.device)[None, :, None] < lengths.to(z.device)[:, None, None]
+        mean = (z * valid).sum(1) / valid.sum(1).clamp_min(1)
         peak = z.masked_fill(~valid, float("-inf")).amax(1)
         seen = self.visual(torch.cat([mean, peak], 1)).log_softmax(1)
         heard = self.audio(self.audio_norm(audio)).log_softmax(1)
