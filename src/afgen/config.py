@@ -47,6 +47,18 @@ CACHE_DIR_ENV = "AFGEN_CACHE_DIR"
 #: Set to 0 and `--runtime auto` skips the measurement and takes the fixed rule (ONNX Runtime for
 #: fp32 on a CPU, torch otherwise): the same choice on every machine, e.g. for a test suite.
 MEASURE_RUNTIMES_ENV = "AFGEN_MEASURE_RUNTIMES"
+#: `--runtime auto` stops timing a candidate after its first batch when that batch is already
+#: this many times slower than the fastest candidate so far (it cannot win; it saves the dead start).
+RUNTIME_DROP_SLOWER = 1.6
+#: Producer processes where nothing decides them (`afgen frames`; extract's processes started
+#: before the backbone's speed is known): every core but one.
+DEFAULT_WORKERS = max(1, (os.cpu_count() or 2) - 1)
+#: Producer core-seconds per image (decode, flow, audio, for each RGB or flow image) assumed
+#: before the run's first clips measure it: Farneback at 224 px on the CPUs measured (0.33 core-s
+#: per 35-image clip); the split is re-balanced once clips have measured it.
+PRODUCER_COST_PRIOR = 0.0095
+#: Clips whose producer cost decides the first re-balance (and it is checked again at 2x, 4x, ... as many).
+BALANCE_AFTER_CLIPS = 3
 
 
 def cache_dir() -> Path:
@@ -162,7 +174,11 @@ class ExtractConfig:
     #: a store being resumed keeps its own.
     runtime: str = "auto"
     device: str = "auto"  # auto | cpu | cuda | cuda:N (encoders/devices.py checks it against the machine)
-    workers: int = max(1, (os.cpu_count() or 2) - 1)
+    #: Producer processes (decode, flow, audio) and the backbone's threads on a CPU. None: split
+    #: the cores by measurement (the backbone's speed from `--runtime auto`, the producers' cost
+    #: from the first clips; engines/balance.py); a number given is kept.
+    workers: int | None = None
+    threads: int | None = None
     #: Decoded clips waiting for the backbone; bounds memory together with batch_size.
     queue_depth: int = 4
     #: On-disk dtype of the visual features.
@@ -190,6 +206,7 @@ class ExtractConfig:
         _choice(self.dtype, DTYPES, "dtype (--dtype)")
         _choice(self.engine, ENGINES, "engine (--engine)")
         _at_least(self.workers, 0, "workers (--workers)")
+        _at_least(self.threads, 1, "threads (--threads)")
         _at_least(self.batch_size, 1, "batch_size (--batch-size)")
         _at_least(self.queue_depth, 1, "queue_depth")
         _at_least(self.limit, 1, "limit (--limit)")

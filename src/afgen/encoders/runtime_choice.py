@@ -7,7 +7,9 @@ cache folder, keyed by the CPU model and flags, the runtimes' versions, the back
 batch (not the thread count: runs with more or fewer producers on one machine choose alike, so
 their features are alike too). A pair whose features fall below cosine RUNTIME_MIN_COSINE of fp32 eager
 torch on the same images is never chosen. Random weights: the weights change neither the speed
-nor how closely a runtime follows eager torch.
+nor how closely a runtime follows eager torch. The likely fastest are timed first and a
+candidate already much slower on its first batch is timed no further, so a machine's first
+measurement costs seconds, not the slow runtimes' batches (the dead start of issue 29).
 """
 
 from __future__ import annotations
@@ -23,7 +25,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from afgen.config import MEASURE_RUNTIMES_ENV, RUNTIME_MIN_COSINE, RUNTIME_TRIAL_BATCHES, cache_dir
+from afgen.config import (
+    MEASURE_RUNTIMES_ENV,
+    RUNTIME_DROP_SLOWER,
+    RUNTIME_MIN_COSINE,
+    RUNTIME_TRIAL_BATCHES,
+    cache_dir,
+)
 from afgen.contracts.store import atomic_write_json
 from afgen.encoders.backbones import bf16_supported, build_backbone, resolve_precision
 from afgen.encoders.onnx_runtime import ONNXRUNTIME, resolve_runtime
@@ -37,6 +45,11 @@ log = logging.getLogger(__name__)
 
 CACHE_FILE = "runtimes.json"
 CPU = torch.device("cpu")
+#: Images eager fp32 computes as the reference the candidates' features are compared with.
+REFERENCE_IMAGES = 4
+#: The order candidates are timed in: those fastest on the CPUs measured first, so the slow
+#: ones are dropped after one batch (the choice itself is by measurement, whatever the order).
+_LIKELY_ORDER = [(OPENVINO, "bf16"), ("torch", "bf16"), (OPENVINO, "fp32"), (ONNXRUNTIME, "fp32"), ("torch", "fp32")]
 
 
 @dataclass(frozen=True)
@@ -49,6 +62,10 @@ class Trial:
     images_per_s: float = 0.0
     min_cosine: float = 0.0
     error: str | None = None
+    #: The backbone's threads it was timed on (0: not recorded, a measurement from before it was).
+    threads: int = 0
+    #: Timed on its warm-up batch only: already RUNTIME_DROP_SLOWER x slower than the fastest.
+    dropped: bool = False
 
     @property
     def label(self) -> str:
@@ -77,7 +94,8 @@ class Choice:
         best = next((t for t in self.trials if (t.runtime, t.precision) == (self.runtime, self.precision)), None)
         if best is None:
             return f"{self.runtime} {self.precision} ({self.how})"
-        others = ", ".join(f"{t.label} {t.images_per_s:.1f}" if t.error is None and t.eligible
+        others = ", ".join(f"{t.label} {t.images_per_s:.1f}{' (1 batch)' if t.dropped else ''}"
+                           if t.error is None and t.eligible
                            else f"{t.label} {'failed' if t.error else f'refused: cosine {t.min_cosine:.5f}'}"
                            for t in self.trials if t is not best and self.among in ("auto", t.runtime))
         source = "cached measurement" if self.cached else "measured now"
@@ -118,31 +136,60 @@ def cache_key(backbone: str, size: tuple[int, int], batch: int, precision: str) 
 
 def measure(backbone: str, size: tuple[int, int], batch: int, precision: str,
             trials: int = RUNTIME_TRIAL_BATCHES) -> tuple[Trial, ...]:
-    """Time every candidate on the same random images (one warm-up batch, then the fastest of
-    `trials` batches) and compare its features with fp32 eager torch's."""
+    """Time every candidate on the same random images at torch's current threads and compare
+    its features with fp32 eager torch's: a warm-up batch, then the fastest of `trials`
+    batches. The likely fastest go first, and a candidate whose warm-up batch is already
+    RUNTIME_DROP_SLOWER x slower than the fastest so far is timed no further (it cannot win):
+    on a bf16 CPU that skips most of eager fp32's batches, the slowest of all. The reference
+    is eager fp32 on REFERENCE_IMAGES of the images only, for the same reason."""
     images = np.random.default_rng(0).integers(0, 255, (batch, *size, 3), dtype=np.uint8)
-    eager = build_backbone(backbone, "none", "cpu", "fp32", batch, runtime="torch")
-    reference = eager(images)  # also the eager candidate's warm-up: it is built and run once, not twice
-    out = []
-    for runtime, prec in candidates(precision):
+    threads = torch.get_num_threads()
+    few = min(batch, REFERENCE_IMAGES)
+    eager = build_backbone(backbone, "none", "cpu", "fp32", few, runtime="torch")
+    reference = eager(images[:few])
+    eager.batch_size = batch  # the same model, timed on the run's batch below
+    out: dict[tuple[str, str], Trial] = {}
+    best = 0.0  # the fastest candidate's img/s so far
+    order = sorted(candidates(precision), key=lambda c: _LIKELY_ORDER.index(c) if c in _LIKELY_ORDER else 0)
+    for runtime, prec in order:
         try:
-            if (runtime, prec) == ("torch", "fp32"):
-                model, feats = eager, reference
-            else:
-                model = build_backbone(backbone, "none", "cpu", prec, batch, runtime=runtime)
-                feats = model(images)  # the warm-up batch, compared below
-            best = float("inf")
-            for _ in range(trials):
+            model = eager if (runtime, prec) == ("torch", "fp32") else build_backbone(
+                backbone, "none", "cpu", prec, batch, runtime=runtime)
+            start = time.perf_counter()
+            feats = model(images)[:few]  # the warm-up batch, compared below
+            rate = batch / (time.perf_counter() - start)
+            dropped = rate * RUNTIME_DROP_SLOWER < best
+            for _ in range(0 if dropped else trials):
                 start = time.perf_counter()
                 model(images)
-                best = min(best, time.perf_counter() - start)
+                rate = max(rate, batch / (time.perf_counter() - start))
         except Exception as exc:  # noqa: BLE001 - a runtime that fails here is simply not chosen
-            out.append(Trial(runtime, prec, error=f"{type(exc).__name__}: {exc}"[:200]))
+            out[runtime, prec] = Trial(runtime, prec, error=f"{type(exc).__name__}: {exc}"[:200], threads=threads)
             continue
         cos = np.sum(feats * reference, 1) / np.maximum(
             np.linalg.norm(feats, axis=1) * np.linalg.norm(reference, axis=1), 1e-12)
-        out.append(Trial(runtime, prec, batch / best, float(cos.min())))
-    return tuple(out)
+        trial = Trial(runtime, prec, rate, float(cos.min()), threads=threads, dropped=dropped)
+        out[runtime, prec] = trial
+        if trial.eligible:
+            best = max(best, rate)
+    return tuple(out[c] for c in candidates(precision))  # the candidates' own order, for the tables
+
+
+def measured_speed(backbone: str, size: tuple[int, int], batch: int, runtime: str,
+                   precision: str) -> Trial | None:
+    """The cached measurement of `runtime` `precision` for this backbone, size and batch on this
+    machine (from any earlier `auto` run), or None: how the engine knows a given runtime's speed."""
+    cache = _read_cache(cache_dir() / CACHE_FILE)
+    for asked in dict.fromkeys((precision, "auto")):
+        entry = cache.get(cache_key(backbone, size, batch, asked))
+        try:
+            trials = [Trial(**t) for t in entry["trials"]] if entry else []
+        except (TypeError, KeyError):
+            continue
+        for t in trials:
+            if (t.runtime, t.precision) == (runtime, precision) and t.error is None:
+                return t
+    return None
 
 
 def _read_cache(path: Path) -> dict:
