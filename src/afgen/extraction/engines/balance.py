@@ -85,6 +85,7 @@ class Balancer:
         self.cpu_seconds, self.images, self.clips = 0.0, 0, 0
         self.next_check = config.BALANCE_AFTER_CLIPS if after is None else after
         self.rebalanced = 0
+        self.history = ""  # the last re-balance, said in the reason
         self.split = split(cores, backbone_cost, prior, workers, threads, backbone_how,
                            "assumed until the first clips measure it", most)
 
@@ -110,7 +111,6 @@ class Balancer:
         changed = (new.producers, new.threads) != (self.split.producers, self.split.threads)
         if changed:
             self.rebalanced += 1
-            new = Split(new.producers, new.threads,
-                        f"{new.reason}; re-balanced from {self.split.producers} + {self.split.threads}")
-        self.split = new
-        return new if changed else None
+            self.history = f"; re-balanced after {self.clips} clips from {self.split.producers} + {self.split.threads}"
+        self.split = Split(new.producers, new.threads, new.reason + self.history)
+        return self.split if changed else None
