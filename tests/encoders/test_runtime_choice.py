@@ -111,3 +111,38 @@ def test_precision_auto_with_a_named_runtime_is_that_runtimes_fastest_eligible_p
     monkeypatch.setattr(rc, "bf16_supported", lambda device: True)
     ort = rc.choose_runtime("resnet50", (224, 224), 16, "auto", runtime="onnxruntime")
     assert (ort.runtime, ort.precision) == ("onnxruntime", "fp32") and "only precision it runs" in ort.reason()
+
+
+def test_a_candidate_already_slower_on_its_first_batch_is_timed_no_further(monkeypatch):
+    """Issue 29, point 2: the measurement's cost is mostly the slow runtimes' batches; the likely
+    fastest go first and one whose warm-up batch is RUNTIME_DROP_SLOWER x slower stops there.
+    A fake clock: each fake model call advances it by batch / that runtime's speed."""
+    import numpy as np
+
+    from afgen.config import RUNTIME_TRIAL_BATCHES
+
+    speeds = {("openvino", "bf16"): 100.0, ("torch", "bf16"): 70.0, ("openvino", "fp32"): 40.0,
+              ("onnxruntime", "fp32"): 45.0, ("torch", "fp32"): 20.0}
+    clock, calls = [0.0], {k: 0 for k in speeds}
+
+    class Fake:
+        def __init__(self, pair, batch):
+            self.pair, self.batch_size = pair, batch
+
+        def __call__(self, images):
+            calls[self.pair] += 1
+            clock[0] += len(images) / speeds[self.pair]
+            return np.ones((len(images), 8), np.float32)
+
+    monkeypatch.setattr(rc, "candidates", lambda precision: list(speeds))
+    monkeypatch.setattr(rc, "build_backbone", lambda name, w, d, prec, batch, runtime: Fake((runtime, prec), batch))
+    monkeypatch.setattr(rc.time, "perf_counter", lambda: clock[0])
+    trials = {(t.runtime, t.precision): t for t in rc.measure("resnet50", SIZE, 16, "auto")}
+    assert list(trials) == list(speeds)  # reported in the candidates' order
+    full = RUNTIME_TRIAL_BATCHES + 1
+    assert calls[("openvino", "bf16")] == full and calls[("torch", "bf16")] == full  # within 1.6x: timed
+    assert calls[("openvino", "fp32")] == 1 and calls[("onnxruntime", "fp32")] == 1  # 2.2x, 2.5x slower: dropped
+    assert calls[("torch", "fp32")] == 2  # the 4-image reference, then one batch
+    assert trials[("openvino", "fp32")].dropped and not trials[("torch", "bf16")].dropped
+    assert max(trials.values(), key=lambda t: t.images_per_s).label == "openvino bf16"
+    assert all(t.threads > 0 and t.images_per_s == pytest.approx(speeds[k]) for k, t in trials.items())
