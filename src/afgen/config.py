@@ -47,9 +47,10 @@ CACHE_DIR_ENV = "AFGEN_CACHE_DIR"
 #: Set to 0 and `--runtime auto` skips the measurement and takes the fixed rule (ONNX Runtime for
 #: fp32 on a CPU, torch otherwise): the same choice on every machine, e.g. for a test suite.
 MEASURE_RUNTIMES_ENV = "AFGEN_MEASURE_RUNTIMES"
-#: `--runtime auto` stops timing a candidate after its first batch when that batch is already
-#: this many times slower than the fastest candidate so far (it cannot win; it saves the dead start).
-RUNTIME_DROP_SLOWER = 1.6
+#: `--runtime auto` times a candidate no further when its probe (a few images, first call) is
+#: already this many times slower than the fastest so far: it cannot win (a probe is slower than
+#: the run's batches, hence the margin), and it saves the dead start (issue 29).
+RUNTIME_DROP_SLOWER = 2.0
 #: Producer processes where nothing decides them (`afgen frames`; extract's processes started
 #: before the backbone's speed is known): every core but one.
 DEFAULT_WORKERS = max(1, (os.cpu_count() or 2) - 1)

@@ -40,7 +40,7 @@ def test_measures_every_candidate_once_then_reads_the_cache(cache, monkeypatch):
 def _fake(trials):
     calls = []
 
-    def measure(backbone, size, batch, precision):
+    def measure(backbone, size, batch, precision, **kwargs):
         calls.append((backbone, size, batch, precision))
         return tuple(trials)
     return measure, calls
@@ -113,24 +113,25 @@ def test_precision_auto_with_a_named_runtime_is_that_runtimes_fastest_eligible_p
     assert (ort.runtime, ort.precision) == ("onnxruntime", "fp32") and "only precision it runs" in ort.reason()
 
 
-def test_a_candidate_already_slower_on_its_first_batch_is_timed_no_further(monkeypatch):
+def test_a_candidate_already_slower_on_its_probe_is_timed_no_further(monkeypatch):
     """Issue 29, point 2: the measurement's cost is mostly the slow runtimes' batches; the likely
-    fastest go first and one whose warm-up batch is RUNTIME_DROP_SLOWER x slower stops there.
-    A fake clock: each fake model call advances it by batch / that runtime's speed."""
+    fastest go first, each is probed on a few images (eager fp32's probe is the reference), and
+    one whose probe is RUNTIME_DROP_SLOWER x slower than the fastest so far stops there.
+    A fake clock: each fake model call advances it by its images / that runtime's speed."""
     import numpy as np
 
     from afgen.config import RUNTIME_TRIAL_BATCHES
 
     speeds = {("openvino", "bf16"): 100.0, ("torch", "bf16"): 70.0, ("openvino", "fp32"): 40.0,
               ("onnxruntime", "fp32"): 45.0, ("torch", "fp32"): 20.0}
-    clock, calls = [0.0], {k: 0 for k in speeds}
+    clock, calls = [0.0], {k: [] for k in speeds}
 
     class Fake:
         def __init__(self, pair, batch):
             self.pair, self.batch_size = pair, batch
 
         def __call__(self, images):
-            calls[self.pair] += 1
+            calls[self.pair].append(len(images))
             clock[0] += len(images) / speeds[self.pair]
             return np.ones((len(images), 8), np.float32)
 
@@ -139,10 +140,10 @@ def test_a_candidate_already_slower_on_its_first_batch_is_timed_no_further(monke
     monkeypatch.setattr(rc.time, "perf_counter", lambda: clock[0])
     trials = {(t.runtime, t.precision): t for t in rc.measure("resnet50", SIZE, 16, "auto")}
     assert list(trials) == list(speeds)  # reported in the candidates' order
-    full = RUNTIME_TRIAL_BATCHES + 1
-    assert calls[("openvino", "bf16")] == full and calls[("torch", "bf16")] == full  # within 1.6x: timed
-    assert calls[("openvino", "fp32")] == 1 and calls[("onnxruntime", "fp32")] == 1  # 2.2x, 2.5x slower: dropped
-    assert calls[("torch", "fp32")] == 2  # the 4-image reference, then one batch
+    probe, timed = [rc.REFERENCE_IMAGES], [rc.REFERENCE_IMAGES] + [16] * (RUNTIME_TRIAL_BATCHES + 1)
+    assert calls[("openvino", "bf16")] == timed and calls[("torch", "bf16")] == timed  # within 2x: timed
+    assert calls[("openvino", "fp32")] == probe and calls[("onnxruntime", "fp32")] == probe  # 2.5x, 2.2x: dropped
+    assert calls[("torch", "fp32")] == probe  # its probe is the reference: not one batch more
     assert trials[("openvino", "fp32")].dropped and not trials[("torch", "bf16")].dropped
     assert max(trials.values(), key=lambda t: t.images_per_s).label == "openvino bf16"
     assert all(t.threads > 0 and t.images_per_s == pytest.approx(speeds[k]) for k, t in trials.items())

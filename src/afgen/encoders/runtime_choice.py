@@ -8,7 +8,7 @@ batch (not the thread count: runs with more or fewer producers on one machine ch
 their features are alike too). A pair whose features fall below cosine RUNTIME_MIN_COSINE of fp32 eager
 torch on the same images is never chosen. Random weights: the weights change neither the speed
 nor how closely a runtime follows eager torch. The likely fastest are timed first and a
-candidate already much slower on its first batch is timed no further, so a machine's first
+candidate already much slower on a probe of a few images is timed no further, so a machine's first
 measurement costs seconds, not the slow runtimes' batches (the dead start of issue 29).
 """
 
@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 CACHE_FILE = "runtimes.json"
 CPU = torch.device("cpu")
 #: Images eager fp32 computes as the reference the candidates' features are compared with.
-REFERENCE_IMAGES = 4
+REFERENCE_IMAGES = 4  # also each candidate's probe
 #: The order candidates are timed in: those fastest on the CPUs measured first, so the slow
 #: ones are dropped after one batch (the choice itself is by measurement, whatever the order).
 _LIKELY_ORDER = [(OPENVINO, "bf16"), ("torch", "bf16"), (OPENVINO, "fp32"), (ONNXRUNTIME, "fp32"), ("torch", "fp32")]
@@ -64,7 +64,7 @@ class Trial:
     error: str | None = None
     #: The backbone's threads it was timed on (0: not recorded, a measurement from before it was).
     threads: int = 0
-    #: Timed on its warm-up batch only: already RUNTIME_DROP_SLOWER x slower than the fastest.
+    #: Timed on its probe only (REFERENCE_IMAGES images): already RUNTIME_DROP_SLOWER x slower than the fastest.
     dropped: bool = False
 
     @property
@@ -94,7 +94,7 @@ class Choice:
         best = next((t for t in self.trials if (t.runtime, t.precision) == (self.runtime, self.precision)), None)
         if best is None:
             return f"{self.runtime} {self.precision} ({self.how})"
-        others = ", ".join(f"{t.label} {t.images_per_s:.1f}{' (1 batch)' if t.dropped else ''}"
+        others = ", ".join(f"{t.label} {t.images_per_s:.1f}{' (probed only)' if t.dropped else ''}"
                            if t.error is None and t.eligible
                            else f"{t.label} {'failed' if t.error else f'refused: cosine {t.min_cosine:.5f}'}"
                            for t in self.trials if t is not best and self.among in ("auto", t.runtime))
@@ -135,34 +135,42 @@ def cache_key(backbone: str, size: tuple[int, int], batch: int, precision: str) 
 
 
 def measure(backbone: str, size: tuple[int, int], batch: int, precision: str,
-            trials: int = RUNTIME_TRIAL_BATCHES) -> tuple[Trial, ...]:
+            trials: int = RUNTIME_TRIAL_BATCHES, weights: str = "none") -> tuple[Trial, ...]:
     """Time every candidate on the same random images at torch's current threads and compare
-    its features with fp32 eager torch's: a warm-up batch, then the fastest of `trials`
-    batches. The likely fastest go first, and a candidate whose warm-up batch is already
-    RUNTIME_DROP_SLOWER x slower than the fastest so far is timed no further (it cannot win):
-    on a bf16 CPU that skips most of eager fp32's batches, the slowest of all. The reference
-    is eager fp32 on REFERENCE_IMAGES of the images only, for the same reason."""
+    its features with fp32 eager torch's. Each is first probed on REFERENCE_IMAGES images (the
+    cosine check, and eager fp32's run is the reference itself); the likely fastest go first,
+    and one whose probe is already RUNTIME_DROP_SLOWER x slower than the fastest so far is timed
+    no further (it cannot win): on a bf16 CPU that skips the full batches of eager torch, the
+    slowest. The others get a warm-up batch and the fastest of `trials` batches. `weights`: the
+    run's, so the graph exported here is the one it runs (the cache's), not built twice."""
     images = np.random.default_rng(0).integers(0, 255, (batch, *size, 3), dtype=np.uint8)
     threads = torch.get_num_threads()
     few = min(batch, REFERENCE_IMAGES)
-    eager = build_backbone(backbone, "none", "cpu", "fp32", few, runtime="torch")
-    reference = eager(images[:few])
-    eager.batch_size = batch  # the same model, timed on the run's batch below
     out: dict[tuple[str, str], Trial] = {}
+    eager = build_backbone(backbone, weights, "cpu", "fp32", few, runtime="torch")
+    start = time.perf_counter()
+    reference = eager(images[:few])
+    probes = {("torch", "fp32"): few / (time.perf_counter() - start)}
     best = 0.0  # the fastest candidate's img/s so far
     order = sorted(candidates(precision), key=lambda c: _LIKELY_ORDER.index(c) if c in _LIKELY_ORDER else 0)
     for runtime, prec in order:
         try:
-            model = eager if (runtime, prec) == ("torch", "fp32") else build_backbone(
-                backbone, "none", "cpu", prec, batch, runtime=runtime)
-            start = time.perf_counter()
-            feats = model(images)[:few]  # the warm-up batch, compared below
-            rate = batch / (time.perf_counter() - start)
-            dropped = rate * RUNTIME_DROP_SLOWER < best
-            for _ in range(0 if dropped else trials):
+            if (runtime, prec) == ("torch", "fp32"):
+                model, feats = eager, reference
+            else:
+                model = build_backbone(backbone, weights, "cpu", prec, few, runtime=runtime)
                 start = time.perf_counter()
-                model(images)
-                rate = max(rate, batch / (time.perf_counter() - start))
+                feats = model(images[:few])  # compared below
+                probes[runtime, prec] = few / (time.perf_counter() - start)
+            rate = probes[runtime, prec]
+            dropped = rate * RUNTIME_DROP_SLOWER < best
+            if not dropped:
+                model.batch_size = batch
+                model(images)  # warm-up at the run's batch
+                for _ in range(trials):
+                    start = time.perf_counter()
+                    model(images)
+                    rate = max(rate, batch / (time.perf_counter() - start))
         except Exception as exc:  # noqa: BLE001 - a runtime that fails here is simply not chosen
             out[runtime, prec] = Trial(runtime, prec, error=f"{type(exc).__name__}: {exc}"[:200], threads=threads)
             continue
@@ -211,10 +219,12 @@ def _write_cache(path: Path, data: dict) -> None:
 
 
 def choose_runtime(backbone: str, size: tuple[int, int], batch: int, precision: str = "auto",
-                   device: torch.device = CPU, runtime: str = "auto") -> Choice:
+                   device: torch.device = CPU, runtime: str = "auto", weights: str = "none") -> Choice:
     """The runtime and precision `--runtime auto` runs `backbone` with at `size` (h, w) and `batch`:
     on a CPU the fastest eligible trial (cached per machine), elsewhere the fixed rule. With a
-    `runtime` named (and precision auto), the fastest eligible precision of that runtime."""
+    `runtime` named (and precision auto), the fastest eligible precision of that runtime.
+    `weights`: the run's, measured with (the speed and the cosine do not depend on them, but the
+    graph exported for the measurement is then the run's own, cached, not exported again)."""
     if runtime == ONNXRUNTIME:  # it runs fp32 only: nothing to measure
         return Choice(ONNXRUNTIME, resolve_precision(precision, device, ONNXRUNTIME),
                       how="--precision auto with --runtime onnxruntime: fp32, the only precision it runs")
@@ -235,7 +245,7 @@ def choose_runtime(backbone: str, size: tuple[int, int], batch: int, precision: 
     if not cached:
         log.info("measuring the backbone runtimes for %s at %dx%d px, batch %d, once on this machine (cached in %s)",
                  backbone, *size, batch, path)
-        trials = measure(backbone, size, batch, precision)
+        trials = measure(backbone, size, batch, precision, weights=weights)
         cache = _read_cache(path)  # another process may have written meanwhile
         cache[key] = {"trials": [asdict(t) for t in trials], "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
         _write_cache(path, cache)

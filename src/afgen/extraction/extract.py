@@ -334,7 +334,7 @@ def _choose_runtime(cfg: ExtractConfig, stored: dict | None, video: VideoConfig,
     if device.type != "cpu" or "auto" not in (runtime, precision):
         return Plan(cfg)
     choice = choose_runtime(cfg.backbone, (video.height, video.width), cfg.batch_for(device), precision, device,
-                            runtime)
+                            runtime, weights=cfg.weights)
     log.info("--runtime %s --precision %s: %s", runtime, precision, choice.reason())
     return Plan(replace(cfg, runtime=choice.runtime, precision=choice.precision), choice)
 
