@@ -368,7 +368,7 @@ def test_the_cores_follow_the_backbones_measured_speed(tmp_path, clip_factory, m
     pool = start_producers(cfg, SMALL, FlowConfig(), AudioFeatureConfig(), 3)  # as the CLI does: before the split
     summary = extract(ds, tmp_path / "f", cfg, SMALL, show_progress=False, producers=pool)
     assert summary.done == 3
-    line = summary.runtime_choice
+    line = summary.runtime_line()
     assert f"{producers} producer process{'es' if producers > 1 else ''}, {threads} backbone thread" in line
     assert f"{'producers' if producers > 1 else 'backbone'} bound the run" in line
     assert len(pool.procs) == producers and torch.get_num_threads() == threads
@@ -385,8 +385,8 @@ def test_the_split_is_rebalanced_when_the_first_clips_measure_the_producers(tmp_
     ds = _n_clips(tmp_path, clip_factory, 6)
     summary = extract(ds, tmp_path / "f", replace(FAST, workers=None, runtime="torch"), SMALL, show_progress=False)
     assert summary.done == 6
-    assert "measured on" in summary.runtime_choice and "re-balanced after 3 clips from 1 + 4" in summary.runtime_choice
-    assert "4 producer processes, 1 backbone thread" in summary.runtime_choice
+    assert "measured on" in summary.split and "re-balanced after 3 clips from 1 + 4" in summary.split
+    assert "4 producer processes, 1 backbone thread" in summary.split
     extract(ds, tmp_path / "one", replace(FAST, runtime="torch"), SMALL, show_progress=False)  # in-process
     for cid in [c.id for c in ds.clips]:
         for mod in ("rgb", "flow"):

@@ -166,8 +166,8 @@ def extract(
     rate = s.images / s.seconds if s.seconds else 0.0
     console.print(f"{s.done} extracted, {s.skipped} already done, {s.failed} failed in "
                   f"{s.seconds:.1f} s ({rate:.1f} images/s); store: {s.store}")
-    if s.runtime_choice:
-        console.print(f"backbone runtime and cores: {s.runtime_choice}")
+    if s.runtime_line():
+        console.print(f"backbone: {s.runtime_line()}")
     if s.bottleneck():
         console.print(f"[yellow]note:[/] {s.bottleneck()}")
 

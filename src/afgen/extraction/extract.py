@@ -61,11 +61,16 @@ class ExtractSummary:
     wait_seconds: float = 0.0
     startup_wait_seconds: float = 0.0
     backbone_seconds: float = 0.0
-    #: How `--runtime auto` chose the backbone's runtime (None: it was given or kept from the store),
-    #: and the split of the cores (producers, backbone threads) with its reason.
+    #: How `--runtime auto` chose the backbone's runtime (None: it was given or kept from the store).
     runtime_choice: str | None = None
     #: The local engine's split of a CPU's cores and why (engines/balance.py), as the run ended.
     split: str | None = None
+
+    def runtime_line(self) -> str | None:
+        """One line: how the backbone's runtime was chosen and how the cores were split, and why."""
+        parts = [f"runtime {self.runtime_choice}" if self.runtime_choice else None,
+                 f"cores: {self.split}" if self.split else None]
+        return "; ".join(p for p in parts if p) or None
 
     def bottleneck(self) -> str | None:
         """A sentence when the backbone spent much of the run waiting for the producers."""
@@ -182,7 +187,7 @@ def _prepare_and_run(dataset: Dataset, out: str | Path, cfg: ExtractConfig, vide
         plan = replace(plan, balancer=balancer)
     summary = _extract(dataset, store, plan, video, flow, audio, overwrite, show_progress, backbone, shard,
                        settings, pool, start)
-    return replace(summary, runtime_choice="; ".join(x for x in (plan.reason(), summary.split) if x) or None)
+    return replace(summary, runtime_choice=plan.reason())
 
 
 def _balancer(plan: Plan, cfg: ExtractConfig, video: VideoConfig, device: torch.device | None,

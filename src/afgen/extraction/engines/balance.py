@@ -60,9 +60,12 @@ def split(cores: int, backbone_cost: float | None, producer_cost: float, workers
 def _reason(cores: int, producers: int, threads: int, share: float | None, backbone_cost: float | None,
             producer_cost: float, workers_given: bool, threads_given: bool, backbone_how: str,
             producer_how: str) -> str:
-    split_text = (f"{producers} producer process{'es' if producers != 1 else ''}"
-                  f"{' (--workers)' if workers_given else ''}, {threads} backbone thread{'s' if threads != 1 else ''}"
+    side = ("producers in this process (--workers 0)" if producers == 0 else
+            f"{producers} producer process{'es' if producers != 1 else ''}{' (--workers)' if workers_given else ''}")
+    split_text = (f"{side}, {threads} backbone thread{'s' if threads != 1 else ''}"
                   f"{' (--threads)' if threads_given else ''} on {cores} core{'s' if cores != 1 else ''}")
+    if producers == 0:
+        return split_text
     if share is None:
         return f"{split_text} (the backbone's speed is not measured: it takes the cores the producers leave)"
     limit = cores / (producer_cost + backbone_cost)
