@@ -325,14 +325,18 @@ def test_onnxruntime_with_precision_auto_runs_fp32_on_a_bf16_cpu_and_says_so(tmp
 
 
 @pytest.fixture
-def four_cores(monkeypatch):
-    """A 4-core machine as extract sees it; torch's threads put back afterwards."""
+def four_cores(monkeypatch, tmp_path):
+    """A 4-core machine as extract sees it, with an empty cache (no producer cost remembered
+    from another test); torch's threads put back afterwards."""
     import os
 
     import torch
 
+    from afgen.config import CACHE_DIR_ENV
+
     threads = torch.get_num_threads()
     monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
     yield
     torch.set_num_threads(threads)
 

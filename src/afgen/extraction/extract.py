@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -29,7 +29,7 @@ from afgen.errors import AfgenError, StoreError
 from afgen.extraction.assemble import Assembler, ClipFeatures, features_in_process  # noqa: F401 - re-exported
 from afgen.extraction.dataset import Clip, Dataset
 from afgen.extraction.engines import Stats, local
-from afgen.extraction.engines.balance import Balancer
+from afgen.extraction.engines.balance import Balancer, cost_key
 from afgen.extraction.engines.pool import ProducerPool, producer_settings, start_producers
 from afgen.extraction.lock import ALL, StoreLock, shard_scope
 from afgen.extraction.producer import Settings
@@ -171,7 +171,7 @@ def _prepare_and_run(dataset: Dataset, out: str | Path, cfg: ExtractConfig, vide
         # earlier and warm up meanwhile
         if backbone is None:
             plan = _choose_runtime(cfg, stored, video, device)
-        balancer = _balancer(plan, cfg, video, device, backbone, n_clips)
+        balancer = _balancer(plan, cfg, video, device, backbone, n_clips, settings)
         if balancer is not None:  # before the backbone is built: its runtime takes the threads
             torch.set_num_threads(balancer.split.threads)
             log.info("the cores: %s", balancer.split.reason)
@@ -191,7 +191,7 @@ def _prepare_and_run(dataset: Dataset, out: str | Path, cfg: ExtractConfig, vide
 
 
 def _balancer(plan: Plan, cfg: ExtractConfig, video: VideoConfig, device: torch.device | None,
-              backbone: Backbone | None, n_clips: int) -> Balancer | None:
+              backbone: Backbone | None, n_clips: int, settings: Settings) -> Balancer | None:
     """How the local engine splits this CPU's cores (engines/balance.py), from the backbone's
     measured speed (`auto`'s measurement, or the cache's for a runtime given); None on a GPU."""
     if device is None or device.type != "cpu":
@@ -210,7 +210,7 @@ def _balancer(plan: Plan, cfg: ExtractConfig, video: VideoConfig, device: torch.
         cost = threads / trial.images_per_s
         how = f"{trial.label} at {trial.images_per_s:.1f} img/s on {threads} thread{'s' if threads != 1 else ''}"
     workers = None if cfg.workers is None else min(cfg.workers, n_clips)
-    return Balancer(cores, cost, how, workers, cfg.threads, most=n_clips)
+    return Balancer(cores, cost, how, workers, cfg.threads, most=n_clips, key=cost_key(asdict(settings)))
 
 
 def _extract(dataset: Dataset, store: FeatureStore, plan: Plan, video: VideoConfig, flow: FlowConfig,

@@ -61,3 +61,22 @@ def test_nothing_is_rebalanced_when_both_sides_are_given_or_nothing_was_measured
     assert (fixed.split.producers, fixed.split.threads) == (2, 3)
     unmeasured = Balancer(8, 0.01, prior=0.001, after=1)
     assert unmeasured.observe(None, 35) is None and unmeasured.observe(0.3, 0) is None and unmeasured.clips == 0
+
+
+def test_a_later_run_starts_from_the_cost_an_earlier_one_measured(tmp_path, monkeypatch):
+    """The first run's producers measured dearer than the prior: the next run on this machine
+    with the same settings starts at the split they imply, not at the prior's."""
+    from afgen.config import CACHE_DIR_ENV
+    from afgen.extraction.engines.balance import cost_key
+
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path))
+    key = cost_key({"flow": "farneback"})
+    first = Balancer(8, 0.01, "stub", after=3, key=key)
+    assert "assumed" in first.split.reason and first.split.producers == 4  # the prior: 0.0095
+    for _ in range(3):
+        first.observe(0.035, 1)  # 0.035 core-s per image: 3.5x the backbone's
+    later = Balancer(8, 0.01, "stub", key=key)
+    assert (later.split.producers, later.split.threads) == (first.split.producers, first.split.threads) == (7, 2)
+    assert "measured on 3 clips of an earlier run here" in later.split.reason
+    other = Balancer(8, 0.01, "stub", key=cost_key({"flow": "dis"}))
+    assert "assumed" in other.split.reason  # other settings: their own cost

@@ -5,16 +5,27 @@ cores / (producer + backbone core-seconds per image). Each side gets its share o
 rounded up (so neither starves): a side with slack blocks on the bounded queue and leaves its
 core to the other. The backbone's cost comes from `--runtime auto`'s measurement (img/s at
 its threads), the producers' from the CPU time of the run's own first clips (a prior until
-then); the split is checked again as clips come in and changed when the measurement moved it.
+then, or what an earlier run on this machine with these settings measured: cached in
+producers.json beside the runtime measurement); the split is checked again as clips come in and
+changed when the measurement moved it.
 `--workers` and `--threads` keep what they give. Torch-free: pure arithmetic on measurements.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 from dataclasses import dataclass
 
 from afgen import config
+from afgen.contracts.store import atomic_write_json
+from afgen.errors import WriteError
+from afgen.provenance import cpu_description
+
+log = logging.getLogger(__name__)
+
+COST_FILE = "producers.json"
 
 
 @dataclass(frozen=True)
@@ -75,22 +86,59 @@ def _reason(cores: int, producers: int, threads: int, share: float | None, backb
             f"and the {side} bound the run; limit {limit:.1f} img/s")
 
 
+def cost_key(settings: dict) -> str:
+    """What decides the producers' cost per image: this CPU and what they compute per clip."""
+    return json.dumps({"cpu": cpu_description(), "settings": settings}, sort_keys=True, default=str)
+
+
+def remembered_cost(key: str) -> tuple[float, int] | None:
+    """An earlier run's measured producer cost per image for `key`, and over how many clips."""
+    try:
+        entry = json.loads((config.cache_dir() / COST_FILE).read_text()).get(key)
+        return (float(entry["cost"]), int(entry["clips"])) if entry else None
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+
+
+def remember_cost(key: str, cost: float, clips: int) -> None:
+    """Keep the measured cost for the next run (a read-only cache only costs it the prior)."""
+    path = config.cache_dir() / COST_FILE
+    try:
+        data = json.loads(path.read_text()) if path.is_file() else {}
+        data = data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        data = {}
+    data[key] = {"cost": cost, "clips": clips}
+    try:
+        atomic_write_json(path, data)
+    except WriteError as exc:
+        log.debug("cannot cache the producers' cost (%s)", exc)
+
+
 class Balancer:
     """The split for a run, re-checked from the producers' measured cost as clips finish
     (after BALANCE_AFTER_CLIPS clips, then at 2x, 4x, ... as many)."""
 
     def __init__(self, cores: int, backbone_cost: float | None, backbone_how: str = "",
                  workers: int | None = None, threads: int | None = None,
-                 prior: float | None = None, after: int | None = None, most: int | None = None) -> None:
+                 prior: float | None = None, after: int | None = None, most: int | None = None,
+                 key: str | None = None) -> None:
+        """`key` (cost_key): where the producers' measured cost is remembered for the next run,
+        whose first split then starts from it instead of the prior."""
         self.cores, self.backbone_cost, self.backbone_how = cores, backbone_cost, backbone_how
-        self.workers, self.threads, self.most = workers, threads, most
+        self.workers, self.threads, self.most, self.key = workers, threads, most, key
+        earlier = remembered_cost(key) if key is not None and prior is None else None
         prior = config.PRODUCER_COST_PRIOR if prior is None else prior
         self.cpu_seconds, self.images, self.clips = 0.0, 0, 0
         self.next_check = config.BALANCE_AFTER_CLIPS if after is None else after
         self.rebalanced = 0
         self.history = ""  # the last re-balance, said in the reason
-        self.split = split(cores, backbone_cost, prior, workers, threads, backbone_how,
-                           "assumed until the first clips measure it", most)
+        if earlier is not None:
+            prior, how = earlier[0], f"measured on {earlier[1]} clips of an earlier run here"
+        else:
+            how = "assumed until the first clips measure it"
+        self.split = split(cores, backbone_cost, prior if earlier is None else earlier[0], workers, threads,
+                           backbone_how, how, most)
 
     @property
     def fixed(self) -> bool:
@@ -109,6 +157,8 @@ class Balancer:
             return None
         self.next_check *= 2
         cost = self.cpu_seconds / self.images
+        if self.key is not None:
+            remember_cost(self.key, cost, self.clips)
         new = split(self.cores, self.backbone_cost, cost, self.workers, self.threads, self.backbone_how,
                     f"measured on {self.clips} clips", self.most)
         changed = (new.producers, new.threads) != (self.split.producers, self.split.threads)
