@@ -123,8 +123,8 @@ def test_a_candidate_already_slower_on_its_probe_is_timed_no_further(monkeypatch
 
     from afgen.config import RUNTIME_TRIAL_BATCHES
 
-    speeds = {("openvino", "bf16"): 100.0, ("torch", "bf16"): 70.0, ("openvino", "fp32"): 40.0,
-              ("onnxruntime", "fp32"): 45.0, ("torch", "fp32"): 20.0}
+    speeds = {("openvino", "bf16"): 100.0, ("torch", "bf16"): 70.0, ("openvino", "fp32"): 30.0,
+              ("onnxruntime", "fp32"): 32.0, ("torch", "fp32"): 20.0}
     clock, calls = [0.0], {k: [] for k in speeds}
 
     class Fake:
@@ -134,7 +134,8 @@ def test_a_candidate_already_slower_on_its_probe_is_timed_no_further(monkeypatch
         def __call__(self, images):
             first = not calls[self.pair]
             calls[self.pair].append(len(images))
-            clock[0] += len(images) / speeds[self.pair] + (1.0 if first else 0.0)  # one-off set-up on the first call
+            few = 1.5 if len(images) < 16 else 1.0  # a few images run faster per image than a batch
+            clock[0] += len(images) / (few * speeds[self.pair]) + (1.0 if first else 0.0)  # one-off set-up
             return np.ones((len(images), 8), np.float32)
 
     monkeypatch.setattr(rc, "candidates", lambda precision: list(speeds))
@@ -145,8 +146,10 @@ def test_a_candidate_already_slower_on_its_probe_is_timed_no_further(monkeypatch
     probe = [rc.REFERENCE_IMAGES] * 2  # the cosine's call, then the timed one
     timed = probe + [16] * (RUNTIME_TRIAL_BATCHES + 1)
     assert calls[("openvino", "bf16")] == timed and calls[("torch", "bf16")] == timed  # within 2x: timed
-    assert calls[("openvino", "fp32")] == probe and calls[("onnxruntime", "fp32")] == probe  # 2.5x, 2.2x: dropped
+    assert calls[("openvino", "fp32")] == probe and calls[("onnxruntime", "fp32")] == probe  # probed 45, 48: 2x below 100
     assert calls[("torch", "fp32")] == probe  # the reference and its probe: not one batch more
     assert trials[("openvino", "fp32")].dropped and not trials[("torch", "bf16")].dropped
     assert max(trials.values(), key=lambda t: t.images_per_s).label == "openvino bf16"
-    assert all(t.threads > 0 and t.images_per_s == pytest.approx(speeds[k]) for k, t in trials.items())
+    timed_speeds = {k: t.images_per_s for k, t in trials.items() if not t.dropped}
+    assert timed_speeds == pytest.approx({k: speeds[k] for k in timed_speeds})  # the batch's speed, not the probe's
+    assert all(t.threads > 0 for t in trials.values())

@@ -153,9 +153,10 @@ def measure(backbone: str, size: tuple[int, int], batch: int, precision: str,
                 probes[runtime, prec] = _probe(model, images[:few])
             rate = probes[runtime, prec]
             dropped = rate * RUNTIME_DROP_SLOWER < best
-            if not dropped:
+            if not dropped:  # its speed is the run's batch's, not the probe's (a few images can run faster)
                 model.batch_size = batch
                 model(images)  # warm-up at the run's batch
+                rate = 0.0
                 for _ in range(trials):
                     start = time.perf_counter()
                     model(images)
