@@ -23,7 +23,8 @@ source) at the working size --size (224; e.g. ResNet18 at 112 for a small fast n
   7. peak RSS         fresh extraction processes: 20 vs 200 clips, one 3-s vs one 60-s clip
   8. runtimes         every available backbone runtime side by side (img/s, cosine to fp32 eager
                       torch) and which one `--runtime auto` chose and why (its cached measurement);
-                      every afgen run above uses that choice
+                      every afgen run above uses that choice; the same table for each --beside
+                      backbone (default efficientnet_lite0, the offline ImageNet one, beside ResNet50)
   9. start-up         whole process minus the same clips at the steady state, and where it goes
                       (interpreter + imports, model build, the first clip's wait)
  10. RAFT-small       seconds per clip of the learned flow on this device (random weights)
@@ -53,13 +54,21 @@ import numpy as np
 import torch
 
 import afgen.extraction.video
-from afgen.config import CACHE_DIR_ENV, AudioFeatureConfig, ExtractConfig, FlowConfig, SynthConfig, VideoConfig
+from afgen.config import (
+    CACHE_DIR_ENV,
+    RUNTIME_TRIAL_BATCHES,
+    AudioFeatureConfig,
+    ExtractConfig,
+    FlowConfig,
+    SynthConfig,
+    VideoConfig,
+)
 from afgen.contracts.store import FeatureStore
 from afgen.encoders.audio import get_encoder
 from afgen.encoders.backbones import build_backbone
 from afgen.encoders.flows import gray, make_encoder, make_flow
 from afgen.encoders.raft import build_raft
-from afgen.encoders.runtime_choice import choose_runtime, cpu_description
+from afgen.encoders.runtime_choice import choose_runtime, cpu_description, measure
 from afgen.extraction.dataset import discover
 from afgen.extraction.synth import generate, make_clip, write_clip
 from afgen.extraction.video import ClipReader
@@ -262,6 +271,8 @@ def main() -> None:
     ap.add_argument("--rss-backbone", default="resnet18", help="smaller model for the memory runs")
     ap.add_argument("--size", type=int, default=224, help="working size fed to the backbone (the clips stay 224 px)")
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-RSS runs and RAFT-small")
+    ap.add_argument("--beside", default="efficientnet_lite0",
+                    help="comma-separated backbones whose runtimes are reported beside --backbone's ('' for none)")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
@@ -285,6 +296,9 @@ def main() -> None:
         cfg = replace(cfg, runtime=choice.runtime, precision=choice.precision)
         r["runtime_trials"] = [asdict(t) for t in choice.trials]
         r["auto_choice"] = choice.reason()
+        r["beside"] = {name: [asdict(t) for t in measure(name, (224, 224), cfg.batch_size, "auto",
+                                                         trials=2 if args.quick else RUNTIME_TRIAL_BATCHES)]
+                       for name in filter(None, args.beside.split(","))}
     r["backbone_img_s"] = backbone_alone(cfg, (96 if args.quick else 192) if args.device == "cpu" else 4096, size)
     built = build_backbone(cfg.backbone, "none", cfg.device, cfg.precision, cfg.batch_size, cfg.runtime)
     r["runtime"], r["precision"] = built.runtime, built.precision
@@ -351,6 +365,9 @@ def report(r: dict, quick: bool) -> None:
         from afgen.encoders.runtime_choice import Choice, Trial
         print(table([Trial(**t) for t in r["runtime_trials"]], Choice(r["runtime"], r["precision"])))
         print(f"--runtime auto chose {r['auto_choice']}\n")
+        for name, trials in r.get("beside", {}).items():
+            print(f"beside it, {name} at 224 px, batch 16 (random weights):")
+            print(table([Trial(**t) for t in trials]) + "\n")
     print(f"\n{r['backbone']} ({r['runtime']}), {r['device']}, {r['cores']} cores, {r['clips']} synthetic 3-s "
           f"25 fps clips at {r.get('size', 224)} px, {per_clip:.0f} images per clip"
           f"{' (QUICK: not for the README)' if quick else ''}\n")

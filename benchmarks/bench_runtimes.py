@@ -2,10 +2,12 @@
 the lowest cosine of its features to fp32 eager torch, on the same batches, and what
 `--runtime auto` chooses from them and why.
 
-    python benchmarks/bench_runtimes.py [--backbone resnet50] [--batches 6] [--quick]
+    python benchmarks/bench_runtimes.py [--backbones resnet50,efficientnet_lite0] [--batches 6] [--quick]
 
-Random weights (the weights change neither the speed nor the cosine), 224 px, batch 16, threads
-as `afgen extract` gives the backbone with one producer on this machine's cores. The table is
+By default ResNet50 (the paper's backbone) and beside it efficientnet_lite0, the ImageNet
+backbone that works offline (the demo's). Random weights (the weights change neither the speed
+nor the cosine), 224 px, batch 16, threads as `afgen extract` gives the backbone with one
+producer on this machine's cores. The table is
 `--runtime auto`'s own measurement (encoders/runtime_choice.py), with more batches.
 """
 
@@ -40,18 +42,19 @@ def choose(trials) -> Choice:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--backbone", default="resnet50")
+    ap.add_argument("--backbones", default="resnet50,efficientnet_lite0", help="comma-separated, one table each")
     ap.add_argument("--batches", type=int, default=6)
-    ap.add_argument("--quick", action="store_true", help="resnet18 at 112 px, 2 batches (a smoke run, not for figures)")
+    ap.add_argument("--quick", action="store_true", help="112 px, 2 batches (a smoke run, not for figures)")
     args = ap.parse_args()
-    name, size, batches = (("resnet18", 112, 2) if args.quick else (args.backbone, 224, args.batches))
+    size, batches = (112, 2) if args.quick else (224, args.batches)
     cores = os.cpu_count() or 1
     torch.set_num_threads(max(1, cores - 1) if cores > 2 else cores)
-    print(f"{cpu_description()}; {torch.get_num_threads()} backbone threads; {name} at {size} px, batch 16")
-    trials = measure(name, (size, size), 16, "auto", trials=batches)
-    choice = choose(trials)
-    print(table(trials, choice))
-    print(f"`--runtime auto` here: {choice.reason()} (never below cosine {RUNTIME_MIN_COSINE})")
+    for name in args.backbones.split(","):
+        print(f"\n{cpu_description()}; {torch.get_num_threads()} backbone threads; {name} at {size} px, batch 16")
+        trials = measure(name, (size, size), 16, "auto", trials=batches)
+        choice = choose(trials)
+        print(table(trials, choice))
+        print(f"`--runtime auto` here: {choice.reason()} (never below cosine {RUNTIME_MIN_COSINE})")
 
 
 if __name__ == "__main__":

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 
@@ -117,3 +121,30 @@ def extract_cmd(data: Path, out: Path, workers: int = 0) -> list[str]:
 
     return [sys.executable, "-m", "afgen", "extract", str(data), str(out), "--backbone", "resnet18", "--weights", "none",
             "--size", "32", "--workers", str(workers), "--batch-size", "4", "--precision", "fp32"]
+
+
+@contextmanager
+def lines_held(path: Path) -> Iterator[None]:
+    """Hold the lock (flock) afgen takes to append a line to `path` (a store's manifest.jsonl, a
+    predictions file): a run writing it stops at its next line until the block ends. With
+    `wait_until_waiting`, a test stops a run at a known point whatever the machine's load."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        yield
+
+
+def wait_until_waiting(path: Path, proc: subprocess.Popen) -> None:
+    """Return once `proc` waits for the lock of `path` (Linux: /proc/locks); fail if it ends
+    first. No deadline: a correct run either reaches that line or ends."""
+    import time
+
+    st = path.stat()
+    where = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    while proc.poll() is None:
+        for line in Path("/proc/locks").read_text().splitlines():
+            fields = line.split()
+            if "->" in fields and fields[-4:-2] == [str(proc.pid), where]:
+                return
+        time.sleep(0.02)
+    raise AssertionError(f"the run ended (exit {proc.returncode}) before it waited to write {path}")

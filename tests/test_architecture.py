@@ -43,7 +43,7 @@ def test_no_import_circles_even_inside_functions():
 
 def test_no_source_file_is_over_400_lines():
     sizes = {p.relative_to(ROOT): len(p.read_text().splitlines()) for p in (ROOT / "src").rglob("*.py")}
-    assert {p: n for p, n in sizes.items() if n > 420} == {}
+    assert {p: n for p, n in sizes.items() if n > 400} == {}
 
 
 def test_help_lists_exactly_the_commands():
@@ -56,12 +56,12 @@ def test_help_lists_exactly_the_commands():
 
 
 def test_the_training_and_scoring_loops_know_no_stage_or_method_by_name():
-    """train.py, trained.py and evaluate.py only loop over the registry (learning/registry.py):
+    """train.py, trained.py and evaluate.py only loop over the registry (learning/method_registry.py):
     no string literal there names a registered stage, method or model class, and no branch
     tests a kind."""
     import ast
 
-    from afgen.learning.registry import registry
+    from afgen.learning.method_registry import registry
 
     reg = registry()
     names = set(reg.stages) | set(reg.methods) | set(reg.models)

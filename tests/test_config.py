@@ -3,11 +3,27 @@ with the same message."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import pytest
 from typer.testing import CliRunner
 
 from afgen.cli import app
-from afgen.config import EvalConfig, ExtractConfig, FlowConfig, TrainConfig, VideoConfig
+from afgen.config import (
+    AudioFeatureConfig,
+    DatasetConfig,
+    DemoConfig,
+    EvalConfig,
+    ExtractConfig,
+    FlowConfig,
+    PredictConfig,
+    SynthConfig,
+    TrainConfig,
+    VideoConfig,
+    from_dict,
+    to_dict,
+)
 from afgen.errors import AfgenError
 
 BAD = [
@@ -36,9 +52,28 @@ def test_bad_settings_are_refused_by_the_config(make, message):
         make()
 
 
-def test_defaults_are_valid():
-    for cls in (EvalConfig, ExtractConfig, FlowConfig, TrainConfig, VideoConfig):
-        cls()
+ALL_CONFIGS = (AudioFeatureConfig, DatasetConfig, DemoConfig, EvalConfig, ExtractConfig, FlowConfig, PredictConfig,
+               SynthConfig, TrainConfig, VideoConfig)
+
+
+@pytest.mark.parametrize("cls", ALL_CONFIGS, ids=lambda c: c.__name__)
+def test_defaults_are_valid_and_come_back_from_json_unchanged(cls):
+    """What config.json, provenance.json and model.pt hold: to_dict, through JSON, then from_dict."""
+    default = cls()  # the defaults pass the config's own checks
+    stored = json.loads(json.dumps(to_dict(default)))
+    assert set(stored) == {f.name for f in dataclasses.fields(cls)}  # every setting is written down
+    again = from_dict(cls, stored)
+    assert type(again) is cls and again == default
+
+
+def test_from_dict_takes_stored_values_and_ignores_keys_it_does_not_know():
+    stored = {**to_dict(EvalConfig()), "missing_rates": [0.25, 0.75], "mask_draws": 3, "written_by_a_newer_afgen": 1}
+    cfg = from_dict(EvalConfig, stored)
+    assert cfg.missing_rates == (0.25, 0.75) and cfg.mask_draws == 3
+    assert cfg == EvalConfig(missing_rates=(0.25, 0.75), mask_draws=3)
+    assert from_dict(EvalConfig, json.loads(json.dumps(to_dict(cfg)))) == cfg  # a non-default round trip
+    with pytest.raises(AfgenError, match="mask_draws"):  # and checks them as the constructor does
+        from_dict(EvalConfig, {"mask_draws": 0})
 
 
 def test_the_cli_refuses_with_the_config_message(tmp_path):

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import extract_cmd
+from conftest import extract_cmd, lines_held, wait_until_waiting
 
 from afgen import lifecycle
 
@@ -92,15 +92,6 @@ def test_pool_workers_die_when_their_parent_is_killed(tmp_path):
     assert _gone_within(children, 5.0) == set()
 
 
-def _wait_for_ok(manifest: Path, n: int, proc: subprocess.Popen, seconds: float = 120) -> None:
-    deadline = time.time() + seconds
-    while time.time() < deadline and proc.poll() is None:
-        if manifest.exists() and manifest.read_text().count('"ok"') >= n:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"never reached {n} clips: {proc.poll()}")
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 def test_killed_extract_leaves_no_process_and_the_rerun_equals_a_clean_run(tmp_path, clip_factory, sig):
@@ -108,21 +99,26 @@ def test_killed_extract_leaves_no_process_and_the_rerun_equals_a_clean_run(tmp_p
         clip_factory(f"data/c{k % 2}/v{k}.mp4", fps=25, seconds=2.0, size=32, audio=k % 3 != 0)
     clean, killed = tmp_path / "clean", tmp_path / "killed"
     subprocess.run(extract_cmd(tmp_path / "data", clean, workers=1), check=True, capture_output=True)
-    proc = subprocess.Popen(extract_cmd(tmp_path / "data", killed, workers=1), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    _wait_for_ok(killed / "manifest.jsonl", 2, proc)
-    started = _descendants(proc.pid)
-    assert started, "the producer worker should be running"
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=30)
+    subprocess.run(extract_cmd(tmp_path / "data", killed, workers=1) + ["--limit", "2"], check=True,
+                   capture_output=True)
+    manifest = killed / "manifest.jsonl"
+    # The signal lands at a known point, whatever the load: the 3rd clip is written and the run
+    # waits (on the manifest's lock, held here) to record it; its producer is working ahead.
+    with lines_held(manifest):
+        proc = subprocess.Popen(extract_cmd(tmp_path / "data", killed, workers=1), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        wait_until_waiting(manifest, proc)
+        started = _descendants(proc.pid)
+        assert started, "the producer worker should be running"
+        proc.send_signal(sig)  # SIGTERM waits for the clip's manifest line: written once the block ends
+    _, err = proc.communicate(timeout=120)
     assert _gone_within(started, 5.0) == set()
     if sig == signal.SIGTERM:
         assert proc.returncode == 143, err
         lines = [line for line in err.splitlines() if line.strip()]
-        assert "stopped after" in lines[-1] and "of 14 clips" in lines[-1] and "rerun the same command" in lines[-1]
+        assert "stopped after 3 of 14 clips" in lines[-1] and "rerun the same command" in lines[-1]
         assert not (killed / ".locks").exists() or not list((killed / ".locks").glob("*"))
-    done_before = (killed / "manifest.jsonl").read_text().count('"ok"')
-    assert done_before < 14, "the kill should land mid-run"
+    assert manifest.read_text().count('"ok"') == (3 if sig == signal.SIGTERM else 2)
     subprocess.run(extract_cmd(tmp_path / "data", killed, workers=1), check=True, capture_output=True)
     records = [json.loads(line) for line in (killed / "manifest.jsonl").read_text().splitlines()]
     assert sum(r["status"] == "ok" for r in records) == 14
@@ -139,8 +135,7 @@ def test_killed_parallel_seed_training_leaves_no_process_and_resumes(tiny_store,
     cmd = [sys.executable, "-m", "afgen", "train", str(tiny_store / "features"), str(run), "--seeds", "0,1,2",
            "--seed-workers", "2", "--epochs", "3", "--hidden", "16", "--oof-folds", "0"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and not list(run.glob("seed-*/generator/checkpoints/last.ckpt")):
+    while proc.poll() is None and not list(run.glob("seed-*/generator/checkpoints/last.ckpt")):
         time.sleep(0.1)
     started = _descendants(proc.pid)
     assert len(started) >= 2, "two seed processes should be training"
@@ -161,18 +156,21 @@ def test_killed_batch_prediction_leaves_no_process_and_the_rerun_completes(tiny_
     out = tmp_path / "p.csv"
     cmd = [sys.executable, "-m", "afgen", "predict", str(tmp_path / "clips"), "--run", str(tiny_run), "--out", str(out),
            "--workers", "1"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 3):
-        time.sleep(0.05)
-    started = _descendants(proc.pid)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=30)
+    subprocess.run(cmd + ["--shard", "0/2"], check=True, capture_output=True)  # some rows are done
+    done = len(out.read_text().splitlines()) - 1
+    assert 1 <= done < 11
+    # The signal lands at a known point, whatever the load: a clip is scored and the run waits (on
+    # the file's lock, held here) to write its row; the row is written once the block ends.
+    with lines_held(out):
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        wait_until_waiting(out, proc)
+        started = _descendants(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, err
-    assert "of 12 clips" in err.splitlines()[-1]
+    assert f"stopped after {done + 1} of 12 clips" in err.splitlines()[-1]
     assert _gone_within(started, 5.0) == set()
-    rows_before = len(out.read_text().splitlines()) - 1
-    assert 2 <= rows_before < 12
+    assert len(out.read_text().splitlines()) - 1 == done + 1
     subprocess.run(cmd, check=True, capture_output=True)
     ids = [line.split(",")[1] for line in out.read_text().splitlines()[1:]]
     assert len(ids) == len(set(ids)) == 12

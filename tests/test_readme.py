@@ -23,3 +23,10 @@ def test_the_feature_reading_example_runs(tiny_store, monkeypatch):
     exec(block, namespace)
     assert namespace["v_c"].shape[0] == namespace["labels"].shape[0] > 0
     assert set(namespace["clip"]) >= {"v_r", "v_f", "v_c"}
+
+
+def test_ci_runs_the_readmes_install_command():
+    install = re.search(r"```\n(pip install [^\n]*)\n```", README).group(1)
+    assert "afgen demo" in install and "--no-deps aisfx" in install
+    ci = (Path(__file__).parent.parent / ".ci" / "run").read_text()
+    assert f"\n{install}\n" in ci

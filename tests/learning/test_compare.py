@@ -24,3 +24,32 @@ def test_two_evaluations_side_by_side(tiny_run, tmp_path, capsys):
     assert (tmp_path / "c.md").read_text() == compare([tmp_path / "test", tiny_run / "eval-val"])
     with pytest.raises(AfgenError, match="no rate 0.25"):
         compare([tmp_path / "test"], rates=(0.25,))
+
+
+def _results(split: str, value: float) -> dict:
+    """The part of an evaluation's results.json that `afgen compare` reads."""
+    top1 = {"value": value, "low": value - 0.1, "high": value + 0.1}
+    return {"split": split, "n_clips": 12, "seeds": [0], "methods": {"av_generated": "AV + generated (paper)"},
+            "rates": {r: {"av_generated": {"top1": top1}} for r in ("0", "0.5", "1")}}
+
+
+def test_afgen_compare_reads_evaluations_without_importing_torch(tmp_path):
+    """`afgen compare` only reads results.json (contracts/evalfolder.py): it starts without torch."""
+    import json
+    import subprocess
+    import sys
+
+    from afgen.contracts.evalfolder import RESULTS, eval_folder
+
+    for run, split, value in (("a", "test", 0.5), ("b", "val", 0.75)):
+        folder = eval_folder(tmp_path / run, split)
+        folder.mkdir(parents=True)
+        (folder / RESULTS).write_text(json.dumps(_results(split, value)))
+    code = ("import sys\nfrom afgen.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit as exit_:\n"
+            "    assert not exit_.code, exit_.code\nprint('torch loaded:', 'torch' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code, "compare", str(tmp_path / "a"), str(tmp_path / "b" / "eval-val")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "| a | test, 12, 1 | AV + generated (paper) | 50.0 [40.0, 60.0] |" in done.stdout
+    assert "| b/eval-val | val, 12, 1 | AV + generated (paper) | 75.0 [65.0, 85.0] |" in done.stdout
+    assert "torch loaded: False" in done.stdout

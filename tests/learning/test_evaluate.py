@@ -8,7 +8,7 @@ import pytest
 
 from afgen.config import EvalConfig
 from afgen.learning.evaluate import evaluate, mask_draws, missing_mask
-from afgen.learning.registry import registry
+from afgen.learning.method_registry import registry
 
 METHODS = registry().methods
 PAPER = registry().paper().key

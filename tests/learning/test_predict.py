@@ -1,10 +1,15 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
+import torch
 from typer.testing import CliRunner
 
 from afgen.cli import app
+from afgen.contracts.manifest import Manifest
+from afgen.contracts.packed import load_packed
 from afgen.learning.predict import predict
+from afgen.learning.trained import load_run
 
 
 def test_predict_on_a_silent_clip_uses_generated_audio(tiny_store, tiny_run, clip_factory, tmp_path):
@@ -12,7 +17,11 @@ def test_predict_on_a_silent_clip_uses_generated_audio(tiny_store, tiny_run, cli
     out = tmp_path / "gen.npy"
     p = predict(silent, tiny_run, top=2, save_audio_feature=out)
     assert not p.had_audio and p.used_generated_audio
-    assert len(p.top) == 2 and abs(sum(prob for _, prob in p.top)) <= 1.0 + 1e-6
+    every = predict(silent, tiny_run, top=3)  # all three classes: a distribution, best first
+    assert sorted(c for c, _ in every.top) == ["bounce", "roll", "spin"]
+    assert sum(prob for _, prob in every.top) == pytest.approx(1.0, abs=1e-5)
+    assert [prob for _, prob in every.top] == sorted((prob for _, prob in every.top), reverse=True)
+    assert p.top == every.top[:2]
     assert np.load(out).shape == (128,)
     result = CliRunner().invoke(app, ["predict", str(silent), "--run", str(tiny_run), "--top", "3"])
     assert result.exit_code == 0, result.output
@@ -24,7 +33,23 @@ def test_predict_on_a_clip_with_audio_and_a_long_clip(tiny_store, tiny_run, clip
     p = predict(loud, tiny_run)
     assert p.had_audio and not p.used_generated_audio
     assert p.t == 120
-    assert p.top[0][0] in {"bounce", "roll", "spin"}
+
+
+def test_predict_on_a_clip_of_the_store_scores_it_as_the_run_scores_its_stored_features(tiny_store, tiny_run):
+    """A known answer: the run's own models on the clip's features as the store holds them."""
+    packed = load_packed(tiny_store / "features")
+    trained = load_run(tiny_run)
+    i = next(i for i in range(len(packed)) if packed.audio(i) is not None)
+    source = Manifest(tiny_store / "features" / "manifest.jsonl").records()[packed.ids[i]]["source"]
+    p = predict(tiny_store / "clips" / source, tiny_run, top=3)
+    seq = torch.from_numpy(packed.v_c(i))[None]
+    with torch.no_grad():
+        logits = trained.fusion(seq, torch.tensor([seq.shape[1]]), torch.from_numpy(packed.audio(i))[None])
+    expected = dict(zip(trained.classes, logits.softmax(1)[0].tolist()))
+    assert p.had_audio and not p.used_generated_audio
+    assert p.top[0][0] == max(expected, key=expected.get)
+    for label, prob in p.top:
+        assert prob == pytest.approx(expected[label], abs=2e-3), label
 
 
 def _recording_backbone(monkeypatch) -> list:

@@ -7,6 +7,7 @@ import csv
 import json
 
 import pytest
+from conftest import lines_held, wait_until_waiting
 
 from afgen.cli import main
 from afgen.learning.model_export import export_model
@@ -78,3 +79,84 @@ def test_the_same_with_an_exported_onnx_model(tiny_run, mixed, tmp_path):
     ra, rb = (sorted(_rows(tmp_path / n), key=lambda r: r["id"]) for n in ("run.csv", "onnx.csv"))
     assert [r["pred_1"] for r in ra] == [r["pred_1"] for r in rb]
     assert all(abs(float(x["prob_1"]) - float(y["prob_1"])) < 1e-3 for x, y in zip(ra, rb) if x["prob_1"])
+
+
+def _lock_file(out, scope="all"):
+    return out.parent / f".{out.name}.locks" / f"{scope}.lock"
+
+
+def _predict_cmd(clips, run, out, *extra):
+    """`afgen predict` as a subprocess that also says on stderr whether it loaded torch."""
+    import sys
+
+    code = ("import sys\nfrom afgen.cli import main\ntry:\n    main(sys.argv[1:])\nfinally:\n"
+            "    print('torch loaded:', 'torch' in sys.modules, file=sys.stderr)")
+    return [sys.executable, "-c", code, "predict", str(clips), "--run", str(run), "--out", str(out),
+            "--workers", "0", *extra]
+
+
+def test_the_same_predict_twice_on_one_out_the_second_is_refused_and_rows_stay_one_per_clip(tiny_run, mixed,
+                                                                                           tmp_path):
+    import subprocess
+
+    out = tmp_path / "p.csv"
+    lock = _lock_file(out)
+    # The first run waits to write its first row (on the file's lock, held here) while it holds the
+    # output, so the second surely starts while it works, whatever the load.
+    with lines_held(out):
+        first = subprocess.Popen(_predict_cmd(mixed, tiny_run, out), stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+        wait_until_waiting(out, first)
+        assert lock.exists(), "the first run should hold the output's lock while it works"
+        second = subprocess.run(_predict_cmd(mixed, tiny_run, out), capture_output=True, text=True)
+    assert first.wait(timeout=300) == 0
+    assert second.returncode == 2, second.stderr
+    refusal = [line for line in second.stderr.splitlines() if not line.startswith("torch loaded:")]
+    assert len(refusal) == 1 and "another afgen run is writing this file" in refusal[0], second.stderr
+    assert f"pid {first.pid}" in refusal[0] and "Wait for it to finish" in refusal[0]
+    assert "torch loaded: False" in second.stderr  # refused before anything heavy loads
+    ids = [r["id"] for r in _rows(out)]
+    assert len(ids) == len(set(ids)) == 5
+    assert not lock.parent.exists()  # the lock folder goes with its last holder
+
+
+def test_shards_share_one_out_and_the_same_shard_twice_is_refused(tiny_run, mixed, tmp_path):
+    from afgen.errors import StoreError
+    from afgen.extraction.lock import FileLock, shard_scope
+
+    out = tmp_path / "p.csv"
+    with FileLock(out, shard_scope(0, 2), command="afgen predict --shard 0/2"):  # a live writer of shard 0
+        with pytest.raises(StoreError, match="another afgen run is writing this file.*--shard 0/2"):
+            predict_many(mixed, out, tiny_run, shard=(0, 2), show_progress=False)
+        assert not out.exists()
+        one = predict_many(mixed, out, tiny_run, shard=(1, 2), show_progress=False)  # the other shard runs
+    zero = predict_many(mixed, out, tiny_run, shard=(0, 2), show_progress=False)
+    assert one.scored + one.failed > 0 and zero.scored + zero.failed > 0
+    text = out.read_text()
+    assert text.count("path,id,label") == 1  # one header
+    ids = [r["id"] for r in _rows(out)]
+    assert len(ids) == len(set(ids)) == 5
+    assert zero.accuracy["n"] == 3  # every labelled clip of the file, each once
+
+
+def test_a_stale_lock_is_taken_over_and_the_accuracy_counts_each_clip_once(tiny_run, mixed, tmp_path, caplog):
+    import socket
+    import subprocess
+    import sys
+
+    out = tmp_path / "p.csv"
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    lock = _lock_file(out)
+    lock.parent.mkdir()
+    lock.write_text(json.dumps({"pid": gone.pid, "host": socket.gethostname(), "started": "2026-01-01 00:00:00",
+                                "command": "afgen predict (killed)"}))
+    with caplog.at_level("WARNING", logger="afgen.extraction.lock"):
+        first = predict_many(mixed, out, tiny_run, show_progress=False)
+    assert "stale lock" in caplog.text and (first.scored, first.failed) == (3, 2)
+    assert not lock.parent.exists()
+    # a file written twice over (two runs before the lock existed): every clip still counts once
+    lines = out.read_text().splitlines(keepends=True)
+    out.write_text("".join(lines + lines[1:]))
+    again = predict_many(mixed, out, tiny_run, show_progress=False)
+    assert again.skipped == 5 and again.accuracy["n"] == first.accuracy["n"] == 3

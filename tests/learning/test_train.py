@@ -15,8 +15,8 @@ from afgen.contracts.packed import load_packed
 from afgen.errors import AfgenError
 from afgen.learning.batches import ClipSet, collate
 from afgen.learning.fit import GeneratorModule, selection_score
+from afgen.learning.method_registry import registry
 from afgen.learning.models import AudioVisualClassifier, SoundFeatureGenerator
-from afgen.learning.registry import registry
 from afgen.learning.splits import kfold, resolve_splits
 from afgen.learning.train import train
 from afgen.learning.trained import load_run
@@ -42,6 +42,9 @@ def test_run_folder_has_checkpoints_logs_curves_and_provenance(tiny_run):
 
 
 def test_every_model_reloads_from_model_pt_with_the_same_predictions(tiny_store, tiny_run):
+    """Each model from model.pt predicts as its stage's selected checkpoint does, in eval mode."""
+    import copy
+
     trained = load_run(tiny_run)
     assert set(trained.models) == set(registry().stages)
     assert trained.models["fusion_token"].token is not None  # the learned missing-audio token
@@ -49,17 +52,23 @@ def test_every_model_reloads_from_model_pt_with_the_same_predictions(tiny_store,
     packed = load_packed(tiny_store / "features")
     ds = ClipSet(packed, list(range(len(packed))), {c: i for i, c in enumerate(trained.classes)})
     v_c, lengths, _, audio, has, _ = collate([ds[i] for i in range(len(ds))])
-    again = load_run(tiny_run)
+    # the checkpoint each model was selected from; generator_acc is the generator's best-accuracy one
+    checkpoints = {s: tiny_run / s / "checkpoints" / "best.ckpt" for s in _trained_stages()}
+    checkpoints["generator_acc"] = tiny_run / "generator" / "checkpoints" / "best_acc.ckpt"
+    assert set(checkpoints) == set(trained.models)
     with torch.no_grad():
         for name, model in trained.models.items():
+            state = torch.load(checkpoints[name], weights_only=True)["state_dict"]
+            reference = copy.deepcopy(model)  # the architecture; its weights are the checkpoint's
+            reference.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
+            reference.eval()
+            assert not model.training, name
+            for key, value in model.state_dict().items():
+                torch.testing.assert_close(state[f"model.{key}"], value)
             if isinstance(model, SoundFeatureGenerator):
-                torch.testing.assert_close(model(v_c, lengths)[0], again.models[name](v_c, lengths)[0])
+                torch.testing.assert_close(model(v_c, lengths)[0], reference(v_c, lengths)[0])
             else:
-                torch.testing.assert_close(model(v_c, lengths, audio, ~has), again.models[name](v_c, lengths, audio, ~has))
-    for stage in _trained_stages():
-        state = torch.load(tiny_run / stage / "checkpoints" / "best.ckpt", weights_only=True)["state_dict"]
-        for key, value in trained.models[stage].state_dict().items():
-            torch.testing.assert_close(state[f"model.{key}"], value)
+                torch.testing.assert_close(model(v_c, lengths, audio, ~has), reference(v_c, lengths, audio, ~has))
 
 
 def _metrics_rows(stage_dir):

@@ -97,9 +97,28 @@ def rates(text: str) -> tuple[float, ...]:
     return rates
 
 
+def version_line() -> str:
+    """afgen's version with torch's and the CUDA version torch was built with: what a bug report needs."""
+    import platform
+
+    import torch
+
+    import afgen
+
+    cuda = f"CUDA {torch.version.cuda}" if torch.version.cuda else "CPU only"
+    return f"afgen {afgen.__version__} (torch {torch.__version__}, built for {cuda}; Python {platform.python_version()})"
+
+
+def _print_version(show: bool) -> None:
+    if show:
+        console.print(version_line(), markup=False, highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
 def _options(
     debug: Annotated[bool, typer.Option("--debug", help="Show the full traceback of any error (also accepted after the command, or AFGEN_DEBUG=1).")] = False,
+    version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version, help="Print afgen's version, torch's and the CUDA version torch was built for, and exit.")] = False,
 ) -> None:
     """(--debug is read by `main`, wherever it stands on the command line.)"""
 

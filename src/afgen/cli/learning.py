@@ -68,7 +68,7 @@ def train_cmd(
                         devices=devices, accelerator=accelerator, strategy=strategy,
                         methods=tuple(m.strip() for m in methods.split(",") if m.strip()) if methods else ())
     from afgen.learning.fit import is_rank_zero
-    from afgen.learning.registry import registry
+    from afgen.learning.method_registry import registry
 
     stages = registry().stages_for(list(cfg.methods) or None)
     if is_rank_zero():
@@ -134,7 +134,7 @@ def methods_cmd(verbose: Verbose = False) -> None:
     setup_logging(verbose)
     from rich.table import Table
 
-    from afgen.learning.registry import registry
+    from afgen.learning.method_registry import registry
 
     reg = registry()
     rows = Table(title="rows of the evaluation table (afgen train --methods KEY,...)")
@@ -179,7 +179,7 @@ def predict_cmd(
     clips: Annotated[Path, typer.Argument(help="One clip, or many: a folder (recursive; a folder per class gives labels), a CSV of `path[,label]` or a list of paths. Clips with or without an audio track.")],
     run: Annotated[Path | None, typer.Option(help="Run folder written by `afgen train`.")] = None,
     onnx: Annotated[Path | None, typer.Option(help="Instead of --run: a folder from `afgen export-model RUN OUT` (ONNX files, run with onnxruntime).")] = None,
-    out: Annotated[Path | None, typer.Option(help="Write one row per clip to this .csv (or .jsonl): top-k actions and probabilities, whether the audio was real, missing (generated) or dropped, and why a clip could not be read. Rerunning skips clips already in it. Default for a folder or list: predictions.csv.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write one row per clip to this .csv (or .jsonl): top-k actions and probabilities, whether the audio was real, missing (generated) or dropped, and why a clip could not be read. Rerunning skips clips already in it; a second run writing it at once is refused (different --shard I/N runs may share it). Default for a folder or list: predictions.csv.")] = None,
     top: Annotated[int, typer.Option(help="How many actions to list per clip.")] = C.PredictConfig.top,
     drop_audio: Annotated[bool, typer.Option(help="Score every clip as if its sound were missing (the generated audio feature stands in).")] = False,
     weights: Annotated[str | None, typer.Option(help="Backbone weights, if not those the run's features used.")] = None,

@@ -11,6 +11,7 @@ from rich.markup import escape
 from afgen import config as C
 from afgen.cli.app import Verbose, app, console, ints, setup_logging
 from afgen.cli.learning import print_train_metrics
+from afgen.contracts.evalfolder import CONFUSION_PLOT, RATES_PLOT
 
 
 @app.command()
@@ -35,8 +36,7 @@ def demo(
     if result.train_metrics:
         print_train_metrics(result.train_metrics)
     console.print(result.evaluation.table, soft_wrap=True)
-    console.print(f"plots: {result.evaluation.out}/accuracy_vs_missing.png, "
-                  f"{result.evaluation.out}/confusion_generated_r1.png")
+    console.print(f"plots: {result.evaluation.out / RATES_PLOT}, {result.evaluation.out / CONFUSION_PLOT}")
 
 
 @app.command("verify")

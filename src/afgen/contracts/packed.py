@@ -82,7 +82,7 @@ def pack(root: str | Path, force: bool = False) -> Path:
         "rgb_offsets": np.concatenate([[0], np.cumsum(rgb_len)]).tolist(),
         "flow_offsets": np.concatenate([[0], np.cumsum(flow_len)]).tolist(),
         "audio_index": audio_index,
-        "audio_dim": int(store.config()["settings"]["audio"]["dim"]),
+        "audio_dim": store.store_config().audio_dim,
         "frames_offsets": np.concatenate([[0], np.cumsum([len(f) for f in frames])]).tolist() if frames else None,
     })
     log.info("packed %d clips into %s", len(records), out)

@@ -26,13 +26,14 @@ from typing import Any
 import numpy as np
 
 from afgen.contracts.manifest import Manifest
+from afgen.contracts.storeconfig import SETTINGS, StoreConfig
 from afgen.contracts.vc import v_c
 from afgen.errors import StoreError, repair_hint, write_failed
 
 MODALITIES = ("rgb", "flow", "audio", "audio_frames")
 CONFIG = "config.json"
 #: config.json keys that must match for a rerun to add to the same store.
-SETTINGS_KEY = "settings"
+SETTINGS_KEY = SETTINGS
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -133,6 +134,10 @@ class FeatureStore:
         if not isinstance(config, dict) or not isinstance(config.get(SETTINGS_KEY), dict):
             raise StoreError(f"damaged: no settings in config.json; {self.repair_hint}", path)
         return config
+
+    def store_config(self) -> StoreConfig:
+        """config.json, read and checked, through its typed reader (contracts/storeconfig.py)."""
+        return StoreConfig(self.config())
 
     def record(self, key: str, value: Any) -> None:
         """Set one provenance entry of config.json (not a setting: a rerun may change it)."""

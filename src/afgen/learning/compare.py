@@ -1,19 +1,20 @@
 """`afgen compare`: several evaluations side by side (e.g. two runs, or one run's val and test
-splits): each method's top-1 accuracy with its interval at the chosen missing rates."""
+splits): each method's top-1 accuracy with its interval at the chosen missing rates. It reads
+results.json through contracts/evalfolder.py and imports no torch."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
 
+from afgen.contracts.evalfolder import EVAL_DIR, load_results
 from afgen.errors import AfgenError
-from afgen.learning.evaluate import load_results
 from afgen.learning.report import cell
 
 
 def _name(path: Path) -> str:
     """A short name for an evaluation: RUN, or RUN/eval-val for a folder inside a run."""
-    return f"{path.parent.name}/{path.name}" if path.name.startswith("eval") else path.name
+    return f"{path.parent.name}/{path.name}" if path.name.startswith(EVAL_DIR) else path.name
 
 
 def compare(paths: Sequence[str | Path], rates: Sequence[float] = (0.0, 0.5, 1.0),

@@ -2,7 +2,7 @@
 
 For each missing rate r and each of `mask_draws` seeded draws, the audio of a random r of the
 test clips is dropped (clips that never had audio are always missing) and every registered
-method (learning/registry.py) the run has models for is scored on the same clips with the
+method (learning/method_registry.py) the run has models for is scored on the same clips with the
 same mask. A run trained
 with several seeds is scored seed by seed on the same masks. Each cell is the accuracy
 averaged over seeds and draws with a 95% bootstrap interval (statistics.py); each method is
@@ -16,7 +16,6 @@ for your own analysis), accuracy_vs_missing.png and confusion_generated_r1.png.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,14 +26,25 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from afgen.config import EvalConfig, to_dict
+from afgen.contracts.evalfolder import (
+    CONFUSION_PLOT,
+    FOREST_PLOT,
+    RATES_PLOT,
+    RESULTS,
+    SCORES,
+    TABLE,
+    eval_folder,
+    load_results,
+)
 from afgen.contracts.packed import PackedFeatures
 from afgen.contracts.runfolder import seed_runs
 from afgen.contracts.store import atomic_write_json
+from afgen.contracts.storeconfig import StoreConfig
 from afgen.errors import AfgenError
 from afgen.learning.batches import ClipSet, FrameAudio, collate
 from afgen.learning.fills import RealFill
+from afgen.learning.method_registry import BEST_VISUAL, Method, Registry, registry
 from afgen.learning.plots import plot_confusion, plot_forest, plot_rates
-from afgen.learning.registry import BEST_VISUAL, Method, Registry, registry
 from afgen.learning.report import results_table
 from afgen.learning.splits import resolve_splits
 from afgen.learning.statistics import Bootstrap, mean_std
@@ -248,7 +258,7 @@ def evaluate(run: str | Path, features: str | Path | None = None, cfg: EvalConfi
         results["rates"][rate] = {"missing_fraction": float(masks[rate].mean()), **cells}
     add_comparisons(results, scores, methods, roles, boot, cfg)
     results["generated_audio_quality"] = _aggregate_quality(quality) if quality else {"n": 0}
-    ceiling = (first.store_config.get("dataset") or {}).get("visual_ceiling")
+    ceiling = StoreConfig(first.store_config).visual_ceiling
     if ceiling is not None:  # the data's own limit for a visual-only classifier, and each row's share of the gap
         results["visual_ceiling"] = float(ceiling)
         results["ceiling_gap_closed"] = {
@@ -259,19 +269,19 @@ def evaluate(run: str | Path, features: str | Path | None = None, cfg: EvalConfi
     results["confusion_rate"] = float(last)
     out = Path(out) if out is not None else eval_folder(run, split)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "results.json", results)
+    atomic_write_json(out / RESULTS, results)
     tmp = out / ".scores.tmp.npz"
     np.savez_compressed(tmp, ids=np.array([packed.ids[i] for i in idx]), seeds=np.array(seeds),
                         **{f"correct@{rate}@{key}": v for (rate, key), v in scores.items()},
                         **{f"missing@{rate}": m for rate, m in masks.items()})
-    tmp.replace(out / "scores.npz")
+    tmp.replace(out / SCORES)
     table = results_table(results)
-    (out / "results.md").write_text(table)
-    plot_rates(results, out / "accuracy_vs_missing.png")
-    plot_forest(results, out / "differences_from_paper.png")
+    (out / TABLE).write_text(table)
+    plot_rates(results, out / RATES_PLOT)
+    plot_forest(results, out / FOREST_PLOT)
     shown = roles.paper or next(iter(methods))
     plot_confusion(_confusion(np.asarray(preds[(last, shown)]), labels.numpy(), len(classes)), classes,
-                    out / "confusion_generated_r1.png", float(last))
+                    out / CONFUSION_PLOT, float(last))
     return EvalResult(results=results, table=table, out=out)
 
 
@@ -323,21 +333,6 @@ def _aggregate_quality(per_seed: list[dict]) -> dict:
         out["over_seeds"] = {key: list(mean_std([q[key]["mean"] for q in per_seed]))
                              for key in ("mse_standardized", "cosine", "cosine_centered")}
     return out
-
-
-def eval_folder(run: str | Path, split: str = "test") -> Path:
-    """Where `afgen evaluate RUN` writes by default: RUN/eval for the test split, RUN/eval-<split>
-    for another, so evaluating two splits never overwrites one with the other."""
-    return Path(run) / ("eval" if split == "test" else f"eval-{split}")
-
-
-def load_results(path: str | Path) -> dict:
-    """results.json of an evaluation: `path` is its folder, or a run (its RUN/eval/)."""
-    path = Path(path)
-    for candidate in (path / "results.json", eval_folder(path) / "results.json", path):
-        if candidate.is_file():
-            return json.loads(candidate.read_text())
-    raise AfgenError("no results.json here; evaluate the run first with `afgen evaluate RUN`", path)
 
 
 __all__ = ["evaluate", "missing_mask", "mask_draws", "results_table", "load_results", "EvalResult"]

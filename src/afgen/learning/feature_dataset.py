@@ -44,12 +44,10 @@ class FeatureDataset(Dataset):
         if not self.ids:
             raise AfgenError(f"no extracted clips in split {split!r}", self.store.root)
         self.labels = [r.get("label") for r in self._records.values()]
-        config = self.store.config()
-        order = (config.get("dataset") or {}).get("classes") or []
-        present = {r.get("label") for r in records.values()} - {None}
-        self.classes = [c for c in order if c in present] + sorted(present - set(order))
+        config = self.store.store_config()
+        self.classes = config.classes_of([r.get("label") for r in records.values()])
         self._index = {c: k for k, c in enumerate(self.classes)}
-        self._audio_dim = int(config["settings"]["audio"]["dim"])
+        self._audio_dim = config.audio_dim
         self._bands: int | None = None
 
     def __len__(self) -> int:

@@ -282,6 +282,9 @@ def fit_stage(module: L.LightningModule, stage_dir: Path, cfg: TrainConfig, trai
     if keep_accuracy:
         callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename="best_acc", monitor="val_select", mode="max",
                                          enable_version_counter=False))
+    from afgen.learning.quiet import quiet_library_warnings, quiet_lightning_logs
+
+    quiet_lightning_logs()  # Lightning's tips and banners; -v shows them
     trainer = L.Trainer(
         max_epochs=cfg.epochs, accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy,
         callbacks=callbacks,
@@ -299,7 +302,8 @@ def fit_stage(module: L.LightningModule, stage_dir: Path, cfg: TrainConfig, trai
     last = ckpt_dir / "last.ckpt"
     if resume and last.is_file():
         load_checkpoint(last)  # a damaged checkpoint is a clear error, not Lightning's traceback
-    trainer.fit(module, train_dl, val_dl, ckpt_path=str(last) if resume and last.is_file() else None)
+    with quiet_library_warnings():
+        trainer.fit(module, train_dl, val_dl, ckpt_path=str(last) if resume and last.is_file() else None)
     chosen = Path(best.best_model_path) if best.best_model_path else last
     if chosen.parent.resolve() != ckpt_dir.resolve():  # a run copied or moved since that checkpoint was written
         chosen = ckpt_dir / chosen.name
@@ -309,7 +313,8 @@ def fit_stage(module: L.LightningModule, stage_dir: Path, cfg: TrainConfig, trai
         paths["best_acc"] = acc_path if acc_path.is_file() else paths["best"]
     trainer.strategy.barrier()  # rank 0 has written the checkpoints every rank now reads
     module.load_state_dict(load_checkpoint(paths["best"])["state_dict"])
-    metrics = trainer.validate(module, val_dl, verbose=False)[0]
+    with quiet_library_warnings():
+        metrics = trainer.validate(module, val_dl, verbose=False)[0]
     if trainer.is_global_zero:
         plot_curves(stage_dir / "logs" / "version_0" / "metrics.csv", stage_dir / "learning_curve.png",
                     stage_dir.name)

@@ -18,9 +18,7 @@ from __future__ import annotations
 
 from afgen.learning.fills import ABSENT, MEAN, OWN, ZERO, Fill, generated, real
 from afgen.learning.fit import ClassifierModule, GeneratorModule, StageModule, distillation
-from afgen.learning.models import AudioVisualClassifier, SoundFeatureGenerator
-from afgen.learning.models.standardize import Standardizer
-from afgen.learning.registry import (
+from afgen.learning.method_registry import (
     ENTRY_POINT_GROUP,
     Method,
     Stage,
@@ -29,6 +27,8 @@ from afgen.learning.registry import (
     register_stage,
     registry,
 )
+from afgen.learning.models import AudioVisualClassifier, SoundFeatureGenerator
+from afgen.learning.models.standardize import Standardizer
 from afgen.learning.stage_context import StageContext, Trained
 from afgen.learning.stage_recipes import classifier, generator, new_generator
 

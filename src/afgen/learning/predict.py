@@ -19,6 +19,7 @@ from afgen.config import AudioFeatureConfig, ExtractConfig, FlowConfig, PredictC
 from afgen.contracts.packed import v_c
 from afgen.contracts.runfolder import require_model
 from afgen.contracts.store import atomic_save_npy, read_json
+from afgen.contracts.storeconfig import StoreConfig
 from afgen.encoders.backbones import Backbone, build_backbone
 from afgen.encoders.devices import for_device, resolve_device
 from afgen.encoders.flows import is_learned
@@ -70,7 +71,7 @@ class Scorer:
               clip: Path | None = None) -> Prediction:
         """Ranked classes for one clip's features (stored in the run's store dtype first, so a
         clip scores as it would from the store)."""
-        dtype = self.store_config["settings"].get("dtype", "float32")
+        dtype = StoreConfig(self.store_config).dtype
         seq = torch.from_numpy(v_c(feats.rgb.astype(dtype).astype(np.float32),
                                    feats.flow.astype(dtype).astype(np.float32)))[None]
         lengths = torch.tensor([seq.shape[1]])
@@ -118,7 +119,8 @@ def extraction_for(store: dict, weights: str | None, device: str,
                    backbone: Backbone | None = None) -> tuple[ExtractConfig, Backbone, Settings, RaftFlow | None]:
     """The extraction settings of the store a run used, and the backbone (and RAFT) built once:
     a clip is scored from exactly the kind of features the run was trained on."""
-    s, extract = store["settings"], store.get("extract", {})
+    config = StoreConfig(store)
+    s, extract = config.settings, config.extract
     video = from_dict(VideoConfig, {**s["video"], "decoder_threads": 0})
     flow = from_dict(FlowConfig, s["flow"])
     audio_ident = str(s["audio"].get("weights", ""))

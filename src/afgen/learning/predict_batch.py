@@ -4,26 +4,33 @@ The clips go through the extraction engines (local producer processes, Ray, `--s
 with the backbone built once; each finished clip is scored at once and its row appended to the
 output (CSV or JSON lines), so a killed run keeps every finished row and a rerun scores only
 the clips the output does not hold yet. A clip that cannot be read gets a row with its status
-and reason; it never stops the batch.
+and reason; it never stops the batch. The output has one writer per shard (extraction.lock's
+FileLock, taken before torch loads, so a second writer is refused at once); shards of one
+partition append to one file side by side, a row at a time.
 """
 
 from __future__ import annotations
 
 import csv
+import fcntl
 import json
 import logging
+import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from afgen.config import ExtractConfig, PredictConfig
 from afgen.errors import AfgenError
 from afgen.extraction.dataset import Clip, discover
-from afgen.extraction.engines import local
+from afgen.extraction.lock import ALL, FileLock, shard_scope
 from afgen.extraction.shards import shard_of
-from afgen.learning.predict import Prediction, Scorer, extraction_for
 from afgen.lifecycle import critical, stopped_after
 from afgen.progress import progress_bar
+
+if TYPE_CHECKING:
+    from afgen.learning.predict import Prediction
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +61,15 @@ class PredictionsFile:
         """The rows already written (a line torn by a kill is dropped, and the file trimmed to match)."""
         if not self.path.is_file():
             return []
-        text = self.path.read_text(encoding="utf-8")
+        with self.path.open(encoding="utf-8", newline="") as fh:
+            text = fh.read()
         if text and not text.endswith("\n"):  # the last row was cut short: it is redone
-            text = text[: text.rfind("\n") + 1]
-            self.path.write_text(text, encoding="utf-8")
+            with self.path.open("r+", encoding="utf-8", newline="") as fh:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX)  # not while another shard writes a row
+                text = fh.read()
+                if text and not text.endswith("\n"):
+                    text = text[: text.rfind("\n") + 1]
+                    fh.truncate(len(text.encode("utf-8")))
         if self.jsonl:
             return [json.loads(line) for line in text.splitlines() if line.strip()]
         rows = list(csv.DictReader(text.splitlines()))
@@ -68,8 +80,9 @@ class PredictionsFile:
 
     def append(self, row: dict) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        new = not self.path.is_file() or self.path.stat().st_size == 0
         with self.path.open("a", newline="", encoding="utf-8") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)  # one row at a time, one header, across shards
+            new = fh.seek(0, 2) == 0
             if self.jsonl:
                 fh.write(json.dumps(row) + "\n")
             else:
@@ -96,11 +109,15 @@ def _row(clip: Clip, status: str, prediction: Prediction | None = None, error: s
 
 
 def accuracy(output: PredictionsFile, classes: list[str]) -> dict | None:
-    """Top-1 and top-k accuracy over the scored rows whose label is one of the run's classes."""
-    labelled = [r for r in output.rows() if r.get("status") == "ok" and r.get("label") in classes]
-    if not labelled:
+    """Top-1 and top-k accuracy over the scored rows whose label is one of the run's classes,
+    each clip counted once (its first row) however many times it is in the file."""
+    first: dict[str, dict] = {}
+    for r in output.rows():
+        if r.get("status") == "ok" and r.get("label") in classes:
+            first.setdefault(r["id"], r)
+    if not first:
         return None
-    ranked = [(r["label"], output.predictions(r)) for r in labelled]
+    ranked = [(r["label"], output.predictions(r)) for r in first.values()]
     return {"n": len(ranked), "top1": sum(p[:1] == [y] for y, p in ranked) / len(ranked),
             "topk": sum(y in p for y, p in ranked) / len(ranked), "k": output.top}
 
@@ -110,8 +127,20 @@ def predict_many(source: str | Path, out: str | Path, run: str | Path | None = N
                  cfg: ExtractConfig = ExtractConfig(), shard: tuple[int, int] | None = None,
                  show_progress: bool = True) -> BatchSummary:
     """Score every clip of `source` (a folder, with or without class folders; a CSV; a list of
-    paths) into `out`, one row per clip; clips already in `out` are skipped."""
+    paths) into `out`, one row per clip; clips already in `out` are skipped. Another run
+    writing the same shard (or all) of `out` is refused, naming it, before anything loads."""
     start = time.perf_counter()
+    scope = ALL if shard is None else shard_scope(*shard)
+    with FileLock(Path(out), scope, command=" ".join(sys.argv)):
+        return _predict_many(source, Path(out), run, onnx, top, drop_audio, weights, cfg, shard, show_progress, start)
+
+
+def _predict_many(source: str | Path, out: Path, run: str | Path | None, onnx: str | Path | None, top: int,
+                  drop_audio: bool, weights: str | None, cfg: ExtractConfig, shard: tuple[int, int] | None,
+                  show_progress: bool, start: float) -> BatchSummary:
+    from afgen.extraction.engines import local  # torch: only once the output is ours
+    from afgen.learning.predict import Scorer, extraction_for
+
     scorer = Scorer(run, onnx)
     dataset = discover(source)
     output = PredictionsFile(Path(out), top)
@@ -141,10 +170,10 @@ def predict_many(source: str | Path, out: str | Path, run: str | Path | None = N
                     row = _row(clip, "ok", scorer.score(event[2], top, drop_audio, clip.path))
                 else:
                     row = _row(clip, "failed", error=event[3])
-                with critical():  # a stop signal waits for the whole row
+                with critical():  # a stop signal waits for the whole row (and counts it)
                     output.append(row)
-                scored += event[0] == "done"
-                failed += event[0] != "done"
+                    scored += event[0] == "done"
+                    failed += event[0] != "done"
                 if failed:
                     bar.status(f"[red]{failed} unreadable")
                 bar.advance()

@@ -3,7 +3,7 @@ rate, paired verdicts, best per rate, per-seed spread)."""
 
 from __future__ import annotations
 
-from afgen.learning.registry import BEST_VISUAL
+from afgen.contracts.evalfolder import BEST_VISUAL
 
 
 def _pct(x: float) -> str:
@@ -43,8 +43,14 @@ def results_table(results: dict) -> str:
         gaps = results["ceiling_gap_closed"][last]
         shown = ", ".join(f"{methods[k]} {100 * g:+.0f}%" for k, g in gaps.items()
                           if g is not None and k not in results.get("not_competing", ()))
-        lines += ["", f"Share of the gap between visual-only ({_pct(results['rates'][last][reference]['top1']['value'])}%) "
-                  f"and the visual ceiling ({ceiling}%) each row closes at r = {last}: {shown}."]
+        visual = _pct(results['rates'][last][reference]['top1']['value'])
+        if shown:
+            lines += ["", f"Share of the gap between visual-only ({visual}%) and the visual ceiling ({ceiling}%) each "
+                      f"row closes at r = {last}: {shown}."]
+        else:  # the ceiling is the data's limit; a test set can score above it by chance
+            lines += ["", f"Visual-only ({visual}%) is already at or above the visual ceiling ({ceiling}%) on this test "
+                      "set (within its interval: the ceiling is the data's limit, the excess is sampling), so there is "
+                      "no gap for a row to close."]
     lines += ["", f"Each cell: mean over seeds and missing-audio draws [{results['interval']}]. "
               "Rows differ only in the model and in how a missing audio feature is filled."]
     for key, how in results.get("upper_bound", {}).items():

@@ -11,6 +11,7 @@ import numpy as np
 from afgen.config import TrainConfig
 from afgen.contracts.packed import PackedFeatures
 from afgen.contracts.splits import stratified_splits
+from afgen.contracts.storeconfig import StoreConfig
 from afgen.errors import AfgenError
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,4 @@ def kfold(indices: list[int], labels: list[str], k: int, seed: int) -> list[list
 def class_order(store_config: dict, labels: list[str]) -> list[str]:
     """The classes of a store in the dataset's order (e.g. moments_categories.txt), recorded
     at extraction; classes it does not list follow, sorted."""
-    order = (store_config.get("dataset") or {}).get("classes") or []
-    present = set(labels) - {None}
-    return [c for c in order if c in present] + sorted(present - set(order))
+    return StoreConfig(store_config).classes_of(labels)

@@ -1,4 +1,4 @@
-"""`afgen train`: every registered stage (learning/registry.py), dependencies first, with Lightning.
+"""`afgen train`: every registered stage (learning/method_registry.py), dependencies first, with Lightning.
 
 Each stage trains in RUN/<stage>/ with checkpoints, CSV and TensorBoard logs and a
 learning-curve PNG, through its own `train(ctx)` (stage_context.StageContext: the data, the
@@ -29,7 +29,7 @@ from afgen.contracts.runfolder import BUNDLE, BUNDLE_FORMAT, METRICS, OOF_DIR, P
 from afgen.contracts.store import FeatureStore, atomic_write_bytes, atomic_write_json, read_json
 from afgen.errors import AfgenError, repair_hint
 from afgen.learning.fit import is_rank_zero
-from afgen.learning.registry import Stage, registry
+from afgen.learning.method_registry import BUILT_IN, Stage, registry
 from afgen.learning.splits import class_order, resolve_splits
 from afgen.learning.stage_context import RunShared, StageContext, Trained
 from afgen.lifecycle import process_pool
@@ -118,21 +118,17 @@ def seed_gpus(cfg: TrainConfig, n: int) -> list[int | None]:
 def _train_seed_process(features: str | Path, run: Path, cfg: TrainConfig, resume: bool, threads: int,
                         gpu: int | None = None) -> dict:
     # (train() checked and packed the store before starting the seeds)
-    """One seed's run in a worker process (spawned): no progress bars, Lightning's chatter off;
-    on `gpu` alone where one is given (set before CUDA starts in this process)."""
+    """One seed's run in a worker process (spawned): no progress bars (fit_stage quiets Lightning's
+    chatter and the libraries' deprecations, learning/quiet.py); on `gpu` alone where one is given
+    (set before CUDA starts in this process)."""
     import os
-    import warnings
 
     if gpu is not None:
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
         ids = visible.split(",") if visible else [str(i) for i in range(gpu + 1)]
         os.environ["CUDA_VISIBLE_DEVICES"] = ids[gpu]
-
     torch.set_num_threads(threads)
     logging.basicConfig(level=logging.WARNING)
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore")
     return _train_one(features, run, cfg, resume, checked=True, show_progress=False).metrics
 
 
@@ -154,10 +150,23 @@ def _train_one(features: str | Path, run: Path, cfg: TrainConfig, resume: bool, 
     label_index = {c: i for i, c in enumerate(classes)}
     stages = _stages_to_train(cfg, packed.frame_bands is not None)
     shared = RunShared(run, stages={s.name: s for s in stages})
+    failed: set[str] = set()
     for stage in stages:
+        if failed & set(stage.needs):
+            log.error("stage %r is skipped: it needs %s, which failed", stage.name, ", ".join(sorted(failed & set(stage.needs))))
+            failed.add(stage.name)
+            continue
         ctx = StageContext(stage.name, packed, cfg, splits["train"], splits["val"], label_index, resume, show_progress,
                            stage.needs, shared)
-        shared.outputs[stage.name] = stage.train(ctx)
+        try:
+            shared.outputs[stage.name] = stage.train(ctx)
+        except Exception as exc:  # noqa: BLE001 - a plug-in's failure is its own, not every other row's
+            if stage.source == BUILT_IN:
+                raise
+            log.error("stage %r (from %s) failed and is skipped, with the rows that need it: %s: %s (-v shows the "
+                      "traceback)", stage.name, stage.source, type(exc).__name__, (str(exc).strip().splitlines() or [""])[0],
+                      exc_info=log.isEnabledFor(logging.DEBUG))
+            failed.add(stage.name)
     outputs: dict[str, Trained] = shared.outputs
     metrics = {name: out.metrics for name, out in outputs.items() if out.metrics}
     models = {name: out.model for name, out in outputs.items() if out.model is not None}

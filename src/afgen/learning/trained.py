@@ -11,8 +11,8 @@ from torch import nn
 
 from afgen.config import TrainConfig, from_dict
 from afgen.contracts.runfolder import BUNDLE, load_bundle, seed_runs
+from afgen.learning.method_registry import rebuild, registry
 from afgen.learning.models import pooled_dim
-from afgen.learning.registry import rebuild, registry
 
 log = logging.getLogger(__name__)
 

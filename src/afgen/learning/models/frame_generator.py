@@ -10,8 +10,8 @@ import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from afgen.config import TrainConfig
+from afgen.learning.method_registry import register_model
 from afgen.learning.models.generator import SoundFeatureGenerator
-from afgen.learning.registry import register_model
 
 
 def _valid(lengths: torch.Tensor, steps: int, device: torch.device) -> torch.Tensor:

@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from afgen.config import TrainConfig
+from afgen.learning.method_registry import register_model
 from afgen.learning.models.standardize import Standardizer
-from afgen.learning.registry import register_model
 
 
 @register_model("av_classifier")

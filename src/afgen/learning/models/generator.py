@@ -13,8 +13,8 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from afgen.config import TrainConfig
+from afgen.learning.method_registry import register_model
 from afgen.learning.models.standardize import Standardizer
-from afgen.learning.registry import register_model
 
 
 @register_model("lstm_generator")

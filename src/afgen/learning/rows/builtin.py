@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from afgen.learning import stage_recipes as recipe
 from afgen.learning.fills import ABSENT, MEAN, OWN, ZERO, generated, real
-from afgen.learning.registry import Method, Stage, register_method, register_stage
+from afgen.learning.method_registry import Method, Stage, register_method, register_stage
 
 for stage in (
     Stage("generator", "LSTM generator, CE + λ·MSE (the paper)", recipe.generator()),
@@ -45,7 +45,7 @@ for method in (
     Method("visual_av_head", "Visual only, AV classifier's head (trained without audio)", "fusion_visual", ABSENT,
            visual_reference=True),
     Method("visual_distilled", "Visual only, distilled from the AV classifier on real audio", "fusion_distill", ABSENT),
-    Method("av_real", "AV + real audio (upper bound)", "fusion", real("generator"), competes=False),
+    Method("av_real", "AV + real audio (the AV classifier's upper bound)", "fusion", real("generator"), competes=False),
     Method("av_zero", "AV + zero-filled audio", "fusion", ZERO),
     Method("av_mean", "AV + training-mean audio", "fusion", MEAN),
     Method("av_generated", "AV + generated audio (paper)", "fusion", generated("generator"), paper=True, baseline=True),

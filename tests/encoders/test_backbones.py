@@ -94,12 +94,12 @@ def test_other_torchvision_models_by_name():
 
 
 # Every registered kind of backbone: torchvision by name and timm models (timm's own style).
-REGISTERED = [("resnet18", 512), ("timm:resnet18", 512), ("timm:convnext_atto", 320)]
+REGISTERED = [("resnet18", 512), ("timm:resnet18", 512), ("timm:convnext_atto", 320), ("efficientnet_lite0", 1280)]
 
 
 @pytest.mark.parametrize("name,dim", REGISTERED)
 def test_every_backbone_shapes_determinism_and_weights_round_trip(name, dim, tmp_path):
-    if name.startswith("timm:"):
+    if name.startswith("timm:") or name == "efficientnet_lite0":
         pytest.importorskip("timm")
     backbone = build_backbone(name, "none", "cpu", "fp32", batch_size=4)  # the default runtime
     assert backbone.dim == dim

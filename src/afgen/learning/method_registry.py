@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
+from afgen.contracts import evalfolder
 from afgen.errors import AfgenError
 from afgen.learning.fills import Fill
 
@@ -32,8 +33,9 @@ YOUR_CODE = "your code (register_*)"
 #: The built-in rows, imported on first use of the registry (each registers what it defines).
 BUILTIN_MODULES = ("afgen.learning.rows.builtin", "afgen.learning.rows.transformer_fusion",
                    "afgen.learning.rows.actionmae")
-#: The column every row is also compared with: the best of the visual-reference rows at each rate.
-BEST_VISUAL = "best_visual_only"
+#: The column every row is also compared with: the best of the visual-reference rows at each
+#: rate (the results.json key, owned by the eval folder contract).
+BEST_VISUAL = evalfolder.BEST_VISUAL
 
 
 @dataclass(frozen=True)

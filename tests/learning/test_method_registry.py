@@ -16,9 +16,9 @@ from conftest import TINY_TRAIN
 
 from afgen.config import EvalConfig
 from afgen.errors import AfgenError
-from afgen.learning import registry as R
+from afgen.learning import method_registry as R
 from afgen.learning.fills import ZERO
-from afgen.learning.registry import Method, Registry, Stage, load_plugins, rebuild, register_model, registry
+from afgen.learning.method_registry import Method, Registry, Stage, load_plugins, rebuild, register_model, registry
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "afgen-late-fusion"
 
@@ -104,7 +104,7 @@ def _dist_info(root: Path, name: str, module: str) -> Path:
 
 def test_a_broken_plugin_is_one_line_and_takes_back_what_it_registered(clean_registry, tmp_path, monkeypatch, caplog):
     (tmp_path / "half_done.py").write_text(
-        "from afgen.learning.registry import Method, register_method\n"
+        "from afgen.learning.method_registry import Method, register_method\n"
         "from afgen.learning.fills import ZERO\n"
         "register_method(Method('half_row', 'Half', 'generator', ZERO))\n"
         "raise ImportError('needs a package that is not installed')\n")
@@ -150,3 +150,23 @@ def test_afgen_methods_lists_every_row_its_source_and_what_it_needs():
         assert key in out
     line = next(row for row in out.splitlines() if "av_generated_through" in row)
     assert "generator, fusion, generator_av" in line and "built-in" in line
+
+
+def test_a_failing_stage_of_your_own_is_one_line_and_the_other_rows_still_train(clean_registry, tiny_store, tmp_path,
+                                                                               caplog):
+    def broken(ctx):
+        raise RuntimeError("my idea has a bug")
+
+    R.register_stage(Stage("buggy", "a stage that fails", broken))
+    R.register_stage(Stage("after_buggy", "needs it", _noop, needs=("buggy",)))
+    R.register_method(Method("buggy_row", "Buggy", "after_buggy", ZERO))
+    from afgen.learning.train import train
+    from afgen.learning.trained import load_run
+
+    with caplog.at_level(logging.ERROR):
+        train(tiny_store / "features", tmp_path / "run",
+              replace(TINY_TRAIN, epochs=1, methods=("visual_only", "buggy_row")), show_progress=False)
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any("'buggy' (from your code" in e and "RuntimeError: my idea has a bug" in e for e in errors)
+    assert any("'after_buggy' is skipped: it needs buggy" in e for e in errors)
+    assert set(load_run(tmp_path / "run").models) == {"generator"}
