@@ -80,8 +80,12 @@ import cv2, numpy as np, torch, torchvision
 start = time.perf_counter()
 SIZE = int(sys.argv[3])  # the seed resized to 224; at another working size, the same size as afgen
 device = sys.argv[2]  # the seed ran its model on the GPU when it had one: the same device as afgen here
-model = torchvision.models.get_model(sys.argv[1], weights=None).eval().to(device)
-model.fc = torch.nn.Identity()
+try:
+    model = torchvision.models.get_model(sys.argv[1], weights=None).eval().to(device)
+    model.fc = torch.nn.Identity()
+except ValueError:  # not a torchvision model (efficientnet_lite0): afgen's eager fp32 torch module, head removed
+    from afgen.encoders.backbones import build_backbone
+    model = build_backbone(sys.argv[1], "none", device, "fp32", 16, "torch").model.float()
 mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
 with tempfile.TemporaryDirectory() as tmp:
     for k, clip in enumerate(sys.argv[4:]):
