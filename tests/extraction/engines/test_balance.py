@@ -23,9 +23,12 @@ def test_producers_as_the_bottleneck_get_more_processes_and_the_backbone_more_th
     assert (split(2, SLOW_BACKBONE, PRODUCERS).producers, split(2, SLOW_BACKBONE, PRODUCERS).threads) == (1, 2)
 
 
-def test_each_side_gets_its_share_rounded_up_and_the_limit_is_said():
+def test_the_producers_share_is_rounded_up_the_backbones_to_the_nearest_and_the_limit_is_said():
     s = split(4, 0.03, 0.01)  # producers need 25% of 4 cores: exactly one; the backbone exactly three
     assert (s.producers, s.threads) == (1, 3)
+    # producers 0.88 of 2 cores: one process; the backbone's 1.12 cores are one thread, not two
+    assert (split(2, 0.0053, 0.0042).producers, split(2, 0.0053, 0.0042).threads) == (1, 1)
+    assert (split(2, 0.0253, 0.0057).producers, split(2, 0.0253, 0.0057).threads) == (1, 2)  # 1.63 cores: two
     assert "limit 100.0 img/s" in s.reason and "producers need 25%" in s.reason
     assert split(4, 0.03, 0.01, most=1).producers == 1
     assert split(16, FAST_BACKBONE, PRODUCERS, most=3).producers == 3  # no more processes than clips
@@ -46,11 +49,11 @@ def test_the_split_follows_the_measured_producer_cost_after_the_first_clips():
     """The prior says the producers are cheap; the first clips measure them 10x dearer: the
     balancer moves cores to them once, then keeps the split while the cost stays."""
     b = Balancer(8, 0.01, "stub", prior=0.001, after=3)
-    assert (b.split.producers, b.split.threads) == (1, 8) and "assumed" in b.split.reason
+    assert (b.split.producers, b.split.threads) == (1, 7) and "assumed" in b.split.reason  # 7.3 cores: 7
     assert b.observe(0.35, 35) is None and b.observe(0.35, 35) is None  # 2 clips: not yet
     new = b.observe(0.35, 35)  # 0.01 core-s per image, as dear as the backbone
     assert new is not None and (new.producers, new.threads) == (4, 4)
-    assert "measured on 3 clips" in new.reason and "re-balanced after 3 clips from 1 + 8" in new.reason
+    assert "measured on 3 clips" in new.reason and "re-balanced after 3 clips from 1 + 7" in new.reason
     assert all(b.observe(0.35, 35) is None for _ in range(10))  # same cost: no change at 6 or 12 clips
     assert b.rebalanced == 1 and "measured on 12 clips" in b.split.reason and "re-balanced after 3 clips" in b.split.reason
 
