@@ -15,9 +15,7 @@ from typing import Any
 from afgen.errors import AfgenError
 
 #: File extensions treated as video clips when a folder is scanned.
-VIDEO_EXTENSIONS: tuple[str, ...] = (
-    ".mp4", ".avi", ".mkv", ".webm", ".mov", ".mpg", ".mpeg", ".m4v", ".flv", ".wmv", ".3gp",
-)
+VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".mpg", ".mpeg", ".m4v", ".flv", ".wmv", ".3gp")
 
 #: Names of the three splits afgen knows.
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -38,15 +36,16 @@ MODEL_FORMATS = ("onnx", "torchscript")
 SYNTH_LAYOUTS = ("folders", "mit")
 CUES = ("none", "subtle")
 
-#: `--runtime auto` never picks a runtime whose features fall below this cosine to fp32 eager torch.
-RUNTIME_MIN_COSINE = 0.999
-#: Batches each runtime is timed on when `auto` measures (after one warm-up); its fastest batch counts.
-RUNTIME_TRIAL_BATCHES = 3
-#: Where afgen keeps per-machine measurements (default: $XDG_CACHE_HOME/afgen, else ~/.cache/afgen).
-CACHE_DIR_ENV = "AFGEN_CACHE_DIR"
+RUNTIME_MIN_COSINE = 0.999  #: `--runtime auto` never picks a runtime below this cosine to fp32 eager torch.
+RUNTIME_TRIAL_BATCHES = 3  #: Batches `auto` times each runtime on (after a warm-up); its fastest counts.
+CACHE_DIR_ENV = "AFGEN_CACHE_DIR"  #: Where per-machine measurements go (default: $XDG_CACHE_HOME/afgen or ~/.cache/afgen).
 #: Set to 0 and `--runtime auto` skips the measurement and takes the fixed rule (ONNX Runtime for
 #: fp32 on a CPU, torch otherwise): the same choice on every machine, e.g. for a test suite.
 MEASURE_RUNTIMES_ENV = "AFGEN_MEASURE_RUNTIMES"
+RUNTIME_DROP_SLOWER = 2.0  #: `auto` times no further a runtime whose probe is this many x slower than the fastest.
+DEFAULT_WORKERS = max(1, (os.cpu_count() or 2) - 1)  #: Producers before anything is measured, and `afgen frames`'.
+PRODUCER_COST_PRIOR = 0.0095  #: Producer core-s per image until clips measure it (Farneback, 224 px: 0.33 per clip).
+BALANCE_AFTER_CLIPS = 3  #: The cores' split is re-checked after this many clips, then at 2x, 4x, ... as many.
 
 
 def cache_dir() -> Path:
@@ -163,7 +162,8 @@ class ExtractConfig:
     #: a store being resumed keeps its own.
     runtime: str = "auto"
     device: str = "auto"  # auto | cpu | cuda | cuda:N (encoders/devices.py checks it against the machine)
-    workers: int = max(1, (os.cpu_count() or 2) - 1)
+    workers: int | None = None  # producer processes; None: the cores split by measurement (engines/balance.py)
+    threads: int | None = None  # the backbone's CPU threads; None: as the split by measurement gives them
     #: Decoded clips waiting for the backbone; bounds memory together with batch_size.
     queue_depth: int = 4
     #: On-disk dtype of the visual features.
@@ -191,6 +191,7 @@ class ExtractConfig:
         _choice(self.dtype, DTYPES, "dtype (--dtype)")
         _choice(self.engine, ENGINES, "engine (--engine)")
         _at_least(self.workers, 0, "workers (--workers)")
+        _at_least(self.threads, 1, "threads (--threads)")
         _at_least(self.batch_size, 1, "batch_size (--batch-size)")
         _at_least(self.queue_depth, 1, "queue_depth")
         _at_least(self.limit, 1, "limit (--limit)")

@@ -4,6 +4,7 @@ reading a run does not load the extraction stack)."""
 from __future__ import annotations
 
 import platform
+import re
 import subprocess
 from importlib import metadata
 from pathlib import Path
@@ -35,3 +36,12 @@ def git_commit() -> str | None:
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def cpu_description() -> str:
+    """The CPU model and the flags that decide the fastest runtime (bf16, AVX-512, AVX2): what
+    per-machine measurements (runtimes, producer costs) are keyed by."""
+    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    flags = sorted(set(re.findall(r"\b(amx_bf16|avx512_bf16|avx512f|avx2)\b", text)))
+    model = re.search(r"model name\s*:\s*(.+)", text)
+    return f"{model.group(1).strip() if model else 'unknown CPU'}; flags: {', '.join(flags) or 'none of avx2/avx512/amx'}"

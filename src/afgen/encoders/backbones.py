@@ -246,6 +246,16 @@ def timm_backbone(name: str, weights: str, device: str, precision: str, batch_si
         interpolation=str(data.get("interpolation", "bilinear"))))
 
 
+def set_threads(backbone: Backbone, threads: int) -> None:
+    """Run the backbone on `threads` CPU threads from its next batch on: torch's intra-op
+    threads, and an ONNX Runtime session or OpenVINO model rebuilt with them (they take their
+    thread count when built; a cached OpenVINO compile makes that ~0.1 s)."""
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    if backbone.onnx is not None and getattr(backbone.onnx, "threads", threads) != threads:
+        backbone.onnx.rebuild()
+
+
 def _to_input(images: np.ndarray | torch.Tensor, device: torch.device, mean: tuple = IMAGENET_MEAN,
               std: tuple = IMAGENET_STD, size: tuple[int, int] | None = None,
               interpolation: str = "bilinear") -> torch.Tensor:

@@ -47,8 +47,9 @@ class OpenVinoBackbone:
             import openvino as ov
         except ImportError:
             raise AfgenError('--runtime openvino needs OpenVINO: pip install "afgen[openvino]" (or openvino)') from None
+        self.threads = torch.get_num_threads()
         config = {"INFERENCE_PRECISION_HINT": "bf16" if self.precision == "bf16" else "f32",
-                  "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": torch.get_num_threads()}
+                  "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": self.threads}
         core = ov.Core()
         if self.path and Path(self.path).is_file():
             core.set_property({"CACHE_DIR": str(cache_dir() / OPENVINO)})
@@ -57,6 +58,10 @@ class OpenVinoBackbone:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(self.compiled(x)[0], np.float32)
+
+    def rebuild(self) -> None:
+        """Compiled again, with torch's current thread count."""
+        self.compiled = self._compile()
 
     def __getstate__(self) -> dict:  # a compiled model does not pickle; the graph does
         return {"graph": self.graph, "precision": self.precision, "path": self.path}

@@ -7,7 +7,9 @@ cache folder, keyed by the CPU model and flags, the runtimes' versions, the back
 batch (not the thread count: runs with more or fewer producers on one machine choose alike, so
 their features are alike too). A pair whose features fall below cosine RUNTIME_MIN_COSINE of fp32 eager
 torch on the same images is never chosen. Random weights: the weights change neither the speed
-nor how closely a runtime follows eager torch.
+nor how closely a runtime follows eager torch. The likely fastest are timed first and a
+candidate already much slower on a probe of a few images is timed no further, so a machine's first
+measurement costs seconds, not the slow runtimes' batches (the dead start of issue 29).
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,7 +24,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from afgen.config import MEASURE_RUNTIMES_ENV, RUNTIME_MIN_COSINE, RUNTIME_TRIAL_BATCHES, cache_dir
+from afgen.config import (
+    MEASURE_RUNTIMES_ENV,
+    RUNTIME_DROP_SLOWER,
+    RUNTIME_MIN_COSINE,
+    RUNTIME_TRIAL_BATCHES,
+    cache_dir,
+)
 from afgen.contracts.store import atomic_write_json
 from afgen.encoders.backbones import bf16_supported, build_backbone, resolve_precision
 from afgen.encoders.onnx_runtime import ONNXRUNTIME, resolve_runtime
@@ -31,12 +38,17 @@ from afgen.encoders.onnx_runtime import available as ort_available
 from afgen.encoders.openvino_runtime import OPENVINO, supports_bf16
 from afgen.encoders.openvino_runtime import available as ov_available
 from afgen.errors import WriteError
-from afgen.provenance import installed_version
+from afgen.provenance import cpu_description, installed_version  # noqa: F401 - cpu_description re-exported
 
 log = logging.getLogger(__name__)
 
 CACHE_FILE = "runtimes.json"
 CPU = torch.device("cpu")
+#: Images eager fp32 computes as the reference the candidates' features are compared with.
+REFERENCE_IMAGES = 4  # also each candidate's probe
+#: The order candidates are timed in: those fastest on the CPUs measured first, so the slow
+#: ones are dropped after one batch (the choice itself is by measurement, whatever the order).
+_LIKELY_ORDER = [(OPENVINO, "bf16"), ("torch", "bf16"), (OPENVINO, "fp32"), (ONNXRUNTIME, "fp32"), ("torch", "fp32")]
 
 
 @dataclass(frozen=True)
@@ -49,6 +61,10 @@ class Trial:
     images_per_s: float = 0.0
     min_cosine: float = 0.0
     error: str | None = None
+    #: The backbone's threads it was timed on (0: not recorded, a measurement from before it was).
+    threads: int = 0
+    #: Timed on its probe only (REFERENCE_IMAGES images): already RUNTIME_DROP_SLOWER x slower than the fastest.
+    dropped: bool = False
 
     @property
     def label(self) -> str:
@@ -77,21 +93,14 @@ class Choice:
         best = next((t for t in self.trials if (t.runtime, t.precision) == (self.runtime, self.precision)), None)
         if best is None:
             return f"{self.runtime} {self.precision} ({self.how})"
-        others = ", ".join(f"{t.label} {t.images_per_s:.1f}" if t.error is None and t.eligible
+        others = ", ".join(f"{t.label} {t.images_per_s:.1f}{' (probed only)' if t.dropped else ''}"
+                           if t.error is None and t.eligible
                            else f"{t.label} {'failed' if t.error else f'refused: cosine {t.min_cosine:.5f}'}"
                            for t in self.trials if t is not best and self.among in ("auto", t.runtime))
         source = "cached measurement" if self.cached else "measured now"
         fastest = "fastest" if self.among == "auto" else f"the fastest precision of --runtime {self.among}"
         return (f"{self.runtime} {self.precision}: {fastest} at {best.images_per_s:.1f} img/s"
                 f"{f' (against {others})' if others else ''}; {source}")
-
-
-def cpu_description() -> str:
-    """The CPU model and the flags that decide the fastest runtime (bf16, AVX-512, AVX2)."""
-    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    flags = sorted(set(re.findall(r"\b(amx_bf16|avx512_bf16|avx512f|avx2)\b", text)))
-    model = re.search(r"model name\s*:\s*(.+)", text)
-    return f"{model.group(1).strip() if model else 'unknown CPU'}; flags: {', '.join(flags) or 'none of avx2/avx512/amx'}"
 
 
 def candidates(precision: str) -> list[tuple[str, str]]:
@@ -117,32 +126,75 @@ def cache_key(backbone: str, size: tuple[int, int], batch: int, precision: str) 
 
 
 def measure(backbone: str, size: tuple[int, int], batch: int, precision: str,
-            trials: int = RUNTIME_TRIAL_BATCHES) -> tuple[Trial, ...]:
-    """Time every candidate on the same random images (one warm-up batch, then the fastest of
-    `trials` batches) and compare its features with fp32 eager torch's."""
+            trials: int = RUNTIME_TRIAL_BATCHES, weights: str = "none") -> tuple[Trial, ...]:
+    """Time every candidate on the same random images at torch's current threads and compare
+    its features with fp32 eager torch's. Each is first probed on REFERENCE_IMAGES images (the
+    cosine check, and eager fp32's run is the reference itself), timed on a second call; the likely fastest go first,
+    and one whose probe is already RUNTIME_DROP_SLOWER x slower than the fastest so far is timed
+    no further (it cannot win): on a bf16 CPU that skips the full batches of eager torch, the
+    slowest. The others get a warm-up batch and the fastest of `trials` batches. `weights`: the
+    run's, so the graph exported here is the one it runs (the cache's), not built twice."""
     images = np.random.default_rng(0).integers(0, 255, (batch, *size, 3), dtype=np.uint8)
-    eager = build_backbone(backbone, "none", "cpu", "fp32", batch, runtime="torch")
-    reference = eager(images)  # also the eager candidate's warm-up: it is built and run once, not twice
-    out = []
-    for runtime, prec in candidates(precision):
+    threads = torch.get_num_threads()
+    few = min(batch, REFERENCE_IMAGES)
+    out: dict[tuple[str, str], Trial] = {}
+    eager = build_backbone(backbone, weights, "cpu", "fp32", few, runtime="torch")
+    reference = eager(images[:few])
+    probes = {("torch", "fp32"): _probe(eager, images[:few])}
+    best = 0.0  # the fastest candidate's img/s so far
+    order = sorted(candidates(precision), key=lambda c: _LIKELY_ORDER.index(c) if c in _LIKELY_ORDER else 0)
+    for runtime, prec in order:
         try:
             if (runtime, prec) == ("torch", "fp32"):
                 model, feats = eager, reference
             else:
-                model = build_backbone(backbone, "none", "cpu", prec, batch, runtime=runtime)
-                feats = model(images)  # the warm-up batch, compared below
-            best = float("inf")
-            for _ in range(trials):
-                start = time.perf_counter()
-                model(images)
-                best = min(best, time.perf_counter() - start)
+                model = build_backbone(backbone, weights, "cpu", prec, few, runtime=runtime)
+                feats = model(images[:few])  # compared below; also the first call's one-off costs
+                probes[runtime, prec] = _probe(model, images[:few])
+            rate = probes[runtime, prec]
+            dropped = rate * RUNTIME_DROP_SLOWER < best
+            if not dropped:  # its speed is the run's batch's, not the probe's (a few images can run faster)
+                model.batch_size = batch
+                model(images)  # warm-up at the run's batch
+                rate = 0.0
+                for _ in range(trials):
+                    start = time.perf_counter()
+                    model(images)
+                    rate = max(rate, batch / (time.perf_counter() - start))
         except Exception as exc:  # noqa: BLE001 - a runtime that fails here is simply not chosen
-            out.append(Trial(runtime, prec, error=f"{type(exc).__name__}: {exc}"[:200]))
+            out[runtime, prec] = Trial(runtime, prec, error=f"{type(exc).__name__}: {exc}"[:200], threads=threads)
             continue
         cos = np.sum(feats * reference, 1) / np.maximum(
             np.linalg.norm(feats, axis=1) * np.linalg.norm(reference, axis=1), 1e-12)
-        out.append(Trial(runtime, prec, batch / best, float(cos.min())))
-    return tuple(out)
+        trial = Trial(runtime, prec, rate, float(cos.min()), threads=threads, dropped=dropped)
+        out[runtime, prec] = trial
+        if trial.eligible:
+            best = max(best, rate)
+    return tuple(out[c] for c in candidates(precision))  # the candidates' own order, for the tables
+
+
+def _probe(model, images: np.ndarray) -> float:
+    """Img/s of one call on a few images, after the first (which pays one-off set-up costs)."""
+    start = time.perf_counter()
+    model(images)
+    return len(images) / (time.perf_counter() - start)
+
+
+def measured_speed(backbone: str, size: tuple[int, int], batch: int, runtime: str,
+                   precision: str) -> Trial | None:
+    """The cached measurement of `runtime` `precision` for this backbone, size and batch on this
+    machine (from any earlier `auto` run), or None: how the engine knows a given runtime's speed."""
+    cache = _read_cache(cache_dir() / CACHE_FILE)
+    for asked in dict.fromkeys((precision, "auto")):
+        entry = cache.get(cache_key(backbone, size, batch, asked))
+        try:
+            trials = [Trial(**t) for t in entry["trials"]] if entry else []
+        except (TypeError, KeyError):
+            continue
+        for t in trials:
+            if (t.runtime, t.precision) == (runtime, precision) and t.error is None:
+                return t
+    return None
 
 
 def _read_cache(path: Path) -> dict:
@@ -164,10 +216,12 @@ def _write_cache(path: Path, data: dict) -> None:
 
 
 def choose_runtime(backbone: str, size: tuple[int, int], batch: int, precision: str = "auto",
-                   device: torch.device = CPU, runtime: str = "auto") -> Choice:
+                   device: torch.device = CPU, runtime: str = "auto", weights: str = "none") -> Choice:
     """The runtime and precision `--runtime auto` runs `backbone` with at `size` (h, w) and `batch`:
     on a CPU the fastest eligible trial (cached per machine), elsewhere the fixed rule. With a
-    `runtime` named (and precision auto), the fastest eligible precision of that runtime."""
+    `runtime` named (and precision auto), the fastest eligible precision of that runtime.
+    `weights`: the run's, measured with (the speed and the cosine do not depend on them, but the
+    graph exported for the measurement is then the run's own, cached, not exported again)."""
     if runtime == ONNXRUNTIME:  # it runs fp32 only: nothing to measure
         return Choice(ONNXRUNTIME, resolve_precision(precision, device, ONNXRUNTIME),
                       how="--precision auto with --runtime onnxruntime: fp32, the only precision it runs")
@@ -188,7 +242,7 @@ def choose_runtime(backbone: str, size: tuple[int, int], batch: int, precision: 
     if not cached:
         log.info("measuring the backbone runtimes for %s at %dx%d px, batch %d, once on this machine (cached in %s)",
                  backbone, *size, batch, path)
-        trials = measure(backbone, size, batch, precision)
+        trials = measure(backbone, size, batch, precision, weights=weights)
         cache = _read_cache(path)  # another process may have written meanwhile
         cache[key] = {"trials": [asdict(t) for t in trials], "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
         _write_cache(path, cache)

@@ -8,14 +8,15 @@ manifest line with the reason and the batch goes on; a rerun skips finished clip
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
 
-from afgen.config import AudioFeatureConfig, ExtractConfig, FlowConfig, VideoConfig, to_dict
+from afgen.config import DEFAULT_WORKERS, AudioFeatureConfig, ExtractConfig, FlowConfig, VideoConfig, to_dict
 from afgen.contracts.store import CONFIG, FeatureStore
 from afgen.encoders.audio import get_encoder
 from afgen.encoders.backbones import Backbone, build_backbone
@@ -23,11 +24,12 @@ from afgen.encoders.devices import for_device, resolve_device, resolve_precision
 from afgen.encoders.flows import is_learned
 from afgen.encoders.raft import RaftFlow, build_raft
 from afgen.encoders.registry import AUDIO, FLOWS
-from afgen.encoders.runtime_choice import Choice, choose_runtime
+from afgen.encoders.runtime_choice import Choice, choose_runtime, measured_speed
 from afgen.errors import AfgenError, StoreError
 from afgen.extraction.assemble import Assembler, ClipFeatures, features_in_process  # noqa: F401 - re-exported
 from afgen.extraction.dataset import Clip, Dataset
 from afgen.extraction.engines import Stats, local
+from afgen.extraction.engines.balance import Balancer, cost_key
 from afgen.extraction.engines.pool import ProducerPool, producer_settings, start_producers
 from afgen.extraction.lock import ALL, StoreLock, shard_scope
 from afgen.extraction.producer import Settings
@@ -61,6 +63,14 @@ class ExtractSummary:
     backbone_seconds: float = 0.0
     #: How `--runtime auto` chose the backbone's runtime (None: it was given or kept from the store).
     runtime_choice: str | None = None
+    #: The local engine's split of a CPU's cores and why (engines/balance.py), as the run ended.
+    split: str | None = None
+
+    def runtime_line(self) -> str | None:
+        """One line: how the backbone's runtime was chosen and how the cores were split, and why."""
+        parts = [f"runtime {self.runtime_choice}" if self.runtime_choice else None,
+                 f"cores: {self.split}" if self.split else None]
+        return "; ".join(p for p in parts if p) or None
 
     def bottleneck(self) -> str | None:
         """A sentence when the backbone spent much of the run waiting for the producers."""
@@ -161,17 +171,51 @@ def _prepare_and_run(dataset: Dataset, out: str | Path, cfg: ExtractConfig, vide
         if backbone is None:
             plan = _place_on_ray(cfg, stored)
     else:
-        local.configure_threads(min(cfg.workers, n_clips))  # before the backbone is built: its runtime takes them
+        torch.set_num_threads(local.measuring_threads(cfg, n_clips))
         # measured (or read from the cache) before extract's own producers start; the CLI's start
-        # earlier and warm up for ~2 s of a first-ever measurement (its fastest batch counts)
+        # earlier and warm up meanwhile
         if backbone is None:
             plan = _choose_runtime(cfg, stored, video, device)
+        balancer = _balancer(plan, cfg, video, device, backbone, n_clips, settings)
+        if balancer is not None:  # before the backbone is built: its runtime takes the threads
+            torch.set_num_threads(balancer.split.threads)
+            log.info("the cores: %s", balancer.split.reason)
+        else:
+            local.configure_threads(min(local.initial_workers(cfg), n_clips))
+        workers = balancer.split.producers if balancer is not None else local.initial_workers(cfg)
         if not pools:  # producers start (spawn, imports, warm-up) while the backbone is built
-            pools += [p for p in [start_producers(plan.cfg, video, flow, audio, n_clips)] if p is not None]
+            pools += [p for p in [start_producers(replace(plan.cfg, workers=workers), video, flow, audio, n_clips)]
+                      if p is not None]
+        elif workers > 0:
+            pools[0].resize(min(workers, n_clips))
         pool = pools[0] if pools else None
+        plan = replace(plan, balancer=balancer)
     summary = _extract(dataset, store, plan, video, flow, audio, overwrite, show_progress, backbone, shard,
                        settings, pool, start)
     return replace(summary, runtime_choice=plan.reason())
+
+
+def _balancer(plan: Plan, cfg: ExtractConfig, video: VideoConfig, device: torch.device | None,
+              backbone: Backbone | None, n_clips: int, settings: Settings) -> Balancer | None:
+    """How the local engine splits this CPU's cores (engines/balance.py), from the backbone's
+    measured speed (`auto`'s measurement, or the cache's for a runtime given); None on a GPU."""
+    if device is None or device.type != "cpu":
+        return None
+    cores = os.cpu_count() or 1
+    chosen = plan.cfg
+    trial = None
+    if backbone is None:
+        trial = next((t for t in plan.choice.trials if (t.runtime, t.precision) == (chosen.runtime, chosen.precision)),
+                     None) if plan.choice else None
+        trial = trial or measured_speed(chosen.backbone, (video.height, video.width), chosen.batch_for(device),
+                                        chosen.runtime, chosen.precision)
+    cost, how = None, ""
+    if trial is not None and trial.images_per_s > 0:
+        threads = trial.threads or max(1, cores - (DEFAULT_WORKERS - 1))  # a measurement from before it said
+        cost = threads / trial.images_per_s
+        how = f"{trial.label} at {trial.images_per_s:.1f} img/s on {threads} thread{'s' if threads != 1 else ''}"
+    workers = None if cfg.workers is None else min(cfg.workers, n_clips)
+    return Balancer(cores, cost, how, workers, cfg.threads, most=n_clips, key=cost_key(asdict(settings)))
 
 
 def _extract(dataset: Dataset, store: FeatureStore, plan: Plan, video: VideoConfig, flow: FlowConfig,
@@ -215,7 +259,7 @@ def _extract(dataset: Dataset, store: FeatureStore, plan: Plan, video: VideoConf
 
             events = ray_data.run(todo, settings, cfg, backbone, plan.placement)
         else:
-            events = local.run(todo, settings, cfg, backbone, raft, pool=pool, stats=stats)
+            events = local.run(todo, settings, cfg, backbone, raft, pool=pool, stats=stats, balancer=plan.balancer)
         by_id = {c.id: c for c in todo}
         n_done = n_failed = images = 0
         first_clip = None
@@ -242,7 +286,8 @@ def _extract(dataset: Dataset, store: FeatureStore, plan: Plan, video: VideoConf
     return ExtractSummary(done=n_done, skipped=skipped, failed=n_failed, seconds=time.perf_counter() - start,
                           images=images, store=store.root, build_seconds=build_seconds,
                           first_clip_seconds=first_clip, wait_seconds=stats.wait_seconds,
-                          startup_wait_seconds=stats.startup_wait_seconds, backbone_seconds=stats.backbone_seconds)
+                          startup_wait_seconds=stats.startup_wait_seconds, backbone_seconds=stats.backbone_seconds,
+                          split=stats.split)
 
 
 @dataclass(frozen=True)
@@ -255,6 +300,8 @@ class Plan:
     choice: Choice | None = None
     stored_as: dict | None = None
     placement: object | None = None
+    #: The local engine on a CPU: how its cores are split (engines/balance.py).
+    balancer: Balancer | None = None
 
     def reason(self) -> str | None:
         """The line the CLI prints about the runtime (None: given, or kept from the store unchanged)."""
@@ -297,7 +344,7 @@ def _choose_runtime(cfg: ExtractConfig, stored: dict | None, video: VideoConfig,
     if device.type != "cpu" or "auto" not in (runtime, precision):
         return Plan(cfg)
     choice = choose_runtime(cfg.backbone, (video.height, video.width), cfg.batch_for(device), precision, device,
-                            runtime)
+                            runtime, weights=cfg.weights)
     log.info("--runtime %s --precision %s: %s", runtime, precision, choice.reason())
     return Plan(replace(cfg, runtime=choice.runtime, precision=choice.precision), choice)
 

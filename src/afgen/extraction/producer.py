@@ -42,7 +42,7 @@ class Settings:
 
 def produce(clip_id: str, path: Path, settings: Settings) -> Iterator[tuple]:
     """Messages for one clip; a bad clip ends with a "failed" message, never an exception."""
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     meta: dict = {"fps_src": None}
     try:
         with ClipReader(path, settings.video) as clip:  # opened once: frames and audio in one pass
@@ -76,8 +76,10 @@ def produce(clip_id: str, path: Path, settings: Settings) -> Iterator[tuple]:
                 feats = get_encoder(settings.audio.encoder, settings.audio).encode(
                     audio.samples, audio.rate, times, 1.0 / settings.video.fps)
             arrays = {"audio": feats.clip, "audio_frames": feats.frames}
+        # cpu_seconds: this process's CPU time for the clip (one thread per producer process:
+        # its core-seconds), what the local engine balances the cores by (engines/balance.py)
         meta.update(t=len(times), has_audio=audio.present, audio_missing=audio.missing_reason,
-                    seconds=round(time.perf_counter() - start, 3))
+                    seconds=round(time.perf_counter() - start, 3), cpu_seconds=round(time.process_time() - cpu, 3))
         yield ("done", clip_id, meta, arrays)
     except AfgenError as exc:
         meta["seconds"] = round(time.perf_counter() - start, 3)

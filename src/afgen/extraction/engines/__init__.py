@@ -30,6 +30,8 @@ class Stats:
     #: Seconds in backbone (and learned-flow) calls.
     backbone_seconds: float = 0.0
     producers_started: bool = False
+    #: The local engine's split of the cores and why (engines/balance.py), as it ended.
+    split: str | None = None
 
     def waited(self, seconds: float) -> None:
         if self.producers_started:

@@ -8,9 +8,10 @@ import multiprocessing as mp
 import os
 import queue
 import time
+from collections import deque
 from collections.abc import Iterator
 
-from afgen.config import AudioFeatureConfig, ExtractConfig, FlowConfig, VideoConfig
+from afgen.config import DEFAULT_WORKERS, AudioFeatureConfig, ExtractConfig, FlowConfig, VideoConfig
 from afgen.errors import AfgenError
 from afgen.extraction.dataset import Clip
 from afgen.extraction.engines import Stats
@@ -19,42 +20,87 @@ from afgen.extraction.producer import Settings, worker_loop
 
 class ProducerPool:
     """Producer processes (decode, flow, audio: producer.py) feeding this one through a bounded
-    queue. They start, import and warm up at once; clips are handed to them by `messages`."""
+    queue. They start, import and warm up at once; clips are handed to them by `messages`, a
+    few at a time, so `resize` can add processes or retire some (after their current clip)
+    while it runs."""
 
     def __init__(self, settings: Settings, workers: int, depth: int) -> None:
-        ctx = mp.get_context("spawn")
-        self.workers = max(1, workers)
-        self.jobs, self.results = ctx.Queue(), ctx.Queue(maxsize=depth * max(2, self.workers))
-        self.procs = {i: ctx.Process(target=worker_loop, args=(i, self.jobs, self.results, settings, os.getpid()),
-                                      daemon=True)
-                      for i in range(self.workers)}
-        for p in self.procs.values():
-            p.start()
+        self.ctx = mp.get_context("spawn")
+        self.settings, self.depth = settings, depth
+        self.jobs = self.ctx.Queue()
+        self.results = self.ctx.Queue(maxsize=depth * max(2, workers))
+        self.procs: dict[int, mp.process.BaseProcess] = {}
+        self.retiring = 0  # stop signals queued for processes that have not taken them yet
+        self.exited: set[int] = set()
+        self.running = self.ended = False  # handing out clips; every clip handed out
+        for _ in range(max(1, workers)):
+            self._start_one()
+
+    @property
+    def workers(self) -> int:
+        """Processes working (or starting), not counting those told to stop."""
+        return len(self.procs) - len(self.exited) - self.retiring
+
+    def _start_one(self) -> None:
+        i = len(self.procs)
+        p = self.ctx.Process(target=worker_loop, args=(i, self.jobs, self.results, self.settings, os.getpid()),
+                             daemon=True)
+        self.procs[i] = p
+        p.start()
+
+    def resize(self, workers: int) -> None:
+        """Run `workers` processes: start the missing ones (they warm up while the others work),
+        or tell the extra ones to stop after their current clip (before `messages`: at once)."""
+        workers = max(1, workers)
+        if self.ended:  # every clip is handed out: the processes there finish the run
+            return
+        while self.workers < workers:
+            self._start_one()
+        while self.workers > workers:
+            if self.running:
+                self.jobs.put(None)  # whichever process takes it next stops
+                self.retiring += 1
+            else:  # still warming up: nothing of theirs is lost
+                i = max(i for i in self.procs if i not in self.exited)
+                self.procs[i].terminate()
+                self.procs[i].join(timeout=5)
+                self.exited.add(i)
 
     def messages(self, clips: list[Clip], stats: Stats) -> Iterator[tuple]:
         """Producer messages for `clips`, in arrival order; a worker that dies costs its clip."""
         jobs, results, procs = self.jobs, self.results, self.procs
-        for clip in clips:
-            jobs.put((clip.id, str(clip.path)))
-        for _ in procs:
-            jobs.put(None)
+        pending = deque(clips)
+        queued = 0  # jobs put but not yet started
+        self.running = True
+
+        def feed() -> None:
+            nonlocal queued
+            while pending and queued < max(1, self.workers) + 1:
+                clip = pending.popleft()
+                jobs.put((clip.id, str(clip.path)))
+                queued += 1
+            if not pending and not self.ended:
+                self.ended = True
+                for _ in range(len(procs) - len(self.exited) - self.retiring):
+                    jobs.put(None)
+
+        feed()
         in_flight: dict[int, str] = {}
-        exited: set[int] = set()
         paths = {c.id: c.path for c in clips}
-        while len(exited) < len(procs):
+        while len(self.exited) < len(procs):
             waited = time.perf_counter()
             try:
                 message = results.get(timeout=2.0)
             except queue.Empty:
                 stats.waited(time.perf_counter() - waited)
                 for i, p in procs.items():
-                    if i not in exited and not p.is_alive():  # crashed (e.g. a decoder segfault)
-                        exited.add(i)
+                    if i not in self.exited and not p.is_alive():  # crashed (e.g. a decoder segfault)
+                        self.exited.add(i)
                         if i in in_flight:
                             cid = in_flight.pop(i)
                             yield ("failed", cid, {}, f"{paths[cid]}: worker process died "
                                    f"(exit code {p.exitcode}) while decoding")
-                if len(exited) == len(procs) and not jobs.empty():
+                if len(self.exited) == len(procs) and (pending or not jobs.empty()):
                     raise AfgenError("every worker process died; rerun with --workers 0 to see why") from None
                 continue
             stats.waited(time.perf_counter() - waited)
@@ -62,8 +108,13 @@ class ProducerPool:
             kind = message[0]
             if kind == "start":
                 in_flight[message[2]] = message[1]
+                queued -= 1
+                feed()
             elif kind == "exit":
-                exited.add(message[2])
+                self.exited.add(message[2])
+                if not self.ended:  # a retired process: its stop signal is spent
+                    self.retiring -= 1
+                feed()
             else:
                 if kind in ("done", "failed"):
                     in_flight = {w: c for w, c in in_flight.items() if c != message[1]}
@@ -84,7 +135,7 @@ def producer_settings(cfg: ExtractConfig, video: VideoConfig, flow: FlowConfig, 
 def start_producers(cfg: ExtractConfig, video: VideoConfig, flow: FlowConfig, audio: AudioFeatureConfig,
                     n_clips: int) -> ProducerPool | None:
     """The local engine's producer processes, started now (None for Ray, --workers 0 or no clips)."""
-    workers = min(cfg.workers, n_clips)
+    workers = min(DEFAULT_WORKERS if cfg.workers is None else cfg.workers, n_clips)
     if cfg.engine != "local" or workers <= 0:
         return None
     return ProducerPool(producer_settings(cfg, video, flow, audio), workers, cfg.queue_depth)
