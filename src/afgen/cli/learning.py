@@ -68,9 +68,7 @@ def train_cmd(
                         devices=devices, accelerator=accelerator, strategy=strategy,
                         methods=tuple(m.strip() for m in methods.split(",") if m.strip()) if methods else ())
     from afgen.learning.fit import is_rank_zero
-    from afgen.learning.method_registry import registry
 
-    registry().stages_for(list(cfg.methods) or None)  # an unknown row is refused before RUN is created
     result = train(features, run, cfg, resume=resume, seeds=ints(seeds, "--seeds") if seeds else None)
 
     if not is_rank_zero():

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from afgen.config import EvalConfig, to_dict
@@ -44,6 +43,7 @@ from afgen.errors import AfgenError
 from afgen.learning.batches import ClipSet, FrameAudio, collate
 from afgen.learning.fills import RealFill
 from afgen.learning.method_registry import Method, Registry, registry
+from afgen.learning.models import audio_cosines
 from afgen.learning.plots import plot_confusion, plot_forest, plot_rates
 from afgen.learning.report import results_table
 from afgen.learning.splits import resolve_splits
@@ -311,8 +311,7 @@ def _quality(generator: torch.nn.Module, inputs: _Inputs, generated: torch.Tenso
         return {"n": 0}
     g, r, y, norm = generated[has], inputs.real[has], inputs.labels[has], generator.audio_norm
     mse = ((norm(g) - norm(r)) ** 2).mean(1)
-    cos = F.cosine_similarity(g, r, dim=1)
-    cos_c = F.cosine_similarity(g - norm.mean, r - norm.mean, dim=1)
+    cos, cos_c = audio_cosines(g, r, norm.mean)
 
     def stats(x: torch.Tensor) -> dict:
         return {"mean": float(x.mean()), "std": float(x.std()) if len(x) > 1 else 0.0}

@@ -10,12 +10,11 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from afgen.contracts.runfolder import load_checkpoint
 from afgen.learning.fills import ZERO, Fill
 from afgen.learning.fit import ClassifierModule, FrameGeneratorModule, GeneratorModule, ThroughModule
-from afgen.learning.models import AudioVisualClassifier, FrameGenerator, SoundFeatureGenerator
+from afgen.learning.models import AudioVisualClassifier, FrameGenerator, SoundFeatureGenerator, audio_cosines
 from afgen.learning.stage_context import StageContext, Trained, generated_audio
 
 Recipe = Callable[[StageContext], Trained]
@@ -55,9 +54,8 @@ def _cosines(model: SoundFeatureGenerator, ctx: StageContext) -> dict[str, float
     made = generated_audio(model, ctx.packed, with_audio)
     real = torch.from_numpy(np.stack([ctx.packed.audio(i) for i in with_audio]))
     fake = torch.from_numpy(np.stack([made[i] for i in with_audio]))
-    mean = model.audio_norm.mean
-    return {"val_cos_raw": float(F.cosine_similarity(fake, real, dim=1).mean()),
-            "val_cos_centered": float(F.cosine_similarity(fake - mean, real - mean, dim=1).mean())}
+    raw, centred = audio_cosines(fake, real, model.audio_norm.mean)
+    return {"val_cos_raw": float(raw.mean()), "val_cos_centered": float(centred.mean())}
 
 
 def checkpoint_of(stage: str, role: str = "best_acc") -> Recipe:

@@ -152,6 +152,7 @@ def _train_one(features: str | Path, run: Path, cfg: TrainConfig, resume: bool, 
     stages = _stages_to_train(cfg, packed.frame_bands is not None)
     shared = RunShared(run, stages={s.name: s for s in stages})
     failed: set[str] = set()
+    records: dict[str, dict] = {}
     for stage in stages:
         if failed & set(stage.needs):
             log.error("stage %r is skipped: it needs %s, which failed", stage.name, ", ".join(sorted(failed & set(stage.needs))))
@@ -161,8 +162,8 @@ def _train_one(features: str | Path, run: Path, cfg: TrainConfig, resume: bool, 
                            stage.needs, shared)
         try:
             out = stage.train(ctx)
-            if out.model is not None:
-                _record(stage.name, out.model)  # an unregistered class fails its stage now, not the run at the end
+            if out.model is not None:  # an unregistered class fails its stage now, not the run at the end
+                records[stage.name] = _record(stage.name, out.model)
             shared.outputs[stage.name] = out
         except Exception as exc:  # noqa: BLE001 - a plug-in's failure is its own, not every other row's
             if stage.source == BUILT_IN:
@@ -182,7 +183,7 @@ def _train_one(features: str | Path, run: Path, cfg: TrainConfig, resume: bool, 
     buffer = io.BytesIO()
     torch.save({
         "format": BUNDLE_FORMAT, "models": {k: _cpu_state(m) for k, m in models.items()},
-        "records": {k: _record(k, m) for k, m in models.items()},
+        "records": records,
         "classes": classes, "dims": dims, "train": to_dict(cfg), "features": str(Path(features).resolve()),
         "store_config": json.dumps(store_config),
     }, buffer)

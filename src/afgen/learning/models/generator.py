@@ -68,6 +68,13 @@ class SoundFeatureGenerator(nn.Module):
         return self.predict(v_c, lengths)[0]
 
 
+def audio_cosines(generated: torch.Tensor, real: torch.Tensor, mean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-clip cosine of generated to real audio features [N, A] (raw space): as they are, and
+    centred on the training mean (what says whether the generator beats predicting the mean)."""
+    return (F.cosine_similarity(generated, real, dim=1),
+            F.cosine_similarity(generated - mean, real - mean, dim=1))
+
+
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, has_audio: torch.Tensor) -> torch.Tensor:
     """Mean squared error over clips with real audio only (0 when a batch has none)."""
     mask = has_audio.to(pred.dtype)
