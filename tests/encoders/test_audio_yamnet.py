@@ -28,8 +28,11 @@ def test_known_sounds_are_their_audioset_classes(sound):
     wave, allowed = SOUNDS[sound]
     emb, scores = get_encoder("yamnet").run(wave.astype(np.float32), RATE)
     assert emb.shape == (len(scores), 1024) and scores.shape[1] == 521
-    top = class_names()[int(scores.mean(0).argmax())]
-    assert top in allowed, f"{sound} heard as {top}"
+    mean, names = scores.mean(0), class_names()
+    # the int8 graph's scores come in steps, so classes can tie at the top (white noise and Spray do
+    # on an AVX2 EPYC): one of the sound's own classes must hold the top score
+    top = {names[i] for i in np.flatnonzero(mean == mean.max())}
+    assert top & allowed, f"{sound} heard as {sorted(top)}"
 
 
 def test_embedding_clip_frames_and_identity():
