@@ -12,8 +12,8 @@ import torch
 from afgen.contracts.exportfolder import onnx_session
 from afgen.contracts.packed import load_packed
 from afgen.errors import AfgenError
+from afgen.export.model import export_model
 from afgen.learning.batches import ClipSet, collate
-from afgen.learning.model_export import export_model
 from afgen.learning.trained import load_run
 
 pytest.importorskip("onnxruntime")
