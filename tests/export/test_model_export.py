@@ -14,7 +14,7 @@ from afgen.contracts.packed import load_packed
 from afgen.errors import AfgenError
 from afgen.export.model import export_model
 from afgen.learning.batches import ClipSet, collate
-from afgen.learning.trained import load_run
+from afgen.learning.run_loader import load_run
 
 pytest.importorskip("onnxruntime")
 

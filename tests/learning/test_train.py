@@ -17,9 +17,9 @@ from afgen.learning.batches import ClipSet, collate
 from afgen.learning.fit import GeneratorModule, selection_score
 from afgen.learning.method_registry import registry
 from afgen.learning.models import AudioVisualClassifier, SoundFeatureGenerator
+from afgen.learning.run_loader import load_run
 from afgen.learning.splits import kfold, resolve_splits
 from afgen.learning.train import train
-from afgen.learning.trained import load_run
 
 
 def _trained_stages() -> list[str]:

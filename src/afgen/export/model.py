@@ -26,7 +26,7 @@ from afgen.contracts.exportfolder import INSTALL, META, onnx_session
 from afgen.contracts.store import atomic_write_json
 from afgen.errors import AfgenError
 from afgen.learning.models import AudioVisualClassifier, SoundFeatureGenerator
-from afgen.learning.trained import load_run
+from afgen.learning.run_loader import load_run
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from afgen.encoders.raft import RaftFlow, build_raft
 from afgen.errors import AfgenError
 from afgen.extraction.assemble import ClipFeatures, features_in_process
 from afgen.extraction.producer import Settings
-from afgen.learning.trained import load_run
+from afgen.learning.run_loader import load_run
 
 log = logging.getLogger(__name__)
 
