@@ -24,11 +24,11 @@ import torch
 from torch import nn
 
 from afgen.config import ExtractConfig
-from afgen.encoders import graph_cache
 from afgen.encoders.devices import bf16_supported, resolve_device, resolve_precision  # noqa: F401 - re-exported
-from afgen.encoders.onnx_runtime import ONNXRUNTIME, OnnxBackbone, export, resolve_runtime
-from afgen.encoders.openvino_runtime import OPENVINO, OpenVinoBackbone
 from afgen.encoders.registry import BACKBONES
+from afgen.encoders.runtimes import graph_cache
+from afgen.encoders.runtimes.onnx import ONNXRUNTIME, OnnxBackbone, export, resolve_runtime
+from afgen.encoders.runtimes.openvino import OPENVINO, OpenVinoBackbone
 from afgen.encoders.weights import RANDOM_SEED, load_state_dict, resolve_weights
 from afgen.errors import AfgenError
 

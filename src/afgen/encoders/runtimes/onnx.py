@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from afgen.config import RUNTIMES
-from afgen.encoders.openvino_runtime import OPENVINO, supports_bf16
-from afgen.encoders.openvino_runtime import available as openvino_available
+from afgen.encoders.runtimes.openvino import OPENVINO, supports_bf16
+from afgen.encoders.runtimes.openvino import available as openvino_available
 from afgen.errors import AfgenError
 
 log = logging.getLogger(__name__)

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-import afgen.encoders.onnx_runtime
+import afgen.encoders.runtimes.onnx
 from afgen.config import ExtractConfig, SynthConfig, VideoConfig
 from afgen.encoders.backbones import build_backbone
-from afgen.encoders.onnx_runtime import resolve_runtime
+from afgen.encoders.runtimes.onnx import resolve_runtime
 from afgen.errors import AfgenError
 from afgen.extraction.dataset import discover
 from afgen.extraction.extract import extract
@@ -59,7 +59,7 @@ def test_resolution_and_errors(monkeypatch):
         resolve_runtime("onnxruntime", CPU, "bf16")
     with pytest.raises(AfgenError, match="unknown --runtime 'tensorrt'"):
         resolve_runtime("tensorrt", CPU, "fp32")
-    monkeypatch.setattr(afgen.encoders.onnx_runtime, "available", lambda: False)
+    monkeypatch.setattr(afgen.encoders.runtimes.onnx, "available", lambda: False)
     assert resolve_runtime("auto", CPU, "fp32") == "torch"
     with pytest.raises(AfgenError, match="pip install onnxruntime"):
         resolve_runtime("onnxruntime", CPU, "fp32")

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from afgen.config import CACHE_DIR_ENV
-from afgen.encoders import graph_cache
 from afgen.encoders.backbones import build_backbone
+from afgen.encoders.runtimes import graph_cache
 
 pytest.importorskip("onnxruntime")
 IMAGES = np.random.default_rng(3).integers(0, 255, (3, 32, 32, 3), dtype=np.uint8)

@@ -12,8 +12,8 @@ import torch
 
 from afgen.config import ExtractConfig, SynthConfig, VideoConfig
 from afgen.encoders.backbones import build_backbone
-from afgen.encoders.onnx_runtime import resolve_runtime
-from afgen.encoders.openvino_runtime import supports_bf16
+from afgen.encoders.runtimes.onnx import resolve_runtime
+from afgen.encoders.runtimes.openvino import supports_bf16
 from afgen.errors import AfgenError
 from afgen.extraction.dataset import discover
 from afgen.extraction.extract import extract
