@@ -71,6 +71,6 @@ def test_openvino_compiles_the_cached_graph_with_its_own_cache(cache):
     pytest.importorskip("openvino")
     first = build_backbone("resnet18", "none", "cpu", "fp32", 4, runtime="openvino")
     again = build_backbone("resnet18", "none", "cpu", "fp32", 4, runtime="openvino")
-    assert again.model is None and again.onnx.path and again.onnx.path.endswith(".onnx")
+    assert again.model is None and again.exported.path and again.exported.path.endswith(".onnx")
     assert any((cache.parent / "openvino").iterdir())  # OpenVINO's compiled blob, reused by the next process
     np.testing.assert_allclose(again(IMAGES), first(IMAGES), rtol=1e-5, atol=1e-6)
