@@ -18,7 +18,7 @@ from afgen.learning.fit import GeneratorModule, selection_score
 from afgen.learning.method_registry import registry
 from afgen.learning.models import AudioVisualClassifier, SoundFeatureGenerator
 from afgen.learning.run_loader import load_run
-from afgen.learning.splits import kfold, resolve_splits
+from afgen.learning.split_indices import kfold, resolve_splits
 from afgen.learning.train import train
 
 

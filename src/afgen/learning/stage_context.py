@@ -24,7 +24,7 @@ from afgen.errors import AfgenError
 from afgen.learning.batches import ClipSet, FrameAudio, collate
 from afgen.learning.fit import class_weights, fit_stage, is_rank_zero, loader
 from afgen.learning.models.standardize import Standardizer
-from afgen.learning.splits import kfold
+from afgen.learning.split_indices import kfold
 
 log = logging.getLogger(__name__)
 
