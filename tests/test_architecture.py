@@ -56,7 +56,7 @@ def test_help_lists_exactly_the_commands():
 
 
 def test_the_training_and_scoring_loops_know_no_stage_or_method_by_name():
-    """train.py, trained.py and evaluate.py only loop over the registry (learning/method_registry.py):
+    """train.py, run_loader.py and evaluate.py only loop over the registry (learning/method_registry.py):
     no string literal there names a registered stage, method or model class, and no branch
     tests a kind."""
     import ast
@@ -66,12 +66,12 @@ def test_the_training_and_scoring_loops_know_no_stage_or_method_by_name():
     reg = registry()
     names = set(reg.stages) | set(reg.methods) | set(reg.models)
     learning = Path(afgen.__file__).parent / "learning"
-    for module in ("train.py", "trained.py", "evaluate.py"):
+    for module in ("train.py", "run_loader.py", "evaluate.py"):
         text = (learning / module).read_text()
         literals = {node.value for node in ast.walk(ast.parse(text))
                     if isinstance(node, ast.Constant) and isinstance(node.value, str)}
         named = sorted(literals & names)
-        if module == "trained.py":  # the format-2 reader names the model classes runs of that format hold
+        if module == "run_loader.py":  # the format-2 reader names the model classes runs of that format hold
             named = [n for n in named if n not in {"lstm_generator", "lstm_frame_generator", "av_classifier"}]
         assert not named, f"{module} names {named}: resolve them through the registry"
         assert "kind ==" not in text and ".kind" not in text, module

@@ -19,8 +19,8 @@ from afgen.contracts.store import FeatureStore
 from afgen.errors import AfgenError, RunError, StoreError, WriteError
 from afgen.extraction.dataset import discover
 from afgen.extraction.extract import extract
+from afgen.learning.run_loader import load_run
 from afgen.learning.train import train
-from afgen.learning.trained import load_run
 from afgen.verify import npy_problem, open_packed, verify
 
 FAST = ExtractConfig(backbone="resnet18", weights="none", workers=0, batch_size=4, precision="fp32")

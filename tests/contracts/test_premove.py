@@ -15,7 +15,7 @@ from afgen.contracts.packed import v_c
 from afgen.contracts.store import FeatureStore
 from afgen.learning.evaluate import evaluate
 from afgen.learning.method_registry import registry
-from afgen.learning.trained import load_run
+from afgen.learning.run_loader import load_run
 from afgen.verify import open_packed, verify
 
 PREMOVE = Path(__file__).parent.parent / "data" / "premove"

@@ -161,8 +161,8 @@ def test_a_failing_stage_of_your_own_is_one_line_and_the_other_rows_still_train(
     R.register_stage(Stage("buggy", "a stage that fails", broken))
     R.register_stage(Stage("after_buggy", "needs it", _noop, needs=("buggy",)))
     R.register_method(Method("buggy_row", "Buggy", "after_buggy", ZERO))
+    from afgen.learning.run_loader import load_run
     from afgen.learning.train import train
-    from afgen.learning.trained import load_run
 
     with caplog.at_level(logging.ERROR):
         train(tiny_store / "features", tmp_path / "run",

@@ -9,7 +9,7 @@ from afgen.cli import app
 from afgen.contracts.manifest import Manifest
 from afgen.contracts.packed import load_packed
 from afgen.learning.predict import predict
-from afgen.learning.trained import load_run
+from afgen.learning.run_loader import load_run
 
 
 def test_predict_on_a_silent_clip_uses_generated_audio(tiny_store, tiny_run, clip_factory, tmp_path):

@@ -10,7 +10,7 @@ import pytest
 from conftest import lines_held, wait_until_waiting
 
 from afgen.cli import main
-from afgen.learning.model_export import export_model
+from afgen.export.model import export_model
 from afgen.learning.predict import predict
 from afgen.learning.predict_batch import predict_many
 

@@ -17,9 +17,9 @@ from afgen.learning.batches import ClipSet, collate
 from afgen.learning.fit import GeneratorModule, selection_score
 from afgen.learning.method_registry import registry
 from afgen.learning.models import AudioVisualClassifier, SoundFeatureGenerator
-from afgen.learning.splits import kfold, resolve_splits
+from afgen.learning.run_loader import load_run
+from afgen.learning.split_indices import resolve_splits
 from afgen.learning.train import train
-from afgen.learning.trained import load_run
 
 
 def _trained_stages() -> list[str]:
@@ -120,16 +120,6 @@ def test_lambda_zero_regression_has_no_effect_on_classification(tiny_store):
     assert torch.count_nonzero(base["regress.weight"]) == 0
     with_reg = grads(1.0, 0.0)  # ... and do at λ = 1 (the test can fail)
     assert not torch.equal(with_reg["lstm.weight_ih_l0"], base["lstm.weight_ih_l0"])
-
-
-def test_kfold_is_stratified_disjoint_and_seeded():
-    idx = list(range(30))
-    labels = ["a"] * 12 + ["b"] * 9 + ["c"] * 9
-    folds = kfold(idx, labels, 3, seed=0)
-    assert sorted(sum(folds, [])) == idx
-    for f in folds:
-        assert {labels[i] for i in f} == {"a", "b", "c"} and 9 <= len(f) <= 11
-    assert kfold(idx, labels, 3, seed=0) == folds and kfold(idx, labels, 3, seed=1) != folds
 
 
 def test_classifiers_train_on_out_of_fold_generated_audio(tiny_store, tiny_run):

@@ -1,5 +1,5 @@
 """The `afgen` application: the Typer app, shared options, logging and the entry point.
-Commands live beside it, one module per wing (extraction.py, learning.py) and demo/verify;
+Commands live beside it, one module per wing (extraction.py, learning.py), demo.py and verify.py;
 each imports its pipeline inside the command, so `--help` and argument errors stay fast."""
 
 from __future__ import annotations

@@ -92,7 +92,7 @@ def frames(
 
     One manifest line per clip (ok, or failed with the reason); a rerun skips finished clips.
     """
-    from afgen.extraction.frames import write_frames
+    from afgen.export.frames import write_frames
 
     setup_logging(verbose)
     dataset = _dataset(clips, layout, only_classes, per_class, strict, per_class_seed)
@@ -181,7 +181,7 @@ def export(
     verbose: Verbose = False,
 ) -> None:
     """Write a feature store in another layout: the seed's .npy naming, or one HDF5 file."""
-    from afgen.store_export import export as run_export
+    from afgen.export.store import export as run_export
 
     setup_logging(verbose)
     console.print(f"exported {run_export(features, out, format)} clips to {out}")

@@ -254,7 +254,7 @@ def export_model_cmd(
 ) -> None:
     """Export the generator (v_C -> class logits + generated audio feature) and the
     audio-visual classifier, with dynamic batch and sequence length, checked against PyTorch."""
-    from afgen.learning.model_export import export_model
+    from afgen.export.model import export_model
 
     setup_logging(verbose)
     result = export_model(run, out, format)

@@ -24,11 +24,12 @@ import torch
 from torch import nn
 
 from afgen.config import ExtractConfig
-from afgen.encoders import graph_cache
 from afgen.encoders.devices import bf16_supported, resolve_device, resolve_precision  # noqa: F401 - re-exported
-from afgen.encoders.onnx_runtime import ONNXRUNTIME, OnnxBackbone, export, resolve_runtime
-from afgen.encoders.openvino_runtime import OPENVINO, OpenVinoBackbone
 from afgen.encoders.registry import BACKBONES
+from afgen.encoders.runtimes import graph_cache
+from afgen.encoders.runtimes.onnx import ONNXRUNTIME, OnnxBackbone, export
+from afgen.encoders.runtimes.openvino import OPENVINO, OpenVinoBackbone
+from afgen.encoders.runtimes.resolve import resolve_runtime
 from afgen.encoders.weights import RANDOM_SEED, load_state_dict, resolve_weights
 from afgen.errors import AfgenError
 
@@ -46,7 +47,7 @@ TIMM = "timm:"
 class Backbone:
     """A feature network ready for inference, with what is needed to reproduce it."""
 
-    #: The torch model; None for a backbone built from a cached graph (it runs `onnx` only).
+    #: The torch model; None for a backbone built from a cached graph (it runs `exported` only).
     model: nn.Module | None
     name: str
     dim: int
@@ -60,9 +61,9 @@ class Backbone:
     input_size: tuple[int, int] | None = None
     interpolation: str = "bilinear"
     #: torch (eager), onnxruntime (CPU, fp32) or openvino (CPU, fp32 or bf16): for the last two,
-    #: `onnx` runs the exported ONNX graph.
+    #: `exported` runs the exported ONNX graph.
     runtime: str = "torch"
-    onnx: OnnxBackbone | OpenVinoBackbone | None = None
+    exported: OnnxBackbone | OpenVinoBackbone | None = None
     #: On a GPU: a page-locked host batch, reused, so copies to the device are asynchronous DMA.
     pinned: torch.Tensor | None = None
     #: Its preprocessing is its own (not torchvision's ImageNet mean/std), so the identity records it.
@@ -135,8 +136,8 @@ def build_backbone(
     runtime: str = ExtractConfig.runtime,
 ) -> Backbone:
     """The backbone `name` (see BACKBONES in encoders/registry.py) without its head, in eval mode,
-    channels_last; run by torch, ONNX Runtime or OpenVINO (`runtime`, see onnx_runtime.py). For
-    the last two a graph exported before is read from the cache (graph_cache.py) and no torch
+    channels_last; run by torch, ONNX Runtime or OpenVINO (`runtime`, see runtimes/resolve.py). For
+    the last two a graph exported before is read from the cache (runtimes/graph_cache.py) and no torch
     model is built."""
     entry = BACKBONES.get(name)
     precision = resolve_precision(precision, resolve_device(device), runtime)  # auto: what this runtime runs
@@ -156,7 +157,7 @@ def _from_graph_cache(name: str, weights: str, device: str, precision: str, batc
     graph, meta = hit
     return Backbone(model=None, name=name, dim=int(meta["dim"]), weights_id=meta["weights_id"], device=dev,
                     precision=prec, batch_size=batch_size, runtime=resolved,
-                    onnx=OpenVinoBackbone(graph, prec, meta["path"]) if resolved == OPENVINO else OnnxBackbone(graph))
+                    exported=OpenVinoBackbone(graph, prec, meta["path"]) if resolved == OPENVINO else OnnxBackbone(graph))
 
 
 def torchvision_backbone(name: str, weights: str, device: str, precision: str, batch_size: int) -> Backbone:
@@ -185,11 +186,11 @@ def _with_runtime(backbone: Backbone, runtime: str, weights: str) -> Backbone:
     if backbone.runtime == OPENVINO:  # `auto` picks it only by measurement (runtime_choice.py)
         graph = export(backbone.model, key, backbone.input_size)
         path = graph_cache.save(graph_cache.graph_key(backbone.name, weights), graph, backbone.dim, backbone.weights_id)
-        backbone.onnx = OpenVinoBackbone(graph, backbone.precision, path)
+        backbone.exported = OpenVinoBackbone(graph, backbone.precision, path)
     elif backbone.runtime == ONNXRUNTIME:
         try:
             graph = export(backbone.model, key, backbone.input_size)
-            backbone.onnx = OnnxBackbone(graph)
+            backbone.exported = OnnxBackbone(graph)
             graph_cache.save(graph_cache.graph_key(backbone.name, weights), graph, backbone.dim, backbone.weights_id)
         except Exception as exc:  # noqa: BLE001 - the exporter raises many kinds for unsupported ops
             if runtime != "auto":
@@ -252,8 +253,8 @@ def set_threads(backbone: Backbone, threads: int) -> None:
     thread count when built; a cached OpenVINO compile makes that ~0.1 s)."""
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
-    if backbone.onnx is not None and getattr(backbone.onnx, "threads", threads) != threads:
-        backbone.onnx.rebuild()
+    if backbone.exported is not None and getattr(backbone.exported, "threads", threads) != threads:
+        backbone.exported.rebuild()
 
 
 def _to_input(images: np.ndarray | torch.Tensor, device: torch.device, mean: tuple = IMAGENET_MEAN,
@@ -304,8 +305,8 @@ def extract_features(backbone: Backbone, images: np.ndarray) -> np.ndarray:
                 chunk = np.concatenate([chunk, pad])
             x = _to_input(_host(backbone, chunk), backbone.device, backbone.mean, backbone.std,
                           backbone.input_size, backbone.interpolation)
-            if backbone.onnx is not None:
-                feats = backbone.onnx(x.contiguous().numpy())
+            if backbone.exported is not None:
+                feats = backbone.exported(x.contiguous().numpy())
                 out[start:start + bs] = feats[: min(bs, n - start)]
             else:
                 feats = backbone.model(x)

@@ -13,10 +13,10 @@ from __future__ import annotations
 import torch
 
 from afgen.config import device_type
-from afgen.encoders.onnx_runtime import ONNXRUNTIME
-from afgen.encoders.onnx_runtime import available as ort_available
-from afgen.encoders.openvino_runtime import OPENVINO, supports_bf16
-from afgen.encoders.openvino_runtime import available as ov_available
+from afgen.encoders.runtimes.onnx import ONNXRUNTIME
+from afgen.encoders.runtimes.onnx import available as ort_available
+from afgen.encoders.runtimes.openvino import OPENVINO, supports_bf16
+from afgen.encoders.runtimes.openvino import available as ov_available
 from afgen.errors import AfgenError
 
 CPU = torch.device("cpu")

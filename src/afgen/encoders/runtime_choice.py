@@ -33,10 +33,11 @@ from afgen.config import (
 )
 from afgen.contracts.store import atomic_write_json
 from afgen.encoders.backbones import bf16_supported, build_backbone, resolve_precision
-from afgen.encoders.onnx_runtime import ONNXRUNTIME, resolve_runtime
-from afgen.encoders.onnx_runtime import available as ort_available
-from afgen.encoders.openvino_runtime import OPENVINO, supports_bf16
-from afgen.encoders.openvino_runtime import available as ov_available
+from afgen.encoders.runtimes.onnx import ONNXRUNTIME
+from afgen.encoders.runtimes.onnx import available as ort_available
+from afgen.encoders.runtimes.openvino import OPENVINO, supports_bf16
+from afgen.encoders.runtimes.openvino import available as ov_available
+from afgen.encoders.runtimes.resolve import resolve_runtime
 from afgen.errors import WriteError
 from afgen.provenance import cpu_description, installed_version  # noqa: F401 - cpu_description re-exported
 

@@ -46,9 +46,9 @@ from afgen.learning.method_registry import Method, Registry, registry
 from afgen.learning.models import audio_cosines
 from afgen.learning.plots import plot_confusion, plot_forest, plot_rates
 from afgen.learning.report import results_table
-from afgen.learning.splits import resolve_splits
+from afgen.learning.run_loader import TrainedRun, load_run
+from afgen.learning.split_indices import resolve_splits
 from afgen.learning.statistics import Bootstrap, mean_std
-from afgen.learning.trained import TrainedRun, load_run
 from afgen.learning.verdicts import Roles, add_comparisons, check_primary
 from afgen.verify import open_packed
 

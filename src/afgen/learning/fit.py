@@ -122,7 +122,7 @@ class GeneratorModule(StageModule):
         self.model, self.cfg, self.lambda_reg = model, cfg, lambda_reg
         self.register_buffer("class_weights", class_weights if class_weights is not None else torch.empty(0))
 
-    def _step(self, batch, stage: str):
+    def _step(self, batch, phase: str):
         v_c, lengths, labels, audio, has, _ = batch
         logits, audio_hat = self.model(v_c, lengths)
         weights = self.class_weights if self.class_weights.numel() else None
@@ -130,7 +130,7 @@ class GeneratorModule(StageModule):
         loss, ce, mse, per_clip = self._losses(logits, audio_hat, labels, target, lengths, has, weights)
         scored, extra = self._scored(v_c, lengths, labels, audio, has, logits, audio_hat, weights)
         loss = loss + extra
-        if stage == "val":  # epoch metrics from exact sums (see _Stage.on_validation_epoch_end)
+        if phase == "val":  # epoch metrics from exact sums (see StageModule.on_validation_epoch_end)
             self._accumulate(scored, labels, weights, per_clip, has, self._cosine(audio_hat, audio, has))
             return loss
         n = len(labels)
@@ -206,19 +206,19 @@ class ClassifierModule(StageModule):
         self.p = dropout
         self.register_buffer("class_weights", class_weights if class_weights is not None else torch.empty(0))
 
-    def _step(self, batch, stage: str):
+    def _step(self, batch, phase: str):
         v_c, lengths, labels, audio, has, generated = batch
         missing = torch.ones_like(has) if self.never_audio else ~has
-        if stage == "train" and self.p > 0:
+        if phase == "train" and self.p > 0:
             missing = missing | (torch.rand(len(audio), device=audio.device) < self.p)
         real = audio
         audio = self.fill.apply(audio, missing, generated)
         logits = self._forward(v_c, lengths, audio, missing)
         weights = self.class_weights if self.class_weights.numel() else None
-        loss = F.cross_entropy(logits, labels, weight=weights) + self._extra_loss(v_c, lengths, real, has, missing, stage)
-        if self._teacher and stage == "train" and has.any():
+        loss = F.cross_entropy(logits, labels, weight=weights) + self._extra_loss(v_c, lengths, real, has, missing, phase)
+        if self._teacher and phase == "train" and has.any():
             loss = loss + self.cfg.distill_weight * self._distillation(logits[has], v_c[has], lengths[has], real[has])
-        if stage == "val":
+        if phase == "val":
             self._accumulate(logits, labels, weights)
             return loss
         n = len(labels)

@@ -1,7 +1,7 @@
 """The registry of stages (what `afgen train` fits), methods (the rows `afgen evaluate` scores)
 and model classes (what model.pt can rebuild), filled from afgen's built-in rows, from your
 own code (`register_stage`, `register_method`, `register_model`) and from installed packages
-(the `afgen.methods` entry-point group). train.py, trained.py and evaluate.py only read it.
+(the `afgen.methods` entry-point group). train.py, run_loader.py and evaluate.py only read it.
 
 See docs/methods.md for how to write a method; learning/method_api.py is its public face.
 """

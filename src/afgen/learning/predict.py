@@ -27,7 +27,7 @@ from afgen.encoders.raft import RaftFlow, build_raft
 from afgen.errors import AfgenError
 from afgen.extraction.assemble import ClipFeatures, features_in_process
 from afgen.extraction.producer import Settings
-from afgen.learning.trained import load_run
+from afgen.learning.run_loader import load_run
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class Scorer:
         require_model(run, onnx)
         self.onnx = Path(onnx) if onnx is not None else None
         if self.onnx is not None:
-            from afgen.learning.model_export import META, onnx_session
+            from afgen.contracts.exportfolder import META, onnx_session
 
             meta = read_json(self.onnx / META, "rerun `afgen export-model RUN OUT`")
             if meta.get("format") != "onnx":

@@ -19,12 +19,12 @@ from torch.utils.data import DataLoader
 from afgen.config import TrainConfig
 from afgen.contracts.packed import PackedFeatures
 from afgen.contracts.runfolder import OOF_DIR
+from afgen.contracts.splits import stratified_folds
 from afgen.contracts.store import atomic_write_bytes
 from afgen.errors import AfgenError
 from afgen.learning.batches import ClipSet, FrameAudio, collate
 from afgen.learning.fit import class_weights, fit_stage, is_rank_zero, loader
 from afgen.learning.models.standardize import Standardizer
-from afgen.learning.splits import kfold
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ class StageContext:
                              f"{', '.join(spec.needs)}, trained on every clip; use out_of_fold=False, or a "
                              "generator that trains from the data alone")
         out: dict[int, np.ndarray] = {}
-        for j, held in enumerate(kfold(train_idx, [self.packed.labels[i] for i in train_idx], self.cfg.oof_folds,
+        for j, held in enumerate(stratified_folds(train_idx, [self.packed.labels[i] for i in train_idx], self.cfg.oof_folds,
                                        self.cfg.seed)):
             rest = sorted(set(train_idx) - set(held))
             fold = replace(self, name=f"{stage}/fold-{j}", train_idx=rest, needs=spec.needs, dir=folder / f"fold-{j}")

@@ -30,7 +30,7 @@ from afgen.contracts.store import FeatureStore, atomic_write_bytes, atomic_write
 from afgen.errors import AfgenError, repair_hint
 from afgen.learning.fit import is_rank_zero
 from afgen.learning.method_registry import BUILT_IN, Stage, registry
-from afgen.learning.splits import class_order, resolve_splits
+from afgen.learning.split_indices import class_order, resolve_splits
 from afgen.learning.stage_context import RunShared, StageContext, Trained
 from afgen.lifecycle import process_pool
 from afgen.provenance import git_commit, package_versions

@@ -26,7 +26,7 @@ import numpy as np
 from afgen.config import ExtractConfig, FlowConfig, device_type
 from afgen.encoders.backbones import Backbone
 from afgen.encoders.devices import for_device, resolve_device, resolve_precision
-from afgen.encoders.onnx_runtime import resolve_runtime
+from afgen.encoders.runtimes.resolve import resolve_runtime
 from afgen.errors import AfgenError
 from afgen.extraction.dataset import Clip
 from afgen.extraction.engines import Event

@@ -6,11 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-import afgen.encoders.onnx_runtime
 from afgen.config import ExtractConfig, SynthConfig, VideoConfig
 from afgen.encoders.backbones import build_backbone
-from afgen.encoders.onnx_runtime import resolve_runtime
-from afgen.errors import AfgenError
 from afgen.extraction.dataset import discover
 from afgen.extraction.extract import extract
 from afgen.extraction.synth import generate
@@ -46,23 +43,6 @@ def test_an_image_gives_the_same_bytes_whatever_its_batch():
     x = _images(6)
     alone = np.concatenate([backbone(x[i:i + 1]) for i in range(6)])
     assert alone.tobytes() == backbone(x).tobytes()  # zero-padded fixed-size batches, as with torch
-
-
-def test_resolution_and_errors(monkeypatch):
-    assert resolve_runtime("auto", CPU, "fp32") == "onnxruntime"
-    assert resolve_runtime("auto", CPU, "bf16") == "torch"
-    assert resolve_runtime("auto", torch.device("cuda"), "fp32") == "torch"
-    assert resolve_runtime("torch", CPU, "fp32") == "torch"
-    with pytest.raises(AfgenError, match="--runtime torch"):
-        resolve_runtime("onnxruntime", torch.device("cuda"), "fp32")
-    with pytest.raises(AfgenError, match="--precision fp32"):
-        resolve_runtime("onnxruntime", CPU, "bf16")
-    with pytest.raises(AfgenError, match="unknown --runtime 'tensorrt'"):
-        resolve_runtime("tensorrt", CPU, "fp32")
-    monkeypatch.setattr(afgen.encoders.onnx_runtime, "available", lambda: False)
-    assert resolve_runtime("auto", CPU, "fp32") == "torch"
-    with pytest.raises(AfgenError, match="pip install onnxruntime"):
-        resolve_runtime("onnxruntime", CPU, "fp32")
 
 
 def test_a_torch_store_resumed_with_auto_keeps_torch(tmp_path):

@@ -17,11 +17,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from afgen.config import RUNTIMES
-from afgen.encoders.openvino_runtime import OPENVINO, supports_bf16
-from afgen.encoders.openvino_runtime import available as openvino_available
-from afgen.errors import AfgenError
-
 log = logging.getLogger(__name__)
 
 ONNXRUNTIME = "onnxruntime"
@@ -31,32 +26,6 @@ _EXPORTED: dict[tuple, bytes] = {}
 
 def available() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
-
-
-def resolve_runtime(runtime: str, device: torch.device, precision: str) -> str:
-    """auto -> onnxruntime for fp32 on a CPU where it is installed, else torch; checks the rest
-    (openvino: CPU only, bf16 only where the CPU has it)."""
-    if runtime not in RUNTIMES:
-        raise AfgenError(f"unknown --runtime {runtime!r}; use {', '.join(RUNTIMES)}")
-    if runtime == OPENVINO:
-        if device.type != "cpu":
-            raise AfgenError("--runtime openvino runs the backbone on the CPU; on a GPU use --runtime torch (or auto)")
-        if not openvino_available():
-            raise AfgenError('--runtime openvino needs OpenVINO: pip install "afgen[openvino]" (or --runtime torch)')
-        if precision == "bf16" and not supports_bf16():
-            raise AfgenError("this CPU has no native bf16 for OpenVINO; pass --precision fp32 (or auto)")
-        return runtime
-    if runtime == "auto":
-        return ONNXRUNTIME if device.type == "cpu" and precision == "fp32" and available() else "torch"
-    if runtime == ONNXRUNTIME:
-        if device.type != "cpu":
-            raise AfgenError("--runtime onnxruntime runs the backbone on the CPU; on a GPU use --runtime torch "
-                             "(or auto)")
-        if precision != "fp32":
-            raise AfgenError("--runtime onnxruntime runs fp32; pass --precision fp32, or --runtime torch for bf16")
-        if not available():
-            raise AfgenError("--runtime onnxruntime needs ONNX Runtime: pip install onnxruntime (or --runtime torch)")
-    return runtime
 
 
 def export(model: nn.Module, key: tuple, input_size: tuple[int, int] | None) -> bytes:

@@ -1,5 +1,5 @@
 """The image backbone on OpenVINO, for CPUs: the same exported ONNX graph as ONNX Runtime
-(onnx_runtime.export), read by OpenVINO and compiled for this CPU, in bf16 where the CPU
+(runtimes/onnx.export), read by OpenVINO and compiled for this CPU, in bf16 where the CPU
 has it (AMX / AVX-512 bf16: measured 66 img/s for ResNet50 against 53 for torch bf16 on such
 a CPU) and fp32 elsewhere (21 img/s here against 22 for ONNX Runtime and 12 for eager torch).
 """

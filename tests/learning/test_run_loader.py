@@ -1,4 +1,4 @@
-"""load_run (learning/trained.py): a run's models rebuilt from RUN/model.pt, for both formats a
+"""load_run (learning/run_loader.py): a run's models rebuilt from RUN/model.pt, for both formats a
 run may hold: format 3 (each model's record: registered class and arguments) and format 2
 (tests/data/premove/run, written before records: the classes inferred from the weights)."""
 
@@ -15,7 +15,7 @@ import torch
 from afgen.config import TrainConfig, to_dict
 from afgen.contracts.runfolder import BUNDLE, BUNDLE_FORMAT
 from afgen.learning.models import AudioVisualClassifier, SoundFeatureGenerator
-from afgen.learning.trained import load_run
+from afgen.learning.run_loader import load_run
 
 PREMOVE_RUN = Path(__file__).parent.parent / "data" / "premove" / "run"
 

@@ -1,12 +1,9 @@
-"""Which clips train, validate and test: the manifest's splits, a stratified split for clips
-without one, k stratified folds for out-of-fold generation, and the classes' order."""
+"""Which rows of the packed view train, validate and test: the manifest's splits, the stratified
+split (contracts/splits.py) for clips without one, and the classes' order."""
 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
-
-import numpy as np
 
 from afgen.config import TrainConfig
 from afgen.contracts.packed import PackedFeatures
@@ -37,21 +34,6 @@ def resolve_splits(packed: PackedFeatures, cfg: TrainConfig) -> dict[str, list[i
         raise AfgenError(f"need train and val clips, got {len(out['train'])} train and "
                          f"{len(out['val'])} val; extract more clips or set splits in the CSV")
     return out
-
-
-def kfold(indices: list[int], labels: list[str], k: int, seed: int) -> list[list[int]]:
-    """k stratified, seeded folds of `indices` (every class spread evenly over the folds)."""
-    by_class: dict[str, list[int]] = defaultdict(list)
-    for i, lab in zip(indices, labels):
-        by_class[lab].append(i)
-    folds: list[list[int]] = [[] for _ in range(k)]
-    offset = 0
-    for lab in sorted(by_class):
-        members = np.random.default_rng([seed, 7]).permutation(sorted(by_class[lab])).tolist()
-        for j, i in enumerate(members):
-            folds[(j + offset) % k].append(i)
-        offset += len(members)
-    return [sorted(f) for f in folds]
 
 
 def class_order(store_config: dict, labels: list[str]) -> list[str]:

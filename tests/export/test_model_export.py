@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+from afgen.contracts.exportfolder import onnx_session
 from afgen.contracts.packed import load_packed
 from afgen.errors import AfgenError
+from afgen.export.model import export_model
 from afgen.learning.batches import ClipSet, collate
-from afgen.learning.model_export import export_model, onnx_session
-from afgen.learning.trained import load_run
+from afgen.learning.run_loader import load_run
 
 pytest.importorskip("onnxruntime")
 

@@ -22,16 +22,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from afgen.contracts.exportfolder import INSTALL, META, onnx_session
 from afgen.contracts.store import atomic_write_json
 from afgen.errors import AfgenError
 from afgen.learning.models import AudioVisualClassifier, SoundFeatureGenerator
-from afgen.learning.trained import load_run
+from afgen.learning.run_loader import load_run
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("onnx", "torchscript")
-META = "export.json"
-INSTALL = 'pip install "afgen[export]"'
 
 
 class ExportedGenerator(nn.Module):
@@ -147,17 +146,6 @@ def _run_onnx(files: list[Path], v_c: torch.Tensor, lengths: torch.Tensor, audio
     got_gen = gen.run(None, {"v_c": v_c.numpy(), "lengths": lengths.numpy()})
     got_cls = cls.run(None, {"v_c": v_c.numpy(), "lengths": lengths.numpy(), "audio": audio.numpy()})[0]
     return got_gen, got_cls
-
-
-def onnx_session(path: Path):
-    """An onnxruntime CPU session for an exported file; a clear error without onnxruntime."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise AfgenError(f"running an exported model needs onnxruntime: {INSTALL}") from None
-    if not path.is_file():
-        raise AfgenError("no exported model here; run `afgen export-model RUN OUT` first", path)
-    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
 def _torchscript(generator: nn.Module, classifier: nn.Module, gen_args: tuple, cls_args: tuple,

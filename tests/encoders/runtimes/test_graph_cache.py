@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from afgen.config import CACHE_DIR_ENV
-from afgen.encoders import graph_cache
 from afgen.encoders.backbones import build_backbone
+from afgen.encoders.runtimes import graph_cache
 
 pytest.importorskip("onnxruntime")
 IMAGES = np.random.default_rng(3).integers(0, 255, (3, 32, 32, 3), dtype=np.uint8)
@@ -71,6 +71,6 @@ def test_openvino_compiles_the_cached_graph_with_its_own_cache(cache):
     pytest.importorskip("openvino")
     first = build_backbone("resnet18", "none", "cpu", "fp32", 4, runtime="openvino")
     again = build_backbone("resnet18", "none", "cpu", "fp32", 4, runtime="openvino")
-    assert again.model is None and again.onnx.path and again.onnx.path.endswith(".onnx")
+    assert again.model is None and again.exported.path and again.exported.path.endswith(".onnx")
     assert any((cache.parent / "openvino").iterdir())  # OpenVINO's compiled blob, reused by the next process
     np.testing.assert_allclose(again(IMAGES), first(IMAGES), rtol=1e-5, atol=1e-6)

@@ -12,8 +12,8 @@ import torch
 
 from afgen.config import ExtractConfig, SynthConfig, VideoConfig
 from afgen.encoders.backbones import build_backbone
-from afgen.encoders.onnx_runtime import resolve_runtime
-from afgen.encoders.openvino_runtime import supports_bf16
+from afgen.encoders.runtimes.openvino import supports_bf16
+from afgen.encoders.runtimes.resolve import resolve_runtime
 from afgen.errors import AfgenError
 from afgen.extraction.dataset import discover
 from afgen.extraction.extract import extract
@@ -34,8 +34,8 @@ def test_openvino_features_match_torch_and_survive_pickling():
     a, b = ov(x), eager(x)
     assert a.shape == b.shape == (6, 512)
     assert _cosine(a, b).min() > 0.9999
-    again = pickle.loads(pickle.dumps(ov.onnx))  # as Ray ships it to an actor
-    np.testing.assert_allclose(again(np.zeros((1, 3, 40, 40), np.float32)), ov.onnx(np.zeros((1, 3, 40, 40), np.float32)))
+    again = pickle.loads(pickle.dumps(ov.exported))  # as Ray ships it to an actor
+    np.testing.assert_allclose(again(np.zeros((1, 3, 40, 40), np.float32)), ov.exported(np.zeros((1, 3, 40, 40), np.float32)))
 
 
 def test_openvino_is_refused_where_it_cannot_run():

@@ -1,4 +1,4 @@
-"""`afgen export --format hdf5` (store_export.py): every clip's arrays, label and the store's
+"""`afgen export --format hdf5` (export/store.py): every clip's arrays, label and the store's
 config round-trip through the HDF5 file."""
 
 from __future__ import annotations

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import json
 
+from afgen.export.frames import write_frames
 from afgen.extraction.dataset import discover
-from afgen.extraction.frames import write_frames
 
 
 def _dataset(tmp_path, clip_factory):
