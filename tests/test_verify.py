@@ -282,7 +282,7 @@ def test_torch_damage_helpers_cover_zip_errors(tmp_path):
     path = tmp_path / "x.pt"
     torch.save({"a": torch.zeros(3)}, path)
     _truncate(path, 50)
-    from afgen.contracts.runfolder import load_bundle
+    from afgen.contracts.modelfile import load_bundle
 
     with pytest.raises(RunError, match="x.pt"):
         load_bundle(path)

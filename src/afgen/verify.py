@@ -25,8 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from afgen.contracts.modelfile import read_model_file
 from afgen.contracts.packed import PackedFeatures, load_packed
-from afgen.contracts.runfolder import BUNDLE, OOF_DIR, SEEDS_FILE, load_bundle, load_checkpoint
+from afgen.contracts.runfolder import BUNDLE, OOF_DIR, SEEDS_FILE, load_checkpoint
 from afgen.contracts.store import CONFIG, FeatureStore, atomic_write_bytes
 from afgen.errors import AfgenError, StoreError, repair_hint
 
@@ -236,7 +237,7 @@ def check_run(root: str | Path) -> Report:
                 report.damage.append(Damage(path, "missing (training did not finish)", fix))
                 continue
             try:
-                load_bundle(path) if name == BUNDLE else json.loads(path.read_text())
+                read_model_file(path) if name == BUNDLE else json.loads(path.read_text())
             except (AfgenError, json.JSONDecodeError, UnicodeDecodeError) as exc:
                 report.damage.append(Damage(path, str(exc).removeprefix(f"{path}: ").split(";")[0], fix))
         for ckpt in sorted(sub.glob("*/checkpoints/*.ckpt")):

@@ -12,8 +12,6 @@ seeds, RUN/seed-<s>/ holds one such run per seed and RUN/seeds.json lists them.
 
 from __future__ import annotations
 
-import io
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -25,8 +23,9 @@ import torch
 from torch import nn
 
 from afgen.config import TrainConfig, to_dict
-from afgen.contracts.runfolder import BUNDLE, BUNDLE_FORMAT, METRICS, OOF_DIR, PROVENANCE, SEEDS_FILE
-from afgen.contracts.store import FeatureStore, atomic_write_bytes, atomic_write_json, read_json
+from afgen.contracts.modelfile import ModelFile, write_model_file
+from afgen.contracts.runfolder import BUNDLE, METRICS, OOF_DIR, PROVENANCE, SEEDS_FILE
+from afgen.contracts.store import FeatureStore, atomic_write_json, read_json
 from afgen.errors import AfgenError, repair_hint
 from afgen.learning.fit import is_rank_zero
 from afgen.learning.method_registry import BUILT_IN, Stage, registry
@@ -180,14 +179,9 @@ def _train_one(features: str | Path, run: Path, cfg: TrainConfig, resume: bool, 
         return TrainResult(run=run, metrics=metrics, seconds=seconds)
     dims = {"input_dim": packed.visual_dim, "num_classes": len(classes), "audio_dim": packed.audio_dim,
             "frame_bands": packed.frame_bands}
-    buffer = io.BytesIO()
-    torch.save({
-        "format": BUNDLE_FORMAT, "models": {k: _cpu_state(m) for k, m in models.items()},
-        "records": records,
-        "classes": classes, "dims": dims, "train": to_dict(cfg), "features": str(Path(features).resolve()),
-        "store_config": json.dumps(store_config),
-    }, buffer)
-    atomic_write_bytes(run / BUNDLE, buffer.getvalue())
+    write_model_file(run, ModelFile(models={k: _cpu_state(m) for k, m in models.items()}, records=records,
+                                    classes=classes, dims=dims, train=to_dict(cfg),
+                                    features=Path(features).resolve(), store_config=store_config))
     atomic_write_json(run / PROVENANCE, {
         "train": to_dict(cfg), "features": str(Path(features).resolve()),
         "store_config": store_config, "versions": package_versions(),
