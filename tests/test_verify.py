@@ -16,12 +16,13 @@ from conftest import TINY_TRAIN, write_clip
 from afgen import cli
 from afgen.config import ExtractConfig, VideoConfig
 from afgen.contracts.store import FeatureStore
+from afgen.contracts.storecheck import npy_problem
 from afgen.errors import AfgenError, RunError, StoreError, WriteError
 from afgen.extraction.dataset import discover
 from afgen.extraction.extract import extract
 from afgen.learning.train import train
 from afgen.learning.trained import load_run
-from afgen.verify import npy_problem, open_packed, verify
+from afgen.verify import open_packed, verify
 
 FAST = ExtractConfig(backbone="resnet18", weights="none", workers=0, batch_size=4, precision="fp32")
 SMALL = VideoConfig(height=32, width=32)

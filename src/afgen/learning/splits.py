@@ -11,7 +11,6 @@ import numpy as np
 from afgen.config import TrainConfig
 from afgen.contracts.packed import PackedFeatures
 from afgen.contracts.splits import stratified_splits
-from afgen.contracts.storeconfig import StoreConfig
 from afgen.errors import AfgenError
 
 log = logging.getLogger(__name__)
@@ -52,9 +51,3 @@ def kfold(indices: list[int], labels: list[str], k: int, seed: int) -> list[list
             folds[(j + offset) % k].append(i)
         offset += len(members)
     return [sorted(f) for f in folds]
-
-
-def class_order(store_config: dict, labels: list[str]) -> list[str]:
-    """The classes of a store in the dataset's order (e.g. moments_categories.txt), recorded
-    at extraction; classes it does not list follow, sorted."""
-    return StoreConfig(store_config).classes_of(labels)
