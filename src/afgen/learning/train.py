@@ -128,8 +128,8 @@ def _train_seed_process(features: str | Path, run: Path, cfg: TrainConfig, resum
         ids = visible.split(",") if visible else [str(i) for i in range(gpu + 1)]
         os.environ["CUDA_VISIBLE_DEVICES"] = ids[gpu]
     torch.set_num_threads(threads)
-    logging.basicConfig(level=logging.WARNING)  # (train() checked and packed the store before starting the seeds)
-    return _train_one(features, run, cfg, resume, open_store(features, check=False), show_progress=False).metrics
+    logging.basicConfig(level=logging.WARNING)
+    return _train_one(features, run, cfg, resume, show_progress=False).metrics
 
 
 def _refuse_run_folder(run: Path, resume: bool) -> None:
@@ -140,12 +140,14 @@ def _refuse_run_folder(run: Path, resume: bool) -> None:
         raise AfgenError("this run folder holds a multi-seed run; pass --seeds to resume it", run)
 
 
-def _train_one(features: str | Path, run: Path, cfg: TrainConfig, resume: bool, store: OpenStore,
+def _train_one(features: str | Path, run: Path, cfg: TrainConfig, resume: bool, store: OpenStore | None = None,
                show_progress: bool = True) -> TrainResult:
-    """One single-seed run in RUN from a store opened once (contracts.openstore.open_store)."""
+    """One single-seed run in RUN from the store opened by the caller (contracts.openstore.open_store),
+    or, in a seed's own process, opened here unchecked (train() checked it before starting the seeds)."""
     start = time.perf_counter()
     _refuse_run_folder(run, resume)
     run.mkdir(parents=True, exist_ok=True)
+    store = store or open_store(features, check=False)
     packed, store_config, classes = store.packed, store.config.raw, store.classes
     splits = resolve_splits(packed, cfg)
     if not packed.has_audio()[splits["train"]].any():
