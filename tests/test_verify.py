@@ -16,12 +16,13 @@ from conftest import TINY_TRAIN, write_clip
 from afgen import cli
 from afgen.config import ExtractConfig, VideoConfig
 from afgen.contracts.store import FeatureStore
+from afgen.contracts.storecheck import npy_problem
 from afgen.errors import AfgenError, RunError, StoreError, WriteError
 from afgen.extraction.dataset import discover
 from afgen.extraction.extract import extract
 from afgen.learning.run_loader import load_run
 from afgen.learning.train import train
-from afgen.verify import npy_problem, open_packed, verify
+from afgen.verify import open_packed, verify
 
 FAST = ExtractConfig(backbone="resnet18", weights="none", workers=0, batch_size=4, precision="fp32")
 SMALL = VideoConfig(height=32, width=32)
@@ -282,7 +283,7 @@ def test_torch_damage_helpers_cover_zip_errors(tmp_path):
     path = tmp_path / "x.pt"
     torch.save({"a": torch.zeros(3)}, path)
     _truncate(path, 50)
-    from afgen.contracts.runfolder import load_bundle
+    from afgen.contracts.modelfile import load_bundle
 
     with pytest.raises(RunError, match="x.pt"):
         load_bundle(path)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from afgen.config import DemoConfig, EvalConfig, ExtractConfig, SynthConfig, TrainConfig, VideoConfig
 from afgen.encoders.backbones import build_backbone
+from afgen.encoders.weights import RANDOM_ID
 from afgen.extraction.dataset import discover
 from afgen.extraction.extract import extract
 from afgen.extraction.synth import generate
@@ -37,7 +38,7 @@ def weights_note(cfg: DemoConfig) -> str:
     """Which weights the demo's backbone has, said plainly (built once here: a missing weights
     package fails now, naming the pip command, not after the clips are made)."""
     backbone = build_backbone(cfg.backbone, cfg.weights, "cpu", "fp32", 1, runtime="torch")
-    kind = "RANDOM weights" if backbone.weights_id.startswith("random:") else "pretrained ImageNet weights"
+    kind = "RANDOM weights" if backbone.weights_id == RANDOM_ID else "pretrained ImageNet weights"
     return f"{cfg.backbone} with {kind} ({backbone.weights_id}), frames at {cfg.image_size} px"
 
 

@@ -20,31 +20,21 @@ import json
 import logging
 import shutil
 from dataclasses import dataclass, field
-from math import prod
 from pathlib import Path
 
 import numpy as np
 
-from afgen.contracts.packed import PackedFeatures, load_packed
-from afgen.contracts.runfolder import BUNDLE, OOF_DIR, SEEDS_FILE, load_bundle, load_checkpoint
+from afgen.contracts.modelfile import read_model_file
+from afgen.contracts.openstore import open_store
+from afgen.contracts.packed import PackedFeatures
+from afgen.contracts.runfolder import BUNDLE, OOF_DIR, SEEDS_FILE, load_checkpoint
 from afgen.contracts.store import CONFIG, FeatureStore, atomic_write_bytes
-from afgen.errors import AfgenError, StoreError, repair_hint
+from afgen.contracts.storecheck import REJECTED, Damage, StoreFiles, damage_error, store_damage
+from afgen.errors import AfgenError
 
 log = logging.getLogger(__name__)
 
 DAMAGED = ".damaged"
-REJECTED = "manifest.rejected.jsonl"
-_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
-
-
-@dataclass(frozen=True)
-class Damage:
-    """One damaged artifact: the file, what is wrong and what fixes it."""
-
-    path: Path
-    problem: str
-    fix: str
-    clip: str | None = None
 
 
 @dataclass
@@ -62,105 +52,14 @@ class Report:
         return not self.damage
 
 
-def npy_problem(path: Path, shape: tuple[int | None, ...], dtype: str | None = None, deep: bool = False) -> str | None:
-    """What is wrong with one .npy file (None: nothing). `shape` entries that are None are not
-    checked. The cheap check reads the header and the file size only; `deep` loads the values."""
-    if not path.is_file():
-        return "missing"
-    try:
-        with path.open("rb") as fh:
-            version = np.lib.format.read_magic(fh)
-            reader = _HEADER_READERS.get(version)
-            if reader is None:
-                actual = np.load(path, mmap_mode="r", allow_pickle=False)
-                got_shape, got_dtype, offset = actual.shape, actual.dtype, None
-            else:
-                got_shape, _, got_dtype = reader(fh)
-                offset = fh.tell()
-    except (ValueError, OSError, EOFError) as exc:
-        return f"not a readable .npy file ({exc})"
-    if offset is not None:
-        expected = offset + prod(got_shape) * got_dtype.itemsize
-        size = path.stat().st_size
-        if size != expected:
-            return f"{'truncated' if size < expected else 'longer than its header says'} ({size} of {expected} bytes)"
-    if len(got_shape) != len(shape) or any(e is not None and e != g for e, g in zip(shape, got_shape)):
-        want = "(" + ", ".join("*" if e is None else str(e) for e in shape) + ")"
-        return f"shape {tuple(got_shape)}, expected {want}"
-    if dtype is not None and np.dtype(dtype) != got_dtype:
-        return f"dtype {got_dtype}, expected {dtype}"
-    if deep:
-        values = np.load(path, mmap_mode="r", allow_pickle=False)
-        bad = int(np.size(values) - np.count_nonzero(np.isfinite(values)))
-        if bad:
-            return f"{bad} non-finite values (NaN or inf)"
-    return None
-
-
 # -- stores -----------------------------------------------------------------------------
 
-def _expected(rec: dict, settings: dict) -> dict[str, tuple[tuple[int | None, ...], str | None]]:
-    """Modality -> (shape, dtype) that an ok clip's files must have."""
-    t = rec.get("t") if isinstance(rec.get("t"), int) else None
-    dim, dtype = settings.get("dim"), settings.get("dtype")
-    out = {"rgb": ((t, dim), dtype), "flow": ((None if t is None else t - 1, dim), dtype)}
-    if rec.get("has_audio"):
-        out["audio"] = (((settings.get("audio") or {}).get("dim"),), None)
-        out["audio_frames"] = ((t, None), None)
-    return out
-
-
 def check_store(root: str | Path, deep: bool = True) -> Report:
-    """Check a feature store; `deep=False` is the cheap check train and evaluate run first."""
-    store = FeatureStore(root)
-    report = Report(store.root, "store")
-    settings: dict = {}
-    config_path = store.root / CONFIG
-    try:
-        settings = store.store_config().settings
-    except StoreError as exc:
-        problem = "missing" if not config_path.is_file() else str(exc).removeprefix(f"{config_path}: ").split(";")[0]
-        report.damage.append(Damage(config_path, problem, "--repair sets a damaged one aside; then rerun "
-                                    "`afgen extract` with the same settings to write it again"))
-    report.checked += 1
-    for n, line, rec in store.manifest.lines():
-        report.checked += 1
-        if rec is None:
-            report.damage.append(Damage(store.manifest.path, f"line {n} is not a clip record: {line.strip()[:60]!r}",
-                                        f"--repair moves it to {REJECTED}"))
-    for cid, rec in store.manifest.records().items():
-        if rec.get("status") != "ok":
-            continue
-        for modality, (shape, dtype) in _expected(rec, settings).items():
-            report.checked += 1
-            problem = npy_problem(store.path(modality, cid), shape, dtype, deep)
-            if problem:
-                report.damage.append(Damage(store.path(modality, cid), problem,
-                                            "--repair marks the clip; the next `afgen extract` redoes it", cid))
-    report.damage += _packed_damage(store.root / "packed")
-    return report
-
-
-def _packed_damage(packed: Path) -> list[Damage]:
-    index_path = packed / "index.json"
-    if not index_path.is_file():
-        return []
-    fix = "--repair removes the packed view; training rebuilds it from the clip files"
-    try:
-        index = json.loads(index_path.read_text())
-        rows = {"rgb": index["rgb_offsets"][-1], "flow": index["flow_offsets"][-1],
-                "audio": sum(1 for k in index["audio_index"] if k >= 0)}
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, IndexError) as exc:
-        return [Damage(index_path, f"damaged index ({exc})", fix)]
-    out = []
-    for name, n in rows.items():
-        path = packed / f"{name}.npy"
-        if name == "audio" and n == 0:
-            continue
-        problem = npy_problem(path, (n, None))
-        if problem:
-            out.append(Damage(path, problem, fix))
-    return out
+    """Check a feature store (config.json and the manifest read once); `deep=False` is the cheap
+    check that opening a store for a pipeline runs first (contracts/openstore.py)."""
+    files = StoreFiles.read(root)
+    damage, checked = store_damage(files, deep)
+    return Report(files.store.root, "store", checked, damage)
 
 
 def repair_store(report: Report) -> None:
@@ -196,20 +95,13 @@ def require_intact_store(root: str | Path) -> None:
     """The cheap store check, as one error naming the damaged files and the fix."""
     report = check_store(root, deep=False)
     if report.damage:
-        shown = "; ".join(f"{d.path}: {d.problem}" for d in report.damage[:3])
-        more = f" (and {len(report.damage) - 3} more)" if len(report.damage) > 3 else ""
-        raise StoreError(f"{len(report.damage)} damaged file(s): {shown}{more}. "
-                         + repair_hint(report.root, "rerun `afgen extract` with the same settings to redo them"),
-                         report.root)
+        raise damage_error(report.root, report.damage)
 
 
 def open_packed(root: str | Path, check: bool = True) -> PackedFeatures:
-    """The packed view of a store, as every pipeline opens it: after the cheap check of every
-    clip file (damage is reported up front, by file and fix, not as numpy's error); `check=False`
-    when the caller has just checked the same store."""
-    if check:
-        require_intact_store(root)
-    return load_packed(root)
+    """The packed view of a checked store (contracts.openstore.open_store, which pipelines use:
+    it also gives the config and the class order)."""
+    return open_store(root, check).packed
 
 
 # -- runs -------------------------------------------------------------------------------
@@ -236,7 +128,7 @@ def check_run(root: str | Path) -> Report:
                 report.damage.append(Damage(path, "missing (training did not finish)", fix))
                 continue
             try:
-                load_bundle(path) if name == BUNDLE else json.loads(path.read_text())
+                read_model_file(path) if name == BUNDLE else json.loads(path.read_text())
             except (AfgenError, json.JSONDecodeError, UnicodeDecodeError) as exc:
                 report.damage.append(Damage(path, str(exc).removeprefix(f"{path}: ").split(";")[0], fix))
         for ckpt in sorted(sub.glob("*/checkpoints/*.ckpt")):

@@ -93,3 +93,81 @@ def test_one_torch_thread_inside_and_the_count_restored_after():
     with pytest.raises(RuntimeError), one_torch_thread():
         raise RuntimeError("a failure inside")
     assert torch.get_num_threads() == threads
+
+
+# -- the identity a store records, written and read back by weights.py --------------------------
+
+CONFIG = "FEATURES/config.json"
+
+
+def _back(identity: str, given: str | None = None) -> str:
+    from afgen.encoders.weights import spec_for
+
+    return spec_for(identity, given, "settings.weights", CONFIG, "pass the same file with --weights PATH")
+
+
+def test_random_round_trip():
+    _, ident = resolve_weights("none", _net, default=lambda: pytest.fail("no default"))
+    assert _back(ident) == "none" and resolve_weights(_back(ident), _net, default=None)[1] == ident
+
+
+@pytest.mark.parametrize("identity", [
+    "torchvision:ResNet18_Weights.IMAGENET1K_V1", "package:torch==2.0:w.pth:sha256=0123456789abcdef",
+    "hf:MIT/ast-finetuned-audioset-10-10-0.4593", "timm:resnet18:timm/resnet18.a1_in1k", "torchvggish:vggish"])
+def test_pretrained_identities_are_rebuilt_by_default(identity):
+    assert _back(identity) == "default"
+
+
+def test_the_pretrained_writers_write_what_spec_for_reads():
+    from afgen.encoders.weights import hf_id, package_id, spec_for, timm_id, torchvggish_id, torchvision_id
+
+    for ident in (torchvision_id("ResNet18_Weights.IMAGENET1K_V1"), package_id("torch", "file:w.pth:sha256=ab"),
+                  hf_id("MIT/ast"), timm_id("resnet18", "tag"), torchvggish_id("vggish")):
+        assert spec_for(ident, None, "f", CONFIG, "fix") == "default", ident
+    from afgen.provenance import installed_version
+
+    assert package_id("torch", "file:w.pth:sha256=ab") == f"package:torch=={installed_version('torch')}:w.pth:sha256=ab"
+
+
+def test_file_round_trip_and_a_moved_or_changed_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "mine.pt"
+    torch.save(_net().state_dict(), path)
+    _, ident = resolve_weights(str(path), _net, default=None)
+    assert _back(ident, str(path)) == str(path)
+    assert resolve_weights(_back(ident, str(path)), _net, default=None)[1] == ident
+    with pytest.raises(AfgenError, match="does not record") as unrecorded:
+        _back(ident, None)
+    assert str(unrecorded.value).startswith(f"{CONFIG}: settings.weights is local weights (file:mine.pt:sha256=")
+    torch.save(nn.Linear(3, 2).state_dict(), path)  # other weights under the same name
+    with pytest.raises(AfgenError, match="but .*mine.pt is now file:mine.pt:sha256=.*--weights PATH"):
+        _back(ident, str(path))
+    path.unlink()
+    with pytest.raises(AfgenError, match=f"no longer at {path}; pass the same file with --weights PATH") as gone:
+        _back(ident, str(path))
+    assert CONFIG in str(gone.value)
+
+
+def test_folder_round_trip(tmp_path):
+    from afgen.encoders.weights import folder_id
+
+    folder = tmp_path / "ast-saved"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"weights")
+    ident = folder_id(folder)
+    assert ident.startswith("folder:ast-saved:") and _back(ident, str(folder)) == str(folder)
+    (folder / "model.safetensors").write_bytes(b"other weights")
+    with pytest.raises(AfgenError, match="is now folder:ast-saved:"):
+        _back(ident, str(folder))
+
+
+@pytest.mark.parametrize("identity", ["file:mine.pt", "file:mine.pt:sha256=zz", "random:seed=7", "weird:thing",
+                                      "torchvision:", "garbage"])
+def test_an_unknown_or_garbled_identity_is_a_clear_error(identity, tmp_path):
+    with pytest.raises(AfgenError, match="not a weights identity this afgen writes") as bad:
+        _back(identity, str(tmp_path))
+    assert str(bad.value).startswith(f"{CONFIG}: settings.weights is {identity!r}")
+    assert "re-extract the store" in str(bad.value)
+
+
+def test_no_identity_is_default():
+    assert _back("") == "default"

@@ -104,3 +104,18 @@ def test_predict_on_a_cpu_from_a_gpu_store_uses_the_cpu_batch_and_fp32_without_n
     assert built == [{"device": "cpu", "precision": "fp32", "runtime": "torch",
                       "batch_size": ExtractConfig.cpu_batch_size}]
     assert backbone.batch_size == settings.chunk == ExtractConfig.cpu_batch_size
+
+
+def test_predict_names_the_stores_config_when_its_local_weights_file_is_gone(tiny_store, tmp_path):
+    """Issue 28: the weights identity is read back by encoders.weights.spec_for, not by hand."""
+    from afgen.contracts.store import FeatureStore
+    from afgen.errors import AfgenError
+    from afgen.learning.predict import extraction_for
+
+    store = FeatureStore(tiny_store / "features").config()
+    store["settings"] = store["settings"] | {"weights": "file:gone.pt:sha256=0123456789abcdef"}
+    store["extract"] = store["extract"] | {"weights_arg": str(tmp_path / "gone.pt")}
+    with pytest.raises(AfgenError, match=r"FEATURES/config.json: settings.weights is local weights "
+                                         r"\(file:gone.pt:sha256=0123456789abcdef\) no longer at .*gone.pt; "
+                                         r"pass the same file with --weights PATH"):
+        extraction_for(store, None, "cpu", config="FEATURES/config.json")

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from afgen.config import TrainConfig, to_dict
-from afgen.contracts.runfolder import BUNDLE, BUNDLE_FORMAT
+from afgen.contracts.modelfile import BUNDLE, BUNDLE_FORMAT
 from afgen.learning.models import AudioVisualClassifier, SoundFeatureGenerator
 from afgen.learning.run_loader import load_run
 

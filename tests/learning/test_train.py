@@ -316,8 +316,41 @@ def test_parallel_seeds_on_a_multi_gpu_machine_take_one_gpu_each(monkeypatch, tm
     from contextlib import contextmanager
 
     monkeypatch.setattr(T, "process_pool", contextmanager(lambda n: (yield Pool())))
-    monkeypatch.setattr(T, "open_packed", lambda *a, **k: None)
+    monkeypatch.setattr(T, "open_store", lambda *a, **k: None)
     monkeypatch.setattr(T.FeatureStore, "require", lambda self: None)
     T.train(tmp_path / "features", tmp_path / "run", replace(TINY_TRAIN, seed_workers=3), show_progress=False,
             seeds=[0, 1, 2])
     assert submitted == [(0, "1", 0), (1, "1", 1), (2, "1", 0)]
+
+
+def test_one_train_reads_config_json_and_the_manifest_once_each(tiny_store, tmp_path, monkeypatch):
+    """Issue 28: `train()` opens the store once (contracts.openstore.open_store): config.json and
+    manifest.jsonl are each read exactly once, checking, packing (a fresh copy: the packed view
+    is built) and training included."""
+    import builtins
+    import shutil
+
+    features = tmp_path / "features"
+    shutil.copytree(tiny_store / "features", features, ignore=shutil.ignore_patterns("packed"))
+    reads: list[str] = []
+    watched = {"config.json", "manifest.jsonl"}
+    depth = [0]  # Path.read_text opens through Path.open: one read, counted once
+
+    def counting(original, name_of):
+        def wrapper(*args, **kwargs):
+            name = Path(str(name_of(args))).name
+            if name in watched and depth[0] == 0:
+                reads.append(name)
+            depth[0] += 1
+            try:
+                return original(*args, **kwargs)
+            finally:
+                depth[0] -= 1
+        return wrapper
+
+    for method in ("open", "read_text", "read_bytes"):
+        monkeypatch.setattr(Path, method, counting(getattr(Path, method), lambda a: a[0]))
+    monkeypatch.setattr(builtins, "open", counting(builtins.open, lambda a: a[0]))
+    train(features, tmp_path / "run", replace(TINY_TRAIN, epochs=1, methods=("visual_only",)), show_progress=False)
+    assert sorted(reads) == ["config.json", "manifest.jsonl"]
+    assert (features / "packed" / "index.json").is_file() and (tmp_path / "run" / "model.pt").is_file()

@@ -11,7 +11,7 @@ import fcntl
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +44,13 @@ class Manifest:
 
     def records(self) -> dict[str, dict[str, Any]]:
         """The latest record of every clip, in first-seen order."""
+        return self.latest(self.lines())
+
+    def latest(self, lines: Iterable[tuple[int, str, dict[str, Any] | None]]) -> dict[str, dict[str, Any]]:
+        """The latest record of every clip among `lines` (as lines() gives them, e.g. read once
+        and kept), in first-seen order; a line that is not a record is skipped with a warning."""
         out: dict[str, dict[str, Any]] = {}
-        for n, _, rec in self.lines():
+        for n, _, rec in lines:
             if rec is None:
                 log.warning("%s: line %d is not a clip record (torn by a killed run?); ignoring it",
                             self.path, n)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from afgen.contracts.store import FeatureStore, atomic_save_npy, atomic_write_json, load_npy, read_json
+from afgen.contracts.storeconfig import StoreConfig
 from afgen.contracts.vc import v_c
 from afgen.errors import StoreError, repair_hint
 
@@ -31,10 +32,14 @@ def _fingerprint(records: list[dict]) -> str:
     return hashlib.sha1(key.encode()).hexdigest()
 
 
-def pack(root: str | Path, force: bool = False) -> Path:
-    """Build FEATURES/packed/ from the per-clip files (skipped when it is up to date)."""
+def pack(root: str | Path, force: bool = False, records: list[dict] | None = None,
+         config: StoreConfig | None = None) -> Path:
+    """Build FEATURES/packed/ from the per-clip files (skipped when it is up to date). `records`
+    (the ok clips' manifest records, sorted by id) and `config` are read from the store unless
+    the caller read them already (contracts/openstore.py: each file once)."""
     store = FeatureStore(root)
-    records = sorted(store.records("ok"), key=lambda r: r["id"])
+    if records is None:
+        records = sorted(store.records("ok"), key=lambda r: r["id"])
     if not records:
         raise StoreError("no successfully extracted clips to pack; run `afgen extract`", store.root)
     out = store.root / PACKED
@@ -82,7 +87,7 @@ def pack(root: str | Path, force: bool = False) -> Path:
         "rgb_offsets": np.concatenate([[0], np.cumsum(rgb_len)]).tolist(),
         "flow_offsets": np.concatenate([[0], np.cumsum(flow_len)]).tolist(),
         "audio_index": audio_index,
-        "audio_dim": store.store_config().audio_dim,
+        "audio_dim": (config or store.store_config()).audio_dim,
         "frames_offsets": np.concatenate([[0], np.cumsum([len(f) for f in frames])]).tolist() if frames else None,
     })
     log.info("packed %d clips into %s", len(records), out)
@@ -143,11 +148,11 @@ class PackedFeatures:
         return self.audio_index >= 0
 
 
-def load_packed(root: str | Path) -> PackedFeatures:
-    """Open (building first if needed) the packed view of a feature store. Readers run
-    `afgen.verify.require_intact_store(root)` first, so damage is reported up front, by file,
-    not as numpy's error."""
-    out = pack(root)
+def load_packed(root: str | Path, records: list[dict] | None = None, config: StoreConfig | None = None) -> PackedFeatures:
+    """Open (building first if needed) the packed view of a feature store, unchecked: pipelines
+    open a store with contracts.openstore.open_store, which checks it first (damage is reported
+    up front, by file, not as numpy's error) and hands `records` and `config` on (see pack)."""
+    out = pack(root, records=records, config=config)
     fix = repair_hint(root, "rerun this command (the packed view is rebuilt from the clip files)")
     index = read_json(out / "index.json", fix)
     audio_path = out / "audio.npy"

@@ -1,7 +1,7 @@
 """A run folder's files and how they are read: the contract between `afgen train` and its readers.
 
-RUN/model.pt bundles the chosen weights of every stage and what rebuilds each model (format 3,
-loaded with weights_only=True),
+RUN/model.pt bundles the chosen weights of every stage and what rebuilds each model (its
+contract, writer and reader, is contracts/modelfile.py),
 RUN/metrics.json and RUN/provenance.json describe it, RUN/<stage>/checkpoints/ hold Lightning's
 checkpoints, RUN/oof/<stage>/generated.npz caches the out-of-fold generated audio; a multi-seed run is
 RUN/seeds.json listing RUN/seed-<s>/ single-seed runs. Damage is a RunError naming the file and
@@ -20,10 +20,6 @@ METRICS = "metrics.json"
 PROVENANCE = "provenance.json"
 SEEDS_FILE = "seeds.json"
 OOF_DIR = "oof"
-#: The bundle format this afgen writes: 3 records each model's registered class and arguments
-#: ("records"); format 2 (no records) is still read, its classes inferred from its weights.
-BUNDLE_FORMAT = 3
-READABLE_BUNDLE_FORMATS = (2, 3)
 
 
 def require_model(run: str | Path | None, onnx: str | Path | None) -> None:
@@ -56,7 +52,8 @@ def seed_runs(run: str | Path) -> list[Path]:
     return [run]
 
 
-def _damaged(path: Path, exc: Exception, fix: str) -> RunError:
+def damaged(path: Path, exc: Exception, fix: str) -> RunError:
+    """A run file that will not load, named with the first line of why and the fix."""
     first = str(exc).strip().splitlines()[0].split(". ")[0][:160] if str(exc).strip() else ""
     return RunError(f"damaged ({type(exc).__name__}{': ' + first if first else ''}); {fix}", path)
 
@@ -72,24 +69,5 @@ def load_checkpoint(path: Path) -> dict:
         raise RunError(f"missing checkpoint; {repair_hint(run, '`afgen train ... --resume`')}",
                        path) from None
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad zip/pickle
-        raise _damaged(path, exc, repair_hint(run, f"`afgen train FEATURES {run} --resume` "
+        raise damaged(path, exc, repair_hint(run, f"`afgen train FEATURES {run} --resume` "
                                   "to retrain that stage")) from None
-
-
-def load_bundle(path: Path) -> dict:
-    """RUN/model.pt (weights_only); a missing, damaged or outdated one is a RunError naming it."""
-    run = path.parent
-    if not path.is_file():
-        raise RunError("no model.pt: not a finished run (train it with `afgen train`, or finish an interrupted "
-                       "one with `--resume`)", run)
-    import torch
-
-    try:
-        bundle = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad zip/pickle
-        raise _damaged(path, exc, repair_hint(run, f"`afgen train FEATURES {run} --resume` "
-                                  "to rebuild it")) from None
-    if not isinstance(bundle, dict) or bundle.get("format") not in READABLE_BUNDLE_FORMATS:
-        raise RunError("this run was trained by an older afgen (model.pt format 1) or is not a model bundle; "
-                       "retrain it with `afgen train`", path)
-    return bundle

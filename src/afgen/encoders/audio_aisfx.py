@@ -15,7 +15,6 @@ second). aisfx pins ancient dependencies, so it is installed without them
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,7 +23,6 @@ import numpy as np
 from afgen.config import AudioFeatureConfig
 from afgen.encoders.audio import AudioFeatures
 from afgen.errors import AfgenError
-from afgen.provenance import installed_version
 
 INSTALL = "pip install --no-deps aisfx"
 
@@ -90,7 +88,7 @@ class AISFXEncoder:
     def _build(self):
         if self._model is not None:
             return self._model
-        from afgen.encoders.weights import resolve_weights
+        from afgen.encoders.weights import file_id, package_id, resolve_weights
 
         inference, net, _, _ = _aisfx()
 
@@ -98,17 +96,16 @@ class AISFXEncoder:
             return net("max", 3, 1, 64)
 
         def fit(model, path: Path):
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.is_file() else ""
             try:
                 model.load_state_dict(load_checkpoint(path))
             except RuntimeError as exc:
                 raise AfgenError(f"state dict does not fit aisfx's embedding network: {str(exc).splitlines()[0]}",
                                  path) from None
-            return model, f"file:{path.name}:sha256={digest}"
+            return model, file_id(path)
 
         def packaged():
             model, ident = fit(architecture(), Path(inference.get_path_modelWeights()))
-            return model, f"package:aisfx=={installed_version('aisfx')}:{ident.removeprefix('file:')}"
+            return model, package_id("aisfx", ident)
 
         model, self._weights_id = resolve_weights(self.cfg.weights, random=architecture, default=packaged, fit=fit)
         self._model = model.eval()

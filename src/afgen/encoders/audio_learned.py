@@ -56,7 +56,7 @@ class VGGishEncoder:
         import torch
         from torchvggish.torchvggish import VGGISH_WEIGHTS, _vgg
 
-        from afgen.encoders.weights import resolve_weights
+        from afgen.encoders.weights import resolve_weights, torchvggish_id
 
         self._require()
         def pretrained():
@@ -69,7 +69,7 @@ class VGGishEncoder:
                     "`--audio-weights none` (random, for tests).") from exc
             model = _vgg(postprocess=False)
             model.load_state_dict(state)
-            return model, f"torchvggish:{self.DEFAULT_WEIGHTS}"
+            return model, torchvggish_id(self.DEFAULT_WEIGHTS)
 
         model, self._weights_id = resolve_weights(self.cfg.weights, random=lambda: _vgg(postprocess=False),
                                                   default=pretrained, what="VGGish")
@@ -131,7 +131,7 @@ class ASTEncoder:
             from transformers import ASTConfig, ASTFeatureExtractor, ASTModel
         except ImportError:
             raise AfgenError('--audio ast needs transformers: pip install "afgen[extractors]"') from None
-        from afgen.encoders.weights import load_into, resolve_weights
+        from afgen.encoders.weights import folder_id, hf_id, load_into, resolve_weights
 
         def from_pretrained(source: str):
             try:
@@ -144,13 +144,13 @@ class ASTEncoder:
 
         def fit(model, path: Path):
             if path.is_dir():  # a folder written by save_pretrained
-                return from_pretrained(str(path)), f"folder:{path.name}:{_folder_digest(path)}"
+                return from_pretrained(str(path)), folder_id(path)
             return model, load_into(model, path, "AST")
 
         self._extractor = ASTFeatureExtractor()
         model, self._weights_id = resolve_weights(
             self.cfg.weights, random=lambda: ASTModel(ASTConfig()),
-            default=lambda: (from_pretrained(self.DEFAULT_WEIGHTS), f"hf:{self.DEFAULT_WEIGHTS}"), fit=fit)
+            default=lambda: (from_pretrained(self.DEFAULT_WEIGHTS), hf_id(self.DEFAULT_WEIGHTS)), fit=fit)
         self._model = model.eval()
         return self._model
 
@@ -191,12 +191,3 @@ class ASTEncoder:
             seq[k] = columns[w][c]
         return AudioFeatures(clip=np.mean(pooled, axis=0).astype(np.float32), frames=seq)
 
-
-def _folder_digest(folder: Path) -> str:
-    """A short digest of a saved model folder's weight files (which weights, not where)."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for f in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
-        h.update(f.read_bytes())
-    return h.hexdigest()[:16]

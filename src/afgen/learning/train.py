@@ -12,8 +12,6 @@ seeds, RUN/seed-<s>/ holds one such run per seed and RUN/seeds.json lists them.
 
 from __future__ import annotations
 
-import io
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -25,16 +23,17 @@ import torch
 from torch import nn
 
 from afgen.config import TrainConfig, to_dict
-from afgen.contracts.runfolder import BUNDLE, BUNDLE_FORMAT, METRICS, OOF_DIR, PROVENANCE, SEEDS_FILE
-from afgen.contracts.store import FeatureStore, atomic_write_bytes, atomic_write_json, read_json
+from afgen.contracts.modelfile import ModelFile, write_model_file
+from afgen.contracts.openstore import OpenStore, open_store
+from afgen.contracts.runfolder import BUNDLE, METRICS, OOF_DIR, PROVENANCE, SEEDS_FILE
+from afgen.contracts.store import FeatureStore, atomic_write_json, read_json
 from afgen.errors import AfgenError, repair_hint
 from afgen.learning.fit import is_rank_zero
 from afgen.learning.method_registry import BUILT_IN, Stage, registry
-from afgen.learning.split_indices import class_order, resolve_splits
+from afgen.learning.split_indices import resolve_splits
 from afgen.learning.stage_context import RunShared, StageContext, Trained
 from afgen.lifecycle import process_pool
 from afgen.provenance import git_commit, package_versions
-from afgen.verify import open_packed
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +51,11 @@ def train(features: str | Path, run: str | Path, cfg: TrainConfig = TrainConfig(
     """Train every stage; write RUN/ as described above. With `seeds`, one independent run per
     seed in RUN/seed-<s>/ (same store, same splits), and `metrics` is their mean."""
     run = Path(run)
-    FeatureStore(features).require()  # before RUN is created or anything is built
+    FeatureStore(features).require()  # before RUN is created or anything is built (a wrong path costs nothing)
     registry().stages_for(list(cfg.methods) or None)  # an unknown row, too
     if not seeds:
-        return _train_one(features, run, cfg, resume, show_progress=show_progress)
+        _refuse_run_folder(run, resume)
+        return _train_one(features, run, cfg, resume, open_store(features), show_progress=show_progress)
     seeds = list(dict.fromkeys(int(s) for s in seeds))
     if (run / BUNDLE).exists():
         raise AfgenError("this run folder holds a single-seed run; use another RUN for --seeds", run)
@@ -75,7 +75,7 @@ def train(features: str | Path, run: str | Path, cfg: TrainConfig = TrainConfig(
     workers = min(cfg.seed_workers, len(todo))
     if workers > 1 and cfg.devices not in ("auto", "1"):
         raise AfgenError("--seed-workers > 1 cannot be combined with --devices > 1; use one or the other")
-    open_packed(features)  # checked and packed once, before any seed's process reads it
+    store = open_store(features)  # checked and packed once, before any seed's process reads it
     if workers > 1:
         import os
 
@@ -95,7 +95,7 @@ def train(features: str | Path, run: str | Path, cfg: TrainConfig = TrainConfig(
     else:
         for seed in todo:
             log.info("training seed %d of %s", seed, seeds)
-            per_seed[seed] = _train_one(features, run / f"seed-{seed}", replace(cfg, seed=seed), resume, checked=True,
+            per_seed[seed] = _train_one(features, run / f"seed-{seed}", replace(cfg, seed=seed), resume, store,
                                         show_progress=show_progress).metrics
     per_seed = {seed: per_seed[seed] for seed in seeds}
     if not is_rank_zero():
@@ -118,7 +118,6 @@ def seed_gpus(cfg: TrainConfig, n: int) -> list[int | None]:
 
 def _train_seed_process(features: str | Path, run: Path, cfg: TrainConfig, resume: bool, threads: int,
                         gpu: int | None = None) -> dict:
-    # (train() checked and packed the store before starting the seeds)
     """One seed's run in a worker process (spawned): no progress bars (fit_stage quiets Lightning's
     chatter and the libraries' deprecations, learning/quiet.py); on `gpu` alone where one is given
     (set before CUDA starts in this process)."""
@@ -130,20 +129,26 @@ def _train_seed_process(features: str | Path, run: Path, cfg: TrainConfig, resum
         os.environ["CUDA_VISIBLE_DEVICES"] = ids[gpu]
     torch.set_num_threads(threads)
     logging.basicConfig(level=logging.WARNING)
-    return _train_one(features, run, cfg, resume, checked=True, show_progress=False).metrics
+    return _train_one(features, run, cfg, resume, show_progress=False).metrics
 
 
-def _train_one(features: str | Path, run: Path, cfg: TrainConfig, resume: bool, checked: bool = False,
-               show_progress: bool = True) -> TrainResult:
-    start = time.perf_counter()
+def _refuse_run_folder(run: Path, resume: bool) -> None:
+    """An AfgenError if RUN already holds a trained single-seed run (without --resume) or a multi-seed one."""
     if (run / BUNDLE).exists() and not resume:
         raise AfgenError("this run folder already holds a trained model; use another RUN or --resume", run)
     if (run / SEEDS_FILE).exists():
         raise AfgenError("this run folder holds a multi-seed run; pass --seeds to resume it", run)
+
+
+def _train_one(features: str | Path, run: Path, cfg: TrainConfig, resume: bool, store: OpenStore | None = None,
+               show_progress: bool = True) -> TrainResult:
+    """One single-seed run in RUN from the store opened by the caller (contracts.openstore.open_store),
+    or, in a seed's own process, opened here unchecked (train() checked it before starting the seeds)."""
+    start = time.perf_counter()
+    _refuse_run_folder(run, resume)
     run.mkdir(parents=True, exist_ok=True)
-    packed = open_packed(features, check=not checked)  # a multi-seed train checked the store once, up front
-    store_config = FeatureStore(features).config()
-    classes = class_order(store_config, packed.labels)
+    store = store or open_store(features, check=False)
+    packed, store_config, classes = store.packed, store.config.raw, store.classes
     splits = resolve_splits(packed, cfg)
     if not packed.has_audio()[splits["train"]].any():
         log.warning("no training clip has audio: the regression branch gets no signal, only "
@@ -180,14 +185,9 @@ def _train_one(features: str | Path, run: Path, cfg: TrainConfig, resume: bool, 
         return TrainResult(run=run, metrics=metrics, seconds=seconds)
     dims = {"input_dim": packed.visual_dim, "num_classes": len(classes), "audio_dim": packed.audio_dim,
             "frame_bands": packed.frame_bands}
-    buffer = io.BytesIO()
-    torch.save({
-        "format": BUNDLE_FORMAT, "models": {k: _cpu_state(m) for k, m in models.items()},
-        "records": records,
-        "classes": classes, "dims": dims, "train": to_dict(cfg), "features": str(Path(features).resolve()),
-        "store_config": json.dumps(store_config),
-    }, buffer)
-    atomic_write_bytes(run / BUNDLE, buffer.getvalue())
+    write_model_file(run, ModelFile(models={k: _cpu_state(m) for k, m in models.items()}, records=records,
+                                    classes=classes, dims=dims, train=to_dict(cfg),
+                                    features=Path(features).resolve(), store_config=store_config))
     atomic_write_json(run / PROVENANCE, {
         "train": to_dict(cfg), "features": str(Path(features).resolve()),
         "store_config": store_config, "versions": package_versions(),
