@@ -354,3 +354,30 @@ def test_one_train_reads_config_json_and_the_manifest_once_each(tiny_store, tmp_
     train(features, tmp_path / "run", replace(TINY_TRAIN, epochs=1, methods=("visual_only",)), show_progress=False)
     assert sorted(reads) == ["config.json", "manifest.jsonl"]
     assert (features / "packed" / "index.json").is_file() and (tmp_path / "run" / "model.pt").is_file()
+
+
+def test_a_resume_for_some_rows_keeps_the_stages_the_run_already_holds(tiny_store, tmp_path):
+    from afgen.contracts.modelfile import read_model_file
+
+    run, features = tmp_path / "run", tiny_store / "features"
+    train(features, run, replace(TINY_TRAIN, epochs=1, methods=("av_generated",)), show_progress=False)
+    before = read_model_file(run / "model.pt")
+    assert {"generator", "fusion"} <= set(before.models)
+    train(features, run, replace(TINY_TRAIN, epochs=1, methods=("visual_only",)), resume=True, show_progress=False)
+    after = read_model_file(run / "model.pt")
+    assert set(after.models) == set(before.models)
+    assert after.records["fusion"] == before.records["fusion"]
+    assert all(torch.equal(after.models["fusion"][k], v) for k, v in before.models["fusion"].items())
+    assert "fusion" in json.loads((run / "metrics.json").read_text())
+    assert load_run(run).fusion is not None
+
+
+def test_a_resume_of_finished_seeds_trains_the_rows_they_lack(tiny_store, tmp_path):
+    from afgen.contracts.modelfile import read_model_file
+
+    run, features = tmp_path / "run", tiny_store / "features"
+    train(features, run, replace(TINY_TRAIN, epochs=1, methods=("visual_only",)), show_progress=False, seeds=[0])
+    assert "fusion" not in read_model_file(run / "seed-0" / "model.pt").models
+    train(features, run, replace(TINY_TRAIN, epochs=1, methods=("av_generated",)), resume=True, show_progress=False,
+          seeds=[0])
+    assert {"generator", "fusion"} <= set(read_model_file(run / "seed-0" / "model.pt").models)

@@ -23,11 +23,11 @@ import torch
 from torch import nn
 
 from afgen.config import TrainConfig, to_dict
-from afgen.contracts.modelfile import ModelFile, write_model_file
+from afgen.contracts.modelfile import BUNDLE_FORMAT, ModelFile, read_model_file, write_model_file
 from afgen.contracts.openstore import OpenStore, open_store
 from afgen.contracts.runfolder import BUNDLE, METRICS, OOF_DIR, PROVENANCE, SEEDS_FILE
 from afgen.contracts.store import FeatureStore, atomic_write_json, read_json
-from afgen.errors import AfgenError, repair_hint
+from afgen.errors import AfgenError, RunError, repair_hint
 from afgen.learning.fit import is_rank_zero
 from afgen.learning.method_registry import BUILT_IN, Stage, registry
 from afgen.learning.split_indices import resolve_splits
@@ -63,11 +63,14 @@ def train(features: str | Path, run: str | Path, cfg: TrainConfig = TrainConfig(
         raise AfgenError("this run folder already holds a trained multi-seed run; use another RUN or --resume", run)
     start = time.perf_counter()
     run.mkdir(parents=True, exist_ok=True)
+    store = open_store(features)  # checked and packed once, before any seed's process reads it
+    wanted = {s.name for s in _stages_to_train(cfg, store.packed.frame_bands is not None, quiet=True)}
     per_seed: dict[int, dict] = {}
     todo = []
     for seed in seeds:
         sub = run / f"seed-{seed}"
-        if resume and all((sub / name).is_file() for name in (BUNDLE, METRICS, PROVENANCE)):
+        if resume and all((sub / name).is_file() for name in (BUNDLE, METRICS, PROVENANCE)) \
+                and wanted <= _stages_held(sub):
             log.info("seed %d is already trained in %s; skipping it", seed, sub)
             per_seed[seed] = read_json(sub / METRICS, repair_hint(run, "this command again"))
         else:
@@ -75,7 +78,6 @@ def train(features: str | Path, run: str | Path, cfg: TrainConfig = TrainConfig(
     workers = min(cfg.seed_workers, len(todo))
     if workers > 1 and cfg.devices not in ("auto", "1"):
         raise AfgenError("--seed-workers > 1 cannot be combined with --devices > 1; use one or the other")
-    store = open_store(features)  # checked and packed once, before any seed's process reads it
     if workers > 1:
         import os
 
@@ -185,7 +187,10 @@ def _train_one(features: str | Path, run: Path, cfg: TrainConfig, resume: bool, 
         return TrainResult(run=run, metrics=metrics, seconds=seconds)
     dims = {"input_dim": packed.visual_dim, "num_classes": len(classes), "audio_dim": packed.audio_dim,
             "frame_bands": packed.frame_bands}
-    write_model_file(run, ModelFile(models={k: _cpu_state(m) for k, m in models.items()}, records=records,
+    states = {k: _cpu_state(m) for k, m in models.items()}
+    if resume:  # --resume --methods for a subset keeps the stages model.pt already holds
+        states, records, metrics = _keep_earlier(run, {s.name for s in stages}, classes, dims, states, records, metrics)
+    write_model_file(run, ModelFile(models=states, records=records,
                                     classes=classes, dims=dims, train=to_dict(cfg),
                                     features=Path(features).resolve(), store_config=store_config))
     atomic_write_json(run / PROVENANCE, {
@@ -202,7 +207,43 @@ def _train_one(features: str | Path, run: Path, cfg: TrainConfig, resume: bool, 
     return TrainResult(run=run, metrics=metrics, seconds=seconds)
 
 
-def _stages_to_train(cfg: TrainConfig, has_frames: bool) -> list[Stage]:
+def _stages_held(run: Path) -> set[str]:
+    """The stages RUN/model.pt holds (none where it cannot be read)."""
+    try:
+        return set(read_model_file(run / BUNDLE).models)
+    except RunError:
+        return set()
+
+
+def _keep_earlier(run: Path, trained: set[str], classes: list[str], dims: dict, states: dict, records: dict,
+                  metrics: dict) -> tuple[dict, dict, dict]:
+    """States, records and metrics with those of the stages the run's model.pt already holds and
+    this call did not train added (a resume for some rows must not drop the others); none from a
+    model.pt of other classes or dimensions, or one without records (format 2)."""
+    if not (run / BUNDLE).is_file():
+        return states, records, metrics
+    try:
+        earlier = read_model_file(run / BUNDLE)
+    except RunError as exc:
+        log.warning("the run's earlier model.pt cannot be read (%s); it is replaced by this call's stages", exc)
+        return states, records, metrics
+    kept = sorted(n for n in earlier.models if n not in trained and n in earlier.records)
+    if not kept:
+        return states, records, metrics
+    if earlier.classes != classes or earlier.dims != dims or earlier.format != BUNDLE_FORMAT:
+        log.warning("the run's earlier model.pt (stages %s) was trained on other classes or dimensions, or by an "
+                    "older afgen: it is replaced by this call's stages", ", ".join(kept))
+        return states, records, metrics
+    log.info("keeping the stage(s) the run already holds: %s", ", ".join(kept))
+    try:
+        earlier_metrics = read_json(run / METRICS, "") if (run / METRICS).is_file() else {}
+    except AfgenError:
+        earlier_metrics = {}
+    return ({**{n: earlier.models[n] for n in kept}, **states}, {**{n: earlier.records[n] for n in kept}, **records},
+            {**{n: earlier_metrics[n] for n in kept if n in earlier_metrics}, **metrics})
+
+
+def _stages_to_train(cfg: TrainConfig, has_frames: bool, quiet: bool = False) -> list[Stage]:
     """The registered stages the rows in cfg.methods need (all when empty), in dependency order;
     those that read per-frame audio (and what needs them) left out for a store without it."""
     reg = registry()
@@ -211,10 +252,10 @@ def _stages_to_train(cfg: TrainConfig, has_frames: bool) -> list[Stage]:
     for stage in stages:
         if not has_frames and (stage.per_frame_audio or skipped & set(stage.needs)):
             skipped.add(stage.name)
-    if skipped:
+    if skipped and not quiet:
         log.info("this store has no per-frame audio (audio_frames): skipping %s", ", ".join(sorted(skipped)))
     stages = [s for s in stages if s.name not in skipped]
-    if is_rank_zero():
+    if is_rank_zero() and not quiet:
         log.info("training %d stage(s)%s: %s", len(stages), f" for {', '.join(cfg.methods)}" if cfg.methods else "",
                  ", ".join(s.name for s in stages))
     return stages
