@@ -29,8 +29,6 @@ ENGINES = ("local", "ray")
 FLOW_ENCODINGS = ("hsv", "xy")
 DIS_PRESETS = ("medium", "fast", "ultrafast")
 CLASS_BALANCE = ("weighted_loss", "sampler", "none")
-#: How a clip source is read (`auto` picks one: extraction/dataset.py's detect_layout).
-LAYOUTS = ("auto", "folders", "splits", "csv", "flat")
 EXPORT_FORMATS = ("seed", "hdf5")
 MODEL_FORMATS = ("onnx", "torchscript")
 SYNTH_LAYOUTS = ("folders", "mit")
