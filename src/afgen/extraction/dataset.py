@@ -5,7 +5,7 @@ Every clip gets a unique, filesystem-safe id derived from its path relative to t
 root (two `0001.mp4` in different class folders never collide); a clip listed by absolute
 path gets one from that path. Relative paths that escape the root are rejected. A clip
 without a label has label None ("null" in the manifest): it can be extracted and scored,
-and training skips it.
+and training skips it. How each layout is read is a reader in layouts.py's table.
 """
 
 from __future__ import annotations
