@@ -28,8 +28,8 @@ from afgen.errors import AfgenError
 from afgen.extraction.assemble import ClipFeatures
 from afgen.extraction.dataset import Clip
 from afgen.extraction.engines.driver import drive
+from afgen.extraction.engines.interface import run_with
 from afgen.extraction.producer import Settings
-from afgen.learning.predict_batch import engine_events
 from afgen.learning.trained import load_run
 
 log = logging.getLogger(__name__)
@@ -169,7 +169,7 @@ def predict(clip: str | Path, run: str | Path | None = None, top: int = PredictC
     if cfg.workers > 1:
         log.info("--workers %d: one clip is decoded by one producer process", cfg.workers)
     one = Clip("clip", clip, None, None, clip.name)
-    events = engine_events([one], cfg, *extraction_for(scorer.store_config, weights, device))
+    events = run_with([one], cfg, *extraction_for(scorer.store_config, weights, device))
     got: list = []
     drive(events, [one], lambda _, event: got.append(event), label="predict", show_progress=False)
     if not got or got[0][0] != "done":

@@ -17,8 +17,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,14 +26,11 @@ from afgen.errors import AfgenError
 from afgen.extraction.dataset import Clip, discover
 from afgen.extraction.engines import Event
 from afgen.extraction.engines.driver import Tally, drive
-from afgen.extraction.engines.interface import Job, engine
+from afgen.extraction.engines.interface import run_with
 from afgen.extraction.lock import ALL, FileLock, shard_scope
 from afgen.extraction.shards import shard_of
 
 if TYPE_CHECKING:
-    from afgen.encoders.backbones import Backbone
-    from afgen.encoders.raft import RaftFlow
-    from afgen.extraction.producer import Settings
     from afgen.learning.predict import Prediction
 
 log = logging.getLogger(__name__)
@@ -107,16 +103,6 @@ class PredictionsFile:
         return [row[f"pred_{k}"] for k in range(1, self.top + 1) if row.get(f"pred_{k}")]
 
 
-def engine_events(todo: list[Clip], cfg: ExtractConfig, base: ExtractConfig, backbone: Backbone, settings: Settings,
-                  raft: RaftFlow | None = None) -> Iterator[Event]:
-    """The clips to score, extracted by the engine `cfg.engine` (with cfg's workers and Ray
-    settings) exactly as the run's store was (`base`, `backbone`, `settings`, `raft`: from
-    predict.extraction_for): one event per clip, for engines/driver.py's loop."""
-    engine_cfg = replace(cfg, backbone=base.backbone, weights=base.weights, precision=base.precision,
-                         runtime=base.runtime, batch_size=backbone.batch_size)
-    return engine(engine_cfg.engine).run(todo, Job(settings, engine_cfg, backbone, raft))
-
-
 def _row(clip: Clip, status: str, prediction: Prediction | None = None, error: str | None = None) -> dict:
     return {"path": str(clip.path), "id": clip.id, "label": clip.label, "status": status,
             "audio": prediction.audio if prediction else None,
@@ -166,7 +152,7 @@ def _predict_many(source: str | Path, out: Path, run: str | Path | None, onnx: s
         log.info("%d of %d clips are already in %s; scoring the other %d", skipped, len(clips), output.path, len(todo))
     tally = Tally()
     if todo:
-        events = engine_events(todo, cfg, *extraction_for(scorer.store_config, weights, cfg.device))
+        events = run_with(todo, cfg, *extraction_for(scorer.store_config, weights, cfg.device))
 
         def scored(clip: Clip, event: Event) -> dict:
             if event[0] == "done":

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from afgen.config import ENGINES, AudioFeatureConfig, ExtractConfig, FlowConfig, VideoConfig
@@ -92,6 +92,16 @@ def engine(name: str) -> Engine:
     if name not in ENGINES:
         raise AfgenError(f"engine (--engine) must be one of {', '.join(ENGINES)}; got {name!r}")
     return importlib.import_module(ENGINES[name])
+
+
+def run_with(todo: list[Clip], cfg: ExtractConfig, built: ExtractConfig, backbone: Backbone, settings: Settings,
+             raft: RaftFlow | None = None) -> Iterator[Event]:
+    """`todo` extracted with a backbone built beforehand (`built`: its settings; with the producers'
+    `settings` and RAFT: a store's, as prediction rebuilds them), scheduled by the engine `cfg.engine`
+    with cfg's workers and Ray settings; the engine plans nothing more (Ray places its actors)."""
+    engine_cfg = replace(cfg, backbone=built.backbone, weights=built.weights, precision=built.precision,
+                         runtime=built.runtime, batch_size=backbone.batch_size)
+    return engine(engine_cfg.engine).run(todo, Job(settings, engine_cfg, backbone, raft))
 
 
 def requested_runtime(cfg: ExtractConfig, stored: dict | None) -> tuple[str, str, bool]:
