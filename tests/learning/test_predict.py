@@ -165,18 +165,18 @@ def test_one_clip_honours_workers_and_refuses_a_shard(tiny_run, clip_factory, mo
 
 @pytest.mark.slow
 def test_one_clip_on_ray_scores_as_the_local_engine(tiny_run, clip_factory, caplog):
-    """`afgen predict ONE_CLIP --engine ray` extracts it on Ray (a local instance, as in
-    tests/extraction/engines/test_ray_data.py) with the same answer."""
+    """`afgen predict ONE_CLIP --engine ray --workers 2` extracts it on Ray (a local instance, as in
+    tests/extraction/engines/test_ray_data.py; --workers: its producer tasks) with the same answer."""
     ray = pytest.importorskip("ray")
     clip = clip_factory("one.mp4", seconds=1.5, size=48)
     here = predict(clip, tiny_run, top=3)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     caplog.set_level("INFO", logger="afgen.extraction.engines.ray_data")
     try:
-        on_ray = predict(clip, tiny_run, top=3, engine="ray")
+        on_ray = predict(clip, tiny_run, top=3, engine="ray", workers=2)
     finally:
         ray.shutdown()
     assert [name for name, _ in on_ray.top] == [name for name, _ in here.top]
     assert [p for _, p in on_ray.top] == pytest.approx([p for _, p in here.top], abs=1e-4)
     assert on_ray.t == here.t and on_ray.audio == here.audio
-    assert "Ray: 1 clips" in caplog.text  # Ray Data ran it
+    assert "Ray: 1 clips, 2 producer tasks at a time" in caplog.text  # Ray Data ran it, with --workers' tasks

@@ -160,14 +160,15 @@ def predict(clip: str | Path, run: str | Path | None = None, top: int = PredictC
     the run's models, or with the files `afgen export-model` wrote (`onnx`: their folder).
     `drop_audio` scores it as if its track were missing. The clip goes through the engine
     `engine` and engines/driver.py's loop, as batch prediction's clips do; `workers`: producer
-    processes (one clip uses at most one; None: it is decoded in this process)."""
+    processes, or Ray's producer tasks at a time (one clip uses one; None: the local engine
+    decodes it in this process, Ray as many tasks as the CPUs its actors leave)."""
     clip = Path(clip)
     scorer = Scorer(run, onnx)
     if not clip.is_file():
         raise AfgenError("no such clip", clip)
-    cfg = ExtractConfig(device=device, engine=engine, workers=0 if workers is None else workers)
+    cfg = ExtractConfig(device=device, engine=engine, workers=0 if workers is None else workers, ray_producers=workers)
     if cfg.workers > 1:
-        log.info("--workers %d: one clip is decoded by one producer process", cfg.workers)
+        log.info("--workers %d: one clip is decoded by one producer", cfg.workers)
     one = Clip("clip", clip, None, None, clip.name)
     events = run_with([one], cfg, *extraction_for(scorer.store_config, weights, device))
     got: list = []
