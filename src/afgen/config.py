@@ -25,7 +25,7 @@ PRECISIONS = ("auto", "fp32", "bf16")
 RUNTIMES = ("auto", "torch", "onnxruntime", "openvino")
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("float16", "float32")
-#: The engines: name -> its module (extraction/engines/__init__.py says what it provides; imported when used).
+#: The engines: name -> its module, with plan() and run() (extraction/engines/interface.py); imported when used.
 ENGINES = {"local": "afgen.extraction.engines.local", "ray": "afgen.extraction.engines.ray_data"}
 FLOW_ENCODINGS = ("hsv", "xy")
 DIS_PRESETS = ("medium", "fast", "ultrafast")
