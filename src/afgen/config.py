@@ -25,12 +25,11 @@ PRECISIONS = ("auto", "fp32", "bf16")
 RUNTIMES = ("auto", "torch", "onnxruntime", "openvino")
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("float16", "float32")
-ENGINES = ("local", "ray")
+#: The engines: name -> its module, with plan() and run() (extraction/engines/interface.py); imported when used.
+ENGINES = {"local": "afgen.extraction.engines.local", "ray": "afgen.extraction.engines.ray_data"}
 FLOW_ENCODINGS = ("hsv", "xy")
 DIS_PRESETS = ("medium", "fast", "ultrafast")
 CLASS_BALANCE = ("weighted_loss", "sampler", "none")
-#: How a clip source is read (`auto` picks one: extraction/dataset.py's detect_layout).
-LAYOUTS = ("auto", "folders", "splits", "csv", "flat")
 EXPORT_FORMATS = ("seed", "hdf5")
 MODEL_FORMATS = ("onnx", "torchscript")
 SYNTH_LAYOUTS = ("folders", "mit")
@@ -171,7 +170,7 @@ class ExtractConfig:
     limit: int | None = None
     #: RAFT weights: default (torchvision's weights API), none (random, tests only) or a state-dict PATH.
     flow_weights: str = "default"
-    #: How clips are scheduled: local (producer processes here) or ray (Ray Data, any cluster).
+    #: How clips are scheduled (ENGINES): local (producer processes here) or ray (Ray Data, any cluster).
     engine: str = "local"
     #: Ray: None starts a local Ray instance; "auto" or HOST:PORT joins a running cluster.
     ray_address: str | None = None

@@ -344,10 +344,10 @@ def four_cores(monkeypatch, tmp_path):
 
 def _stub_backbone_speed(monkeypatch, images_per_s: float) -> None:
     """The cached measurement of the backbone's runtime says `images_per_s` on 4 threads."""
-    import afgen.extraction.extract as extract_module
+    import afgen.extraction.engines.local as local_engine
     from afgen.encoders.runtime_choice import Trial
 
-    monkeypatch.setattr(extract_module, "measured_speed",
+    monkeypatch.setattr(local_engine, "measured_speed",
                         lambda *a: Trial("torch", "fp32", images_per_s, 1.0, threads=4))
 
 

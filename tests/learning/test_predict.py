@@ -119,3 +119,79 @@ def test_predict_names_the_stores_config_when_its_local_weights_file_is_gone(tin
                                          r"\(file:gone.pt:sha256=0123456789abcdef\) no longer at .*gone.pt; "
                                          r"pass the same file with --weights PATH"):
         extraction_for(store, None, "cpu", config="FEATURES/config.json")
+
+
+class _OneAtATime:
+    """An engine of one's own (registered in config.ENGINES): each clip in this process."""
+
+    def __init__(self) -> None:
+        self.ran = []
+
+    def run(self, todo, job):
+        from afgen.extraction.assemble import features_in_process
+
+        self.ran.append([c.id for c in todo])
+        for clip in todo:
+            yield "done", clip.id, features_in_process(clip.id, clip.path, job.backbone, job.settings, job.raft)
+
+
+def _pools_started(monkeypatch) -> list:
+    """The producer processes the local engine starts (how many each time), started for real."""
+    import afgen.extraction.engines.local as local_engine
+
+    started, real = [], local_engine.ProducerPool
+
+    class Recorded(real):
+        def __init__(self, settings, workers, *args, **kwargs):
+            started.append(workers)
+            super().__init__(settings, workers, *args, **kwargs)
+    monkeypatch.setattr(local_engine, "ProducerPool", Recorded)
+    return started
+
+
+def test_one_clip_goes_through_the_engine_asked_for(tiny_run, clip_factory, monkeypatch):
+    """Issue 28: single-clip predict takes the engines' route (the table and the driver), not its own."""
+    import sys
+
+    from afgen import config
+
+    fake = _OneAtATime()
+    monkeypatch.setitem(sys.modules, "afgen_test_one_at_a_time", fake)
+    monkeypatch.setitem(config.ENGINES, "fake", "afgen_test_one_at_a_time")
+    clip = clip_factory("one.mp4", seconds=1.5, size=48)
+    through_fake = predict(clip, tiny_run, top=3, engine="fake")
+    assert fake.ran == [["clip"]]
+    assert through_fake.top == predict(clip, tiny_run, top=3).top  # the local engine, in this process
+
+
+def test_one_clip_honours_workers_and_refuses_a_shard(tiny_run, clip_factory, monkeypatch):
+    """--workers N: one producer process decodes the clip (one clip cannot use more), with the same
+    answer as in this process (the default); --shard is refused with the reason, not ignored."""
+    clip = clip_factory("one.mp4", seconds=1.5, size=48)
+    started = _pools_started(monkeypatch)
+    here = predict(clip, tiny_run, top=3)
+    assert started == []
+    result = CliRunner().invoke(app, ["predict", str(clip), "--run", str(tiny_run), "--top", "3", "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    assert started == [1] and f"{here.top[0][0]}" in result.output
+    refused = CliRunner().invoke(app, ["predict", str(clip), "--run", str(tiny_run), "--shard", "0/2"])
+    assert refused.exit_code != 0 and "one clip is not split: drop --shard" in str(refused.exception or refused.output)
+
+
+@pytest.mark.slow
+def test_one_clip_on_ray_scores_as_the_local_engine(tiny_run, clip_factory, caplog):
+    """`afgen predict ONE_CLIP --engine ray --workers 2` extracts it on Ray (a local instance, as in
+    tests/extraction/engines/test_ray_data.py; --workers: its producer tasks) with the same answer."""
+    ray = pytest.importorskip("ray")
+    clip = clip_factory("one.mp4", seconds=1.5, size=48)
+    here = predict(clip, tiny_run, top=3)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    caplog.set_level("INFO", logger="afgen.extraction.engines.ray_data")
+    try:
+        on_ray = predict(clip, tiny_run, top=3, engine="ray", workers=2)
+    finally:
+        ray.shutdown()
+    assert [name for name, _ in on_ray.top] == [name for name, _ in here.top]
+    assert [p for _, p in on_ray.top] == pytest.approx([p for _, p in here.top], abs=1e-4)
+    assert on_ray.t == here.t and on_ray.audio == here.audio
+    assert "Ray: 1 clips, 2 producer tasks at a time" in caplog.text  # Ray Data ran it, with --workers' tasks

@@ -17,6 +17,7 @@ from rich.markup import escape
 from afgen import config as C
 from afgen.encoders.registry import AUDIO, FLOWS
 from afgen.errors import AfgenError
+from afgen.extraction.layouts import LAYOUT_NAMES, LAYOUTS
 from afgen.lifecycle import Stopped, die_with_parent, stop_children, stop_handlers
 
 app = typer.Typer(
@@ -45,13 +46,14 @@ DisPreset = Literal[C.DIS_PRESETS]
 Precision = Literal[C.PRECISIONS]
 Runtime = Literal[C.RUNTIMES]
 DType = Literal[C.DTYPES]
-Engine = Literal[C.ENGINES]
-LayoutName = Literal[C.LAYOUTS]
+Engine = Literal[tuple(C.ENGINES)]
+LayoutName = Literal[LAYOUT_NAMES]
 Split = Literal[C.SPLITS]
 ClassBalance = Literal[C.CLASS_BALANCE]
 
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log debug messages.")]
-Layout = Annotated[LayoutName, typer.Option(help="How CLIPS is read: auto; folders (a folder per class); splits (train/val/test or Moments-in-Time folders); csv (a CSV of `path[,label[,split]]`, or a list of paths); flat (every video under the folder, unlabelled).")]
+Layout = Annotated[LayoutName, typer.Option(help="How CLIPS is read: auto; " + "; ".join(
+    f"{name} ({layout.help})" for name, layout in LAYOUTS.items()) + ".")]
 ClassesOpt = Annotated[str | None, typer.Option(
     "--only-classes", help="Comma-separated class names to keep (e.g. the paper's 10 MiT classes).")]
 PerClass = Annotated[int | None, typer.Option(help="Keep N clips per class in each split: a seeded random choice, the same on every machine (recorded in the store's config.json).")]

@@ -201,19 +201,21 @@ def predict_cmd(
         raise AfgenError("no such clip, folder or list", clips)
     single = clips.is_file() and clips.suffix.lower() in C.VIDEO_EXTENSIONS and out is None
     if single:
-        _predict_one(clips, run, onnx, top, weights, device, save_audio_feature, drop_audio)
+        if shard is not None:
+            raise AfgenError("--shard splits many clips between runs; one clip is not split: drop --shard", clips)
+        _predict_one(clips, run, onnx, top, weights, device, save_audio_feature, drop_audio, engine, workers)
     else:
         _predict_many(clips, run, onnx, out or Path("predictions.csv"), top, drop_audio, weights,
                       C.ExtractConfig(workers=workers, device=device, engine=engine), shard)
 
 
-def _predict_one(clip: Path, run, onnx, top, weights, device, save_audio_feature, drop_audio) -> None:
+def _predict_one(clip: Path, run, onnx, top, weights, device, save_audio_feature, drop_audio, engine, workers) -> None:
     from rich.table import Table
 
     from afgen.learning.predict import predict
 
     p = predict(clip, run, top=top, weights=weights, device=device, save_audio_feature=save_audio_feature, onnx=onnx,
-                drop_audio=drop_audio)
+                drop_audio=drop_audio, engine=engine, workers=workers)
     table = Table(title=f"{clip.name}: {p.t} frames at the run's fps")
     table.add_column("rank")
     table.add_column("action")

@@ -129,7 +129,7 @@ class Assembler:
 
 def features_in_process(clip_id: str, path: Path, backbone: Backbone, settings: Settings,
                         flow: RaftFlow | None = None) -> ClipFeatures:
-    """Extract one clip in this process (used by `afgen predict`); raises AfgenError if it fails."""
+    """Extract one clip in this process, without an engine; raises AfgenError if it fails."""
     assembler = Assembler(backbone, flow)
     out = []
     for message in produce(clip_id, path, settings):

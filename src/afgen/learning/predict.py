@@ -26,7 +26,10 @@ from afgen.encoders.flows import is_learned
 from afgen.encoders.raft import RaftFlow, build_raft
 from afgen.encoders.weights import spec_for
 from afgen.errors import AfgenError
-from afgen.extraction.assemble import ClipFeatures, features_in_process
+from afgen.extraction.assemble import ClipFeatures
+from afgen.extraction.dataset import Clip
+from afgen.extraction.engines.driver import drive
+from afgen.extraction.engines.interface import run_with
 from afgen.extraction.producer import Settings
 from afgen.learning.run_loader import load_run
 
@@ -141,16 +144,29 @@ def extraction_for(store: dict, weights: str | None, device: str, backbone: Back
 
 def predict(clip: str | Path, run: str | Path | None = None, top: int = PredictConfig.top, weights: str | None = None,
             device: str = ExtractConfig.device, save_audio_feature: str | Path | None = None,
-            onnx: str | Path | None = None, drop_audio: bool = False) -> Prediction:
+            onnx: str | Path | None = None, drop_audio: bool = False, engine: str = ExtractConfig.engine,
+            workers: int | None = None) -> Prediction:
     """Decode and extract one clip with the run's extraction settings, then classify it with
     the run's models, or with the files `afgen export-model` wrote (`onnx`: their folder).
-    `drop_audio` scores it as if its track were missing."""
+    `drop_audio` scores it as if its track were missing. The clip goes through the engine
+    `engine` and engines/driver.py's loop, as batch prediction's clips do; `workers`: producer
+    processes, or Ray's producer tasks at a time (one clip uses one; None: the local engine
+    decodes it in this process, Ray as many tasks as the CPUs its actors leave)."""
     clip = Path(clip)
     scorer = Scorer(run, onnx)
     if not clip.is_file():
         raise AfgenError("no such clip", clip)
-    _, backbone, settings, raft = extraction_for(scorer.store_config, weights, device, config=scorer.config_source)
-    prediction = scorer.score(features_in_process("clip", clip, backbone, settings, raft), top, drop_audio, clip)
+    cfg = ExtractConfig(device=device, engine=engine, workers=0 if workers is None else workers, ray_producers=workers)
+    if cfg.workers > 1:
+        log.info("--workers %d: one clip is decoded by one producer", cfg.workers)
+    one = Clip("clip", clip, None, None, clip.name)
+    events = run_with([one], cfg, *extraction_for(scorer.store_config, weights, device,
+                                                       config=scorer.config_source))
+    got: list = []
+    drive(events, [one], lambda _, event: got.append(event), label="predict", show_progress=False)
+    if not got or got[0][0] != "done":
+        raise AfgenError(got[0][3]) if got else AfgenError("the engine returned nothing for the clip", clip)
+    prediction = scorer.score(got[0][2], top, drop_audio, clip)
     if save_audio_feature is not None:
         atomic_save_npy(Path(save_audio_feature), prediction.audio_feature)
     return prediction

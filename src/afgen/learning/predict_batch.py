@@ -17,17 +17,18 @@ import json
 import logging
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from afgen.config import ExtractConfig, PredictConfig
 from afgen.errors import AfgenError
 from afgen.extraction.dataset import Clip, discover
+from afgen.extraction.engines import Event
+from afgen.extraction.engines.driver import Tally, drive
+from afgen.extraction.engines.interface import run_with
 from afgen.extraction.lock import ALL, FileLock, shard_scope
 from afgen.extraction.shards import shard_of
-from afgen.lifecycle import critical, stopped_after
-from afgen.progress import progress_bar
 
 if TYPE_CHECKING:
     from afgen.learning.predict import Prediction
@@ -138,8 +139,7 @@ def predict_many(source: str | Path, out: str | Path, run: str | Path | None = N
 def _predict_many(source: str | Path, out: Path, run: str | Path | None, onnx: str | Path | None, top: int,
                   drop_audio: bool, weights: str | None, cfg: ExtractConfig, shard: tuple[int, int] | None,
                   show_progress: bool, start: float) -> BatchSummary:
-    from afgen.extraction.engines import local  # torch: only once the output is ours
-    from afgen.learning.predict import Scorer, extraction_for
+    from afgen.learning.predict import Scorer, extraction_for  # torch: only once the output is ours
 
     scorer = Scorer(run, onnx)
     dataset = discover(source)
@@ -150,32 +150,17 @@ def _predict_many(source: str | Path, out: Path, run: str | Path | None, onnx: s
     skipped = len(clips) - len(todo)
     if skipped:
         log.info("%d of %d clips are already in %s; scoring the other %d", skipped, len(clips), output.path, len(todo))
-    scored = failed = 0
+    tally = Tally()
     if todo:
-        base, backbone, settings, raft = extraction_for(scorer.store_config, weights, cfg.device)
-        engine_cfg = replace(cfg, backbone=base.backbone, weights=base.weights, precision=base.precision,
-                             runtime=base.runtime, batch_size=backbone.batch_size)
-        if engine_cfg.engine == "ray":
-            from afgen.extraction.engines import ray_data
+        events = run_with(todo, cfg, *extraction_for(scorer.store_config, weights, cfg.device))
 
-            events = ray_data.run(todo, settings, engine_cfg, backbone)
-        else:
-            events = local.run(todo, settings, engine_cfg, backbone, raft)
-        by_id = {c.id: c for c in todo}
-        with progress_bar(len(todo), "predict", enabled=show_progress) as bar, stopped_after(
-                lambda: f"{skipped + scored + failed} of {len(clips)} clips"):
-            for event in events:
-                clip = by_id[event[1]]
-                if event[0] == "done":
-                    row = _row(clip, "ok", scorer.score(event[2], top, drop_audio, clip.path))
-                else:
-                    row = _row(clip, "failed", error=event[3])
-                with critical():  # a stop signal waits for the whole row (and counts it)
-                    output.append(row)
-                    scored += event[0] == "done"
-                    failed += event[0] != "done"
-                if failed:
-                    bar.status(f"[red]{failed} unreadable")
-                bar.advance()
-    return BatchSummary(out=output.path, scored=scored, failed=failed, skipped=skipped,
+        def scored(clip: Clip, event: Event) -> dict:
+            if event[0] == "done":
+                return _row(clip, "ok", scorer.score(event[2], top, drop_audio, clip.path))
+            return _row(clip, "failed", error=event[3])
+
+        tally = drive(events, todo, lambda clip, row: output.append(row), label="predict",
+                      show_progress=show_progress, before=skipped, of=len(clips), prepare=scored,
+                      failed_word="unreadable")
+    return BatchSummary(out=output.path, scored=tally.done, failed=tally.failed, skipped=skipped,
                         seconds=time.perf_counter() - start, accuracy=accuracy(output, scorer.classes))

@@ -234,8 +234,8 @@ def test_a_ray_store_on_gpus_records_the_actors_device_batch_and_precision(monke
     _fake_gpu_cluster(monkeypatch)
     seen = {}
 
-    def run(todo, settings, cfg, backbone, placement=None):
-        seen["placement"] = placement
+    def run(todo, job):
+        seen["placement"] = job.plan.placement
         return iter(())
     monkeypatch.setattr(ray_data, "run", run)
     write_clip(tmp_path / "data/a/x.mp4", seconds=1.0, size=32)

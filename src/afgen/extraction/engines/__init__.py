@@ -1,8 +1,18 @@
 """Extraction engines: how clips are scheduled (never what a clip produces, nor the store).
 
-Each engine's `run(todo, settings, cfg, ...)` yields one event per clip, in any order:
-("done", clip_id, ClipFeatures) or ("failed", clip_id, meta, error). extract.py writes them.
+The table is `config.ENGINES` (name -> the engine's module, imported when used);
+`interface.engine(name)` looks one up. Every engine module has the same two functions
+(interface.py: what they are given and return):
+
+- `plan(request: Request) -> Plan`: before the backbone is built (extract only): the device,
+  runtime and precision its backbone runs, and anything it starts early (the local engine's
+  producer processes);
+- `run(todo: list[Clip], job: Job) -> Iterator[Event]`: one event per clip, in any order:
+  ("done", clip_id, ClipFeatures) or ("failed", clip_id, meta, error).
+
+extract.py writes the events to the store, predict scores them; both through driver.py's loop.
 local: producer processes on this machine. ray_data: Ray Data across a cluster.
+This module stays torch-free: the producer processes import it.
 """
 
 from __future__ import annotations
@@ -16,7 +26,6 @@ __all__ = ["ENGINES", "Event", "Stats"]
 
 #: ("done", clip_id, ClipFeatures) or ("failed", clip_id, meta, error)
 Event = tuple[Any, ...]
-
 
 
 @dataclass

@@ -3,6 +3,8 @@
 Worker processes decode, compute flow and audio features (producer.py) and stream image
 chunks through a bounded queue; the Assembler batches images across clips through the
 backbone. A worker that dies mid-clip costs that clip (a failure line); the rest go on.
+`plan` decides first how the backbone runs (`--runtime auto`'s measurement) and how the cores are
+split (balance.py), and starts the producers while the backbone is built.
 """
 
 from __future__ import annotations
@@ -10,32 +12,108 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
+from dataclasses import asdict, replace
 
 import torch
 
-from afgen.config import DEFAULT_WORKERS, ExtractConfig
+from afgen.config import DEFAULT_WORKERS, ExtractConfig, VideoConfig
 from afgen.encoders.backbones import Backbone, set_threads
-from afgen.encoders.raft import RaftFlow
+from afgen.encoders.devices import for_device, resolve_device, resolve_precision
+from afgen.encoders.runtime_choice import choose_runtime, measured_speed
 from afgen.extraction.assemble import Assembler
 from afgen.extraction.dataset import Clip
 from afgen.extraction.engines import Event, Stats
-from afgen.extraction.engines.balance import Balancer
-from afgen.extraction.engines.pool import ProducerPool
+from afgen.extraction.engines.balance import Balancer, cost_key
+from afgen.extraction.engines.interface import Job, Plan, Request, requested_runtime
+from afgen.extraction.engines.pool import ProducerPool, producer_settings, start_producers
 from afgen.extraction.producer import Settings, produce
 
 log = logging.getLogger(__name__)
 
 
-def run(todo: list[Clip], settings: Settings, cfg: ExtractConfig, backbone: Backbone,
-        flow: RaftFlow | None = None, pool: ProducerPool | None = None,
-        stats: Stats | None = None, balancer: Balancer | None = None) -> Iterator[Event]:
+def plan(request: Request) -> Plan:
+    """The backbone on this machine's device (`--device`): its batch, its runtime and precision (a
+    resumed store's own, or `auto` measured on a CPU), the split of a CPU's cores between it and the
+    producers, and the producers started (or the CLI's early ones resized) while it is built."""
+    cfg, n_clips, pools = request.cfg, request.n_clips, request.pools
+    device = resolve_device(cfg.device)
+    if cfg.batch_size is None:  # this device's default
+        cfg = replace(cfg, batch_size=cfg.batch_for(device))
+    settings = producer_settings(cfg, request.video, request.flow, request.audio)
+    torch.set_num_threads(measuring_threads(cfg, n_clips))
+    # measured (or read from the cache) before extract's own producers start; the CLI's start
+    # earlier and warm up meanwhile
+    chosen = Plan(cfg, settings)
+    if not request.backbone_given:
+        chosen = _choose_runtime(cfg, settings, request.stored, request.video, device)
+    balancer = _balancer(chosen, cfg, request, device, settings)
+    if balancer is not None:  # before the backbone is built: its runtime takes the threads
+        torch.set_num_threads(balancer.split.threads)
+        log.info("the cores: %s", balancer.split.reason)
+    else:
+        configure_threads(min(initial_workers(cfg), n_clips))
+    workers = balancer.split.producers if balancer is not None else initial_workers(cfg)
+    if not pools:  # producers start (spawn, imports, warm-up) while the backbone is built
+        pools += [p for p in [start_producers(replace(chosen.cfg, workers=workers), request.video, request.flow,
+                                              request.audio, n_clips)] if p is not None]
+    elif workers > 0:
+        pools[0].resize(min(workers, n_clips))
+    return replace(chosen, balancer=balancer, pool=pools[0] if pools else None)
+
+
+def _balancer(chosen: Plan, cfg: ExtractConfig, request: Request, device: torch.device,
+              settings: Settings) -> Balancer | None:
+    """How this CPU's cores are split (engines/balance.py), from the backbone's measured speed
+    (`auto`'s measurement, or the cache's for a runtime given); None on a GPU."""
+    if device.type != "cpu":
+        return None
+    cores = os.cpu_count() or 1
+    video, n_clips, ran = request.video, request.n_clips, chosen.cfg
+    trial = None
+    if not request.backbone_given:
+        trial = next((t for t in chosen.choice.trials if (t.runtime, t.precision) == (ran.runtime, ran.precision)),
+                     None) if chosen.choice else None
+        trial = trial or measured_speed(ran.backbone, (video.height, video.width), ran.batch_for(device),
+                                        ran.runtime, ran.precision)
+    cost, how = None, ""
+    if trial is not None and trial.images_per_s > 0:
+        threads = trial.threads or max(1, cores - (DEFAULT_WORKERS - 1))  # a measurement from before it said
+        cost = threads / trial.images_per_s
+        how = f"{trial.label} at {trial.images_per_s:.1f} img/s on {threads} thread{'s' if threads != 1 else ''}"
+    workers = None if cfg.workers is None else min(cfg.workers, n_clips)
+    return Balancer(cores, cost, how, workers, cfg.threads, most=n_clips, key=cost_key(asdict(settings)))
+
+
+def _choose_runtime(cfg: ExtractConfig, settings: Settings, stored: dict | None, video: VideoConfig,
+                    device: torch.device) -> Plan:
+    """The backbone's runtime and precision on `device`: a resumed store's own, as this device runs
+    them (a CPU runtime runs as torch on a GPU, with a notice); on a CPU, `auto` (either of them)
+    measured (cached per machine, encoders/runtime_choice.py); else as given."""
+    runtime, precision, own = requested_runtime(cfg, stored)
+    if own:
+        ran_runtime, ran_precision, notice = for_device(runtime, resolve_precision(precision, device, runtime), device)
+        if notice:
+            log.info("%s", notice)
+        return Plan(replace(cfg, runtime=ran_runtime, precision=ran_precision), settings, stored_as=(
+            {"runtime": runtime, "precision": precision} if notice else None))
+    if device.type != "cpu" or "auto" not in (runtime, precision):
+        return Plan(cfg, settings)
+    choice = choose_runtime(cfg.backbone, (video.height, video.width), cfg.batch_for(device), precision, device,
+                            runtime, weights=cfg.weights)
+    log.info("--runtime %s --precision %s: %s", runtime, precision, choice.reason())
+    return Plan(replace(cfg, runtime=choice.runtime, precision=choice.precision), settings, choice)
+
+
+def run(todo: list[Clip], job: Job) -> Iterator[Event]:
     """Extract `todo` here: ("done", clip_id, ClipFeatures) or ("failed", clip_id, meta, error) per clip.
-    With a learned `flow` (RAFT), flow images are computed here, beside the backbone. `pool`:
-    producer processes already started (they warm up while the backbone is built); without
-    one, the balancer's (or cfg.workers) are started now. `balancer`: the split of the cores
-    (balance.py), re-checked from the producers' cost as clips finish; without one, the backbone
-    gets the cores the producers leave. `stats` collects where this process's time went."""
-    stats = stats if stats is not None else Stats()
+    With a learned flow (`job.raft`), flow images are computed here, beside the backbone. The
+    plan's `pool`: producer processes already started (they warm up while the backbone is built);
+    without one, the balancer's (or cfg.workers) are started now. The plan's `balancer`: the split
+    of the cores (balance.py), re-checked from the producers' cost as clips finish; without one,
+    the backbone gets the cores the producers leave. `job.stats` collects where the time went."""
+    cfg, settings, backbone, flow, stats = job.cfg, job.settings, job.backbone, job.raft, job.stats
+    pool = job.plan.pool if job.plan is not None else None
+    balancer = job.plan.balancer if job.plan is not None else None
     workers = balancer.split.producers if balancer is not None else initial_workers(cfg)
     own = pool is None and workers > 0
     if own:

@@ -17,7 +17,7 @@ import logging
 import math
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,8 @@ from afgen.encoders.runtimes.resolve import resolve_runtime
 from afgen.errors import AfgenError
 from afgen.extraction.dataset import Clip
 from afgen.extraction.engines import Event
+from afgen.extraction.engines.interface import Job, Plan, Request, requested_runtime
+from afgen.extraction.engines.pool import producer_settings
 from afgen.extraction.producer import Settings, produce
 
 log = logging.getLogger(__name__)
@@ -200,13 +202,34 @@ def actor_kwargs(placement: Placement, backbone: Backbone, cfg: ExtractConfig, s
             "flow": settings.flow, "flow_weights": cfg.flow_weights, "runtime": placement.runtime}
 
 
-def run(todo: list[Clip], settings: Settings, cfg: ExtractConfig, backbone: Backbone,
-        placement: Placement | None = None) -> Iterator[Event]:
+def plan(request: Request) -> Plan:
+    """Ray's plan: Ray Data installed (checked before the driver-side backbone, so a missing Ray
+    fails fast), the CLI's early producer processes closed (Ray runs its own), and the actors'
+    runtime, precision and batch resolved on one of them (a GPU if they get GPUs), so the store
+    records what they run. With a backbone given, `run` places the actors as that backbone runs."""
+    for pool in request.pools:  # started for the local engine: not needed
+        pool.close()
+    require()
+    cfg = request.cfg
+    settings = producer_settings(cfg, request.video, request.flow, request.audio)
+    if request.backbone_given:
+        return Plan(cfg, settings)
+    runtime, precision, own = requested_runtime(cfg, request.stored)
+    placement = place(cfg, runtime, precision, stored=own)
+    ran = replace(cfg, runtime=placement.runtime, precision=placement.precision, batch_size=placement.batch_size)
+    stored_as = {"runtime": runtime, "precision": precision} if own and placement.notice else None
+    return Plan(ran, settings, notice=placement.notice, stored_as=stored_as, remote_device=placement.device,
+                placement=placement)
+
+
+def run(todo: list[Clip], job: Job) -> Iterator[Event]:
     """Extract `todo` on Ray: one event per clip, in completion order (see engines/__init__).
-    Without a `placement` (extract.py makes one), the actors run `backbone`'s runtime and precision
-    as their device runs them."""
+    Without a placement in `job.plan` (extract's plan makes one), the actors run the backbone's
+    runtime and precision as their device runs them; they build their own backbone (and RAFT)."""
     from afgen.extraction.assemble import ClipFeatures
 
+    settings, cfg, backbone = job.settings, job.cfg, job.backbone
+    placement = job.plan.placement if job.plan is not None else None
     ray = _ray()
     placement = placement or place(cfg, backbone.runtime, backbone.precision, stored=True)
     context = ray.data.DataContext.get_current()
