@@ -64,7 +64,8 @@ def train(features: str | Path, run: str | Path, cfg: TrainConfig = TrainConfig(
     start = time.perf_counter()
     run.mkdir(parents=True, exist_ok=True)
     store = open_store(features)  # checked and packed once, before any seed's process reads it
-    wanted = {s.name for s in _stages_to_train(cfg, store.packed.frame_bands is not None, quiet=True)}
+    wanted = ({s.name for s in _stages_to_train(cfg, store.packed.frame_bands is not None, quiet=True)}
+              if resume else set())  # what a finished seed must hold to be skipped
     per_seed: dict[int, dict] = {}
     todo = []
     for seed in seeds:
