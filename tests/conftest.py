@@ -123,6 +123,44 @@ def extract_cmd(data: Path, out: Path, workers: int = 0) -> list[str]:
             "--size", "32", "--workers", str(workers), "--batch-size", "4", "--precision", "fp32"]
 
 
+def fake_gpus(monkeypatch: pytest.MonkeyPatch, count: int = 1, bf16: bool = True) -> None:
+    """torch.cuda as a machine with `count` GPUs (with bf16 or without) would answer it: the one
+    faked GPU of every test that needs one (nothing can run on it)."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: count > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
+
+
+def python_loading(code: str, *args: str, module: str = "torch") -> list[str]:
+    """A `python -c` command that runs `code` (`sys` imported, sys.argv[1:] = args) and, however it
+    ends, says last on stderr whether it loaded `module` ("torch loaded: False"): read with `loaded`."""
+    import sys
+    import textwrap
+
+    wrapped = (f"import sys\ntry:\n{textwrap.indent(code, '    ')}\nfinally:\n"
+               f"    print({module!r}, 'loaded:', {module!r} in sys.modules, file=sys.stderr)\n")
+    return [sys.executable, "-c", wrapped, *args]
+
+
+def afgen_loading(*args: str | Path, module: str = "torch") -> list[str]:
+    """`afgen ARGS` as a `python_loading` command: its exit code is afgen's."""
+    return python_loading("from afgen.cli import main\nmain(sys.argv[1:])", *map(str, args), module=module)
+
+
+def loaded(stderr: str, module: str = "torch") -> bool:
+    """Whether a `python_loading` process said it loaded `module` (it must have said)."""
+    said = [line for line in stderr.splitlines() if line.startswith(f"{module} loaded: ")]
+    assert said, f"the process did not say whether it loaded {module}: {stderr[-2000:]}"
+    return said[-1] == f"{module} loaded: True"
+
+
+def other_lines(stderr: str, module: str = "torch") -> list[str]:
+    """A `python_loading` process's stderr without its line on `module`."""
+    return [line for line in stderr.splitlines() if not line.startswith(f"{module} loaded: ")]
+
+
 @contextmanager
 def lines_held(path: Path) -> Iterator[None]:
     """Hold the lock (flock) afgen takes to append a line to `path` (a store's manifest.jsonl, a

@@ -145,3 +145,30 @@ def test_unknown_timm_model_and_missing_timm(monkeypatch):
     monkeypatch.setitem(sys.modules, "timm", None)
     with pytest.raises(AfgenError, match="needs timm"):
         build_backbone("timm:resnet18", "none")
+
+
+def test_own_preprocessing_is_decided_once_uncached_and_recorded_alike(monkeypatch):
+    """A BACKBONES entry flagged `own_preprocess` is both left out of the graph cache and recorded
+    with its preprocessing in the store's identity; an unflagged one is neither. timm and
+    efficientnet_lite0 are flagged, the torchvision ones are not."""
+    from afgen.encoders.backbones import Backbone
+    from afgen.encoders.registry import BACKBONES, Encoder
+    from afgen.encoders.runtimes import graph_cache
+
+    def both(name: str) -> tuple[bool, bool]:
+        ident = Backbone(None, name, 8, "random:seed=0", torch.device("cpu"), "fp32", 2).identity()
+        return graph_cache.graph_key(name, "none") is None, "preprocess" in ident
+
+    BACKBONES.register(Encoder("mine_own", "x:y", 8, "none", "a plugin's", own_preprocess=True))
+    BACKBONES.register(Encoder("mine_plain", "x:y", 8, "none", "a plugin's"))
+    try:
+        seen = {}
+        for entry in BACKBONES:
+            name = entry.example or entry.name
+            seen[name] = both(name)
+            assert seen[name] == (entry.own_preprocess, entry.own_preprocess), name
+    finally:
+        BACKBONES.unregister("mine_own")
+        BACKBONES.unregister("mine_plain")
+    assert seen["timm:resnet18"] == seen["efficientnet_lite0"] == seen["mine_own"] == (True, True)
+    assert seen["resnet18"] == seen["mine_plain"] == seen["mobilenet_v3_small"] == (False, False)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import fake_gpus
 
 import afgen.encoders.devices as devices
 from afgen.config import ExtractConfig
@@ -14,13 +15,6 @@ from afgen.encoders.devices import for_device, resolve_device, resolve_precision
 from afgen.errors import AfgenError
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
-
-
-def fake_gpus(monkeypatch, count: int, bf16: bool = True) -> None:
-    """torch.cuda as a machine with `count` GPUs would answer it (nothing runs on them)."""
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: count > 0)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
 
 
 @pytest.mark.parametrize("device", ["cuda", "cuda:0", "cuda:3"])

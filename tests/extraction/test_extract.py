@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from conftest import extract_cmd, lines_held, wait_until_waiting
+from conftest import extract_cmd, fake_gpus, lines_held, wait_until_waiting
 
 from afgen.config import ExtractConfig, VideoConfig
 from afgen.contracts.packed import load_packed, v_c
@@ -257,13 +257,9 @@ def test_producers_started_early_are_closed_when_extract_fails_before_its_first_
 def _fake_gpu(monkeypatch, built: list) -> None:
     """A machine with one CUDA GPU, as torch.cuda answers; the backbone asked for on it is recorded
     and built on the CPU instead (nothing can run on a faked GPU)."""
-    import torch
-
     import afgen.extraction.extract as extract_module
 
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    fake_gpus(monkeypatch, 1, bf16=True)
     real = extract_module.build_backbone
 
     def on_cpu(name, weights, device, precision, batch_size, runtime):

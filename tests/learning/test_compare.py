@@ -37,7 +37,8 @@ def test_afgen_compare_reads_evaluations_without_importing_torch(tmp_path):
     """`afgen compare` only reads results.json (contracts/evalfolder.py): it starts without torch."""
     import json
     import subprocess
-    import sys
+
+    from conftest import afgen_loading, loaded
 
     from afgen.contracts.evalfolder import RESULTS, eval_folder
 
@@ -45,11 +46,9 @@ def test_afgen_compare_reads_evaluations_without_importing_torch(tmp_path):
         folder = eval_folder(tmp_path / run, split)
         folder.mkdir(parents=True)
         (folder / RESULTS).write_text(json.dumps(_results(split, value)))
-    code = ("import sys\nfrom afgen.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit as exit_:\n"
-            "    assert not exit_.code, exit_.code\nprint('torch loaded:', 'torch' in sys.modules)\n")
-    done = subprocess.run([sys.executable, "-c", code, "compare", str(tmp_path / "a"), str(tmp_path / "b" / "eval-val")],
+    done = subprocess.run(afgen_loading("compare", tmp_path / "a", tmp_path / "b" / "eval-val"),
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "| a | test, 12, 1 | AV + generated (paper) | 50.0 [40.0, 60.0] |" in done.stdout
     assert "| b/eval-val | val, 12, 1 | AV + generated (paper) | 75.0 [65.0, 85.0] |" in done.stdout
-    assert "torch loaded: False" in done.stdout
+    assert not loaded(done.stderr)

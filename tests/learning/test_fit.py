@@ -91,3 +91,37 @@ def test_saved_state_dicts_are_on_the_cpu_so_a_gpu_run_loads_anywhere():
     buffer.seek(0)
     loaded = torch.load(buffer, weights_only=True)
     assert moved == [True] and torch.equal(loaded["w"], torch.ones(2))
+
+
+def test_validation_cosine_is_audio_cosines_raw_value_over_the_clips_with_audio():
+    """fit's `val_cos` is the same generated-vs-real cosine as the stage metrics and evaluate
+    (models.audio_cosines, raw), averaged over every validation clip with real audio."""
+    import pytest
+
+    from afgen.learning.fit import GeneratorModule
+    from afgen.learning.models import SoundFeatureGenerator, audio_cosines
+
+    torch.manual_seed(0)
+    generator = SoundFeatureGenerator(8, 3, 4, 16, 1, 0.0, 0.0)
+    generator.audio_norm.fit(torch.randn(20, 4) * 3 + 5)  # off zero and unit: the raw space differs
+    module = GeneratorModule(generator, TrainConfig(), None, 1.0).eval()
+
+    class Trainer:
+        world_size = 1
+
+    module.trainer = Trainer()
+    logged = {}
+    module.log = lambda key, value, **_: logged.__setitem__(key, float(value))
+    batches = [(torch.randn(n, 5, 8), torch.full((n,), 5), torch.arange(n) % 3, torch.randn(n, 4) * 3 + 5,
+                torch.rand(n) < 0.6, torch.zeros(n, 4)) for n in (6, 4)]
+    for batch in batches:
+        batch[4][0] = True  # every batch has a clip with audio
+    module.on_validation_epoch_start()
+    with torch.no_grad():
+        for batch in batches:
+            module._step(batch, "val")
+    made = torch.cat([generator.generate(b[0], b[1])[b[4]] for b in batches])
+    real = torch.cat([b[3][b[4]] for b in batches])
+    module.on_validation_epoch_end()
+    raw, _ = audio_cosines(made, real, generator.audio_norm.mean)
+    assert logged["val_cos"] == pytest.approx(float(raw.mean()), rel=1e-6)

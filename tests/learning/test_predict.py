@@ -67,7 +67,7 @@ def _recording_backbone(monkeypatch) -> list:
 
 def test_predict_on_a_gpu_machine_runs_an_onnxruntime_store_with_torch(tiny_store, monkeypatch, caplog):
     """Issue 31, finding 1: the store's runtime is a CPU choice; on CUDA predict runs torch (one notice)."""
-    import torch
+    from conftest import fake_gpus
 
     from afgen.config import ExtractConfig
     from afgen.contracts.store import FeatureStore
@@ -75,8 +75,7 @@ def test_predict_on_a_gpu_machine_runs_an_onnxruntime_store_with_torch(tiny_stor
 
     store = FeatureStore(tiny_store / "features").config()
     store["settings"] = store["settings"] | {"runtime": "onnxruntime", "precision": "fp32"}
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    fake_gpus(monkeypatch, 1)
     built = _recording_backbone(monkeypatch)
     caplog.set_level("INFO")
     for device in ("auto", "cuda", "cuda:0"):

@@ -7,7 +7,7 @@ import csv
 import json
 
 import pytest
-from conftest import lines_held, wait_until_waiting
+from conftest import afgen_loading, lines_held, loaded, other_lines, wait_until_waiting
 
 from afgen.cli import main
 from afgen.export.model import export_model
@@ -87,12 +87,7 @@ def _lock_file(out, scope="all"):
 
 def _predict_cmd(clips, run, out, *extra):
     """`afgen predict` as a subprocess that also says on stderr whether it loaded torch."""
-    import sys
-
-    code = ("import sys\nfrom afgen.cli import main\ntry:\n    main(sys.argv[1:])\nfinally:\n"
-            "    print('torch loaded:', 'torch' in sys.modules, file=sys.stderr)")
-    return [sys.executable, "-c", code, "predict", str(clips), "--run", str(run), "--out", str(out),
-            "--workers", "0", *extra]
+    return afgen_loading("predict", clips, "--run", run, "--out", out, "--workers", "0", *extra)
 
 
 def test_the_same_predict_twice_on_one_out_the_second_is_refused_and_rows_stay_one_per_clip(tiny_run, mixed,
@@ -111,10 +106,10 @@ def test_the_same_predict_twice_on_one_out_the_second_is_refused_and_rows_stay_o
         second = subprocess.run(_predict_cmd(mixed, tiny_run, out), capture_output=True, text=True)
     assert first.wait(timeout=300) == 0
     assert second.returncode == 2, second.stderr
-    refusal = [line for line in second.stderr.splitlines() if not line.startswith("torch loaded:")]
+    refusal = other_lines(second.stderr)
     assert len(refusal) == 1 and "another afgen run is writing this file" in refusal[0], second.stderr
     assert f"pid {first.pid}" in refusal[0] and "Wait for it to finish" in refusal[0]
-    assert "torch loaded: False" in second.stderr  # refused before anything heavy loads
+    assert not loaded(second.stderr)  # refused before anything heavy loads
     ids = [r["id"] for r in _rows(out)]
     assert len(ids) == len(set(ids)) == 5
     assert not lock.parent.exists()  # the lock folder goes with its last holder

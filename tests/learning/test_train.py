@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_TRAIN
+from conftest import TINY_TRAIN, fake_gpus
 
 from afgen.config import TrainConfig
 from afgen.contracts.packed import load_packed
@@ -285,8 +285,7 @@ def test_parallel_seeds_on_a_multi_gpu_machine_take_one_gpu_each(monkeypatch, tm
 
     import afgen.learning.train as T
 
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    fake_gpus(monkeypatch, 2)
     assert T.seed_gpus(TINY_TRAIN, 3) == [0, 1, 0]
     assert T.seed_gpus(replace(TINY_TRAIN, accelerator="cpu"), 3) == [None] * 3
     seen = {}

@@ -66,14 +66,18 @@ class Backbone:
     exported: OnnxBackbone | OpenVinoBackbone | None = None
     #: On a GPU: a page-locked host batch, reused, so copies to the device are asynchronous DMA.
     pinned: torch.Tensor | None = None
-    #: Its preprocessing is its own (not torchvision's ImageNet mean/std), so the identity records it.
-    own_preprocess: bool = False
+
+    @property
+    def own_preprocess(self) -> bool:
+        """Its preprocessing is its own (not torchvision's ImageNet mean/std), so the identity
+        records it: its BACKBONES entry decides, as it does for the graph cache."""
+        return BACKBONES.get(self.name).own_preprocess
 
     def identity(self) -> dict:
         ident = {"backbone": self.name, "dim": self.dim, "weights": self.weights_id, "precision": self.precision}
         if self.runtime != "torch":  # stores made with torch keep the settings they always had
             ident["runtime"] = self.runtime
-        if self.name.startswith(TIMM) or self.own_preprocess:  # its own preprocessing decides the bytes too
+        if self.own_preprocess:  # its own preprocessing decides the bytes too
             ident["preprocess"] = {"mean": list(self.mean), "std": list(self.std),
                                    "input_size": list(self.input_size or ()), "interpolation": self.interpolation}
         return ident

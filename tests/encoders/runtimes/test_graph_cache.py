@@ -3,12 +3,13 @@ model, no torchvision import, the same features; a damaged or outdated graph is 
 
 from __future__ import annotations
 
+import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
+from conftest import loaded, python_loading
 
 from afgen.config import CACHE_DIR_ENV
 from afgen.encoders.backbones import build_backbone
@@ -30,12 +31,11 @@ def test_a_cached_graph_builds_without_torch_or_torchvision_and_gives_the_same_f
     again = build_backbone("resnet18", "none", "cpu", "fp32", 4, runtime="onnxruntime")
     assert again.model is None and again.identity() == first.identity()
     np.testing.assert_array_equal(again(IMAGES), first(IMAGES))
-    child = ("import sys; from afgen.encoders.backbones import build_backbone; "
-             "b = build_backbone('resnet18', 'none', 'cpu', 'fp32', 4, runtime='onnxruntime'); "
-             "print(b.model is None, 'torchvision' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, check=True,
-                         env={**__import__("os").environ, CACHE_DIR_ENV: str(tmp_path / "cache")}).stdout
-    assert out.split() == ["True", "False"]
+    child = ("from afgen.encoders.backbones import build_backbone\n"
+             "print(build_backbone('resnet18', 'none', 'cpu', 'fp32', 4, runtime='onnxruntime').model is None)")
+    done = subprocess.run(python_loading(child, module="torchvision"), capture_output=True, text=True, check=True,
+                          env={**os.environ, CACHE_DIR_ENV: str(tmp_path / "cache")})
+    assert done.stdout.split() == ["True"] and not loaded(done.stderr, "torchvision")
 
 
 def test_a_damaged_graph_is_exported_again(cache, caplog):

@@ -179,15 +179,14 @@ class FakeRay:
 
 def _fake_gpu_cluster(monkeypatch, gpus: int = 2) -> FakeRay:
     """A Ray cluster with `gpus` GPUs without bf16, seen from a driver whose CPU has bf16."""
-    import torch
+    from conftest import fake_gpus
 
     import afgen.encoders.devices
     from afgen.extraction.engines import ray_data
 
     fake = FakeRay({"CPU": 8.0, "GPU": float(gpus)})
     monkeypatch.setattr(ray_data, "_ray", lambda: fake)
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)  # what an actor holding one GPU sees
+    fake_gpus(monkeypatch, 1)  # what an actor holding one GPU sees
     monkeypatch.setattr(afgen.encoders.devices, "bf16_supported", lambda device: device.type == "cpu")
     return fake
 

@@ -6,8 +6,8 @@ for ResNet50 on 2 cores, paid by every run and every shard). A graph is keyed by
 name, its weights argument (for a state-dict PATH: the resolved path, its size and its
 modification time) and the torch, torchvision and onnx versions, and stored as
 CACHE/graphs/<key digest>.onnx with a .json beside it (dimension and weights identity), both
-written atomically. timm backbones and efficientnet_lite0 are not cached (their preprocessing
-is their own, not the ImageNet mean/std a cached graph is run with).
+written atomically. Backbones whose BACKBONES entry says `own_preprocess` (timm, efficientnet_lite0)
+are not cached (their preprocessing is their own, not the ImageNet mean/std a cached graph is run with).
 """
 
 from __future__ import annotations
@@ -19,20 +19,19 @@ from pathlib import Path
 
 from afgen.config import cache_dir
 from afgen.contracts.store import atomic_write_bytes
+from afgen.encoders.registry import BACKBONES
 from afgen.errors import WriteError
 from afgen.provenance import installed_version
 
 log = logging.getLogger(__name__)
 
 GRAPHS = "graphs"
-#: Backbones whose graphs are not cached (by name prefix): they bring their own preprocessing.
-UNCACHED = ("timm:", "efficientnet_lite0")
 
 
 def graph_key(name: str, weights: str) -> str | None:
-    """The cache key of a backbone's exported graph, or None when it is not cacheable (timm or
-    efficientnet_lite0, or weights at a path that does not exist)."""
-    if name.startswith(UNCACHED):
+    """The cache key of a backbone's exported graph, or None when it is not cacheable (its own
+    preprocessing, as timm's or efficientnet_lite0's, or weights at a path that does not exist)."""
+    if BACKBONES.get(name).own_preprocess:
         return None
     spec: dict = {"backbone": name, "weights": "default" if weights == "imagenet" else weights}
     if weights not in ("none", "default", "imagenet"):

@@ -68,11 +68,16 @@ class SoundFeatureGenerator(nn.Module):
         return self.predict(v_c, lengths)[0]
 
 
+def audio_cosine(generated: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """Per-clip cosine of generated to real audio features [N, A] (raw space): the one
+    generated-vs-real cosine that fit's validation, the stage metrics and evaluate all report."""
+    return F.cosine_similarity(generated, real, dim=1)
+
+
 def audio_cosines(generated: torch.Tensor, real: torch.Tensor, mean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-clip cosine of generated to real audio features [N, A] (raw space): as they are, and
     centred on the training mean (what says whether the generator beats predicting the mean)."""
-    return (F.cosine_similarity(generated, real, dim=1),
-            F.cosine_similarity(generated - mean, real - mean, dim=1))
+    return audio_cosine(generated, real), audio_cosine(generated - mean, real - mean)
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, has_audio: torch.Tensor) -> torch.Tensor:
