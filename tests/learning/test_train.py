@@ -380,3 +380,15 @@ def test_a_resume_of_finished_seeds_trains_the_rows_they_lack(tiny_store, tmp_pa
     train(features, run, replace(TINY_TRAIN, epochs=1, methods=("av_generated",)), resume=True, show_progress=False,
           seeds=[0])
     assert {"generator", "fusion"} <= set(read_model_file(run / "seed-0" / "model.pt").models)
+
+
+def test_a_resume_drops_an_earlier_stage_whose_generator_was_trained_again(tiny_store, tmp_path):
+    """model.pt never pairs a classifier with another generator than the one it learnt from: the
+    generator trained further (more epochs) on resume, the earlier fusion is dropped, not kept."""
+    from afgen.contracts.modelfile import read_model_file
+
+    run, features = tmp_path / "run", tiny_store / "features"
+    train(features, run, replace(TINY_TRAIN, epochs=1, methods=("av_generated",)), show_progress=False)
+    train(features, run, replace(TINY_TRAIN, epochs=3, methods=("visual_only",)), resume=True, show_progress=False)
+    after = read_model_file(run / "model.pt")
+    assert "generator" in after.models and "fusion" not in after.models

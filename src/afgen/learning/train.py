@@ -61,6 +61,8 @@ def train(features: str | Path, run: str | Path, cfg: TrainConfig = TrainConfig(
         raise AfgenError("this run folder holds a single-seed run; use another RUN for --seeds", run)
     if (run / SEEDS_FILE).exists() and not resume:
         raise AfgenError("this run folder already holds a trained multi-seed run; use another RUN or --resume", run)
+    if cfg.seed_workers > 1 and len(seeds) > 1 and cfg.devices not in ("auto", "1"):
+        raise AfgenError("--seed-workers > 1 cannot be combined with --devices > 1; use one or the other")
     start = time.perf_counter()
     run.mkdir(parents=True, exist_ok=True)
     store = open_store(features)  # checked and packed once, before any seed's process reads it
@@ -71,14 +73,12 @@ def train(features: str | Path, run: str | Path, cfg: TrainConfig = TrainConfig(
     for seed in seeds:
         sub = run / f"seed-{seed}"
         if resume and all((sub / name).is_file() for name in (BUNDLE, METRICS, PROVENANCE)) \
-                and wanted <= _stages_held(sub):
+                and wanted <= set(getattr(_earlier_model_file(sub), "models", ())):
             log.info("seed %d is already trained in %s; skipping it", seed, sub)
             per_seed[seed] = read_json(sub / METRICS, repair_hint(run, "this command again"))
         else:
             todo.append(seed)
     workers = min(cfg.seed_workers, len(todo))
-    if workers > 1 and cfg.devices not in ("auto", "1"):
-        raise AfgenError("--seed-workers > 1 cannot be combined with --devices > 1; use one or the other")
     if workers > 1:
         import os
 
@@ -190,7 +190,7 @@ def _train_one(features: str | Path, run: Path, cfg: TrainConfig, resume: bool, 
             "frame_bands": packed.frame_bands}
     states = {k: _cpu_state(m) for k, m in models.items()}
     if resume:  # --resume --methods for a subset keeps the stages model.pt already holds
-        states, records, metrics = _keep_earlier(run, {s.name for s in stages}, classes, dims, states, records, metrics)
+        states, records, metrics = _keep_earlier(run, outputs, classes, dims, states, records, metrics)
     write_model_file(run, ModelFile(models=states, records=records,
                                     classes=classes, dims=dims, train=to_dict(cfg),
                                     features=Path(features).resolve(), store_config=store_config))
@@ -208,32 +208,55 @@ def _train_one(features: str | Path, run: Path, cfg: TrainConfig, resume: bool, 
     return TrainResult(run=run, metrics=metrics, seconds=seconds)
 
 
-def _stages_held(run: Path) -> set[str]:
-    """The stages RUN/model.pt holds (none where it cannot be read)."""
-    try:
-        return set(read_model_file(run / BUNDLE).models)
-    except RunError:
-        return set()
-
-
-def _keep_earlier(run: Path, trained: set[str], classes: list[str], dims: dict, states: dict, records: dict,
-                  metrics: dict) -> tuple[dict, dict, dict]:
-    """States, records and metrics with those of the stages the run's model.pt already holds and
-    this call did not train added (a resume for some rows must not drop the others); none from a
-    model.pt of other classes or dimensions, or one without records (format 2)."""
+def _earlier_model_file(run: Path) -> ModelFile | None:
+    """RUN/model.pt as an earlier call wrote it, or None (none there, or unreadable: said once)."""
     if not (run / BUNDLE).is_file():
-        return states, records, metrics
+        return None
     try:
-        earlier = read_model_file(run / BUNDLE)
+        return read_model_file(run / BUNDLE)
     except RunError as exc:
-        log.warning("the run's earlier model.pt cannot be read (%s); it is replaced by this call's stages", exc)
+        log.warning("the run's earlier model.pt cannot be read (%s); this call's stages replace it", exc)
+        return None
+
+
+def _keep_earlier(run: Path, outputs: dict[str, Trained], classes: list[str], dims: dict, states: dict,
+                  records: dict, metrics: dict) -> tuple[dict, dict, dict]:
+    """States, records and metrics with those of the stages RUN/model.pt already holds that this
+    call did not train added (a resume for some rows must not drop the others). An earlier stage
+    is kept only where every stage it needs that this call trained came out with the weights it
+    had (a resumed, finished stage), so model.pt never pairs a model with another generator than
+    the one it learnt from; none from a model.pt of other classes or dimensions, or format 2."""
+    earlier = _earlier_model_file(run)
+    if earlier is None:
         return states, records, metrics
-    kept = sorted(n for n in earlier.models if n not in trained and n in earlier.records)
-    if not kept:
+    stages = registry().stages
+    candidates = sorted(n for n in earlier.models if n not in outputs and n in earlier.records)
+    if not candidates:
         return states, records, metrics
     if earlier.classes != classes or earlier.dims != dims or earlier.format != BUNDLE_FORMAT:
         log.warning("the run's earlier model.pt (stages %s) was trained on other classes or dimensions, or by an "
-                    "older afgen: it is replaced by this call's stages", ", ".join(kept))
+                    "older afgen: this call's stages replace it", ", ".join(candidates))
+        return states, records, metrics
+
+    def unchanged(name: str, seen: frozenset = frozenset()) -> bool:
+        if name in seen or name not in stages:
+            return False
+        for need in stages[name].needs:
+            if need in states:  # trained now: same weights as model.pt held?
+                old = earlier.models.get(need)
+                if old is None or old.keys() != states[need].keys() or \
+                        not all(torch.equal(old[k], states[need][k]) for k in old):
+                    return False
+            elif need not in earlier.models or not unchanged(need, seen | {name}):
+                return False
+        return True
+
+    kept = [n for n in candidates if unchanged(n)]
+    dropped = sorted(set(candidates) - set(kept))
+    if dropped:
+        log.warning("dropping the run's earlier %s: a stage it learnt from was trained again now (train its rows "
+                    "again with --methods)", ", ".join(dropped))
+    if not kept:
         return states, records, metrics
     log.info("keeping the stage(s) the run already holds: %s", ", ".join(kept))
     try:
