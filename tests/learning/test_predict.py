@@ -6,6 +6,7 @@ import torch
 from typer.testing import CliRunner
 
 from afgen.cli import app
+from afgen.config import FlowConfig
 from afgen.contracts.manifest import Manifest
 from afgen.contracts.packed import load_packed
 from afgen.learning.predict import predict
@@ -194,3 +195,19 @@ def test_one_clip_on_ray_scores_as_the_local_engine(tiny_run, clip_factory, capl
     assert [p for _, p in on_ray.top] == pytest.approx([p for _, p in here.top], abs=1e-4)
     assert on_ray.t == here.t and on_ray.audio == here.audio
     assert "Ray: 1 clips, 2 producer tasks at a time" in caplog.text  # Ray Data ran it, with --workers' tasks
+
+
+def test_extraction_for_a_raft_store_carries_its_raft_weights_to_the_engine(tiny_store):
+    """Ray's actors build RAFT from the ExtractConfig extraction_for returns: a store extracted with
+    random RAFT weights must not be scored with the pretrained ones there."""
+    from afgen.contracts.store import FeatureStore
+    from afgen.encoders.raft import build_raft
+    from afgen.extraction.extract import flow_settings
+    from afgen.learning.predict import extraction_for
+
+    store = FeatureStore(tiny_store / "features").config()
+    flow = FlowConfig(algorithm="raft_small")
+    store["settings"] = store["settings"] | {"flow": flow_settings(flow, build_raft(flow, torch.device("cpu"), "none", 2))}
+    cfg, _, settings, raft = extraction_for(store, None, "cpu")
+    assert settings.flow.algorithm == "raft_small" and raft is not None
+    assert cfg.flow_weights == "none"

@@ -138,6 +138,7 @@ def extraction_for(store: dict, weights: str | None, device: str, backbone: Back
     if is_learned(flow):
         flow_weights = spec_for(s["flow"].get("raft", {}).get("weights"), extract.get("flow_weights_arg"),
                                 "settings.flow.raft.weights", config, keep)
+        cfg = replace(cfg, flow_weights=flow_weights)  # Ray's actors build their own RAFT from it
         raft = build_raft(flow, backbone.device, flow_weights, backbone.batch_size)
     return cfg, backbone, Settings(video, flow, audio_cfg, backbone.batch_size), raft
 

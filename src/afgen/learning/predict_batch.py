@@ -152,7 +152,8 @@ def _predict_many(source: str | Path, out: Path, run: str | Path | None, onnx: s
         log.info("%d of %d clips are already in %s; scoring the other %d", skipped, len(clips), output.path, len(todo))
     tally = Tally()
     if todo:
-        events = run_with(todo, cfg, *extraction_for(scorer.store_config, weights, cfg.device))
+        events = run_with(todo, cfg, *extraction_for(scorer.store_config, weights, cfg.device,
+                                                     config=scorer.config_source))
 
         def scored(clip: Clip, event: Event) -> dict:
             if event[0] == "done":
