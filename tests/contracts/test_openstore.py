@@ -38,3 +38,30 @@ def test_a_damaged_clip_file_is_refused_by_name_unless_just_checked(tiny_store, 
 def test_a_folder_that_is_not_a_store_is_named(tmp_path):
     with pytest.raises(StoreError, match="no such folder"):
         open_store(tmp_path / "nowhere")
+
+
+def test_opening_a_packed_store_reads_each_of_its_files_once(tiny_store, tmp_path, monkeypatch):
+    """config.json, the manifest and packed/index.json: one read each (the check, the packing
+    decision and the packed view share them)."""
+    from pathlib import Path
+
+    features = tmp_path / "features"
+    shutil.copytree(tiny_store / "features", features)
+    open_store(features)  # packed now
+    reads: list[str] = []
+    depth = [0]
+    for method in ("open", "read_text", "read_bytes"):
+        original = getattr(Path, method)
+
+        def counting(self, *args, _original=original, **kwargs):
+            if self.name in ("config.json", "manifest.jsonl", "index.json") and depth[0] == 0:
+                reads.append(self.name)
+            depth[0] += 1
+            try:
+                return _original(self, *args, **kwargs)
+            finally:
+                depth[0] -= 1
+        monkeypatch.setattr(Path, method, counting)
+    opened = open_store(features)
+    assert sorted(reads) == ["config.json", "index.json", "manifest.jsonl"]
+    assert len(opened.packed.ids) == len(FeatureStore(features).records("ok"))

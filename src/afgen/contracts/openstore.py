@@ -2,7 +2,7 @@
 the manifest read once, the cheap check (contracts/storecheck.py: every ok clip's files by header
 and size, the packed view by its index), the packed view built when it is out of date, and what
 the pipelines need: the config, the packed view and the class order. `afgen verify` runs the
-full check and the repair (verify.py) on the same reading.
+full check (verify.py) on the same kind of reading (StoreFiles), and the repair after it.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def open_store(root: str | Path, check: bool = True) -> OpenStore:
             raise damage_error(files.store.root, damage)
     if files.config is None:  # unchecked and unreadable: the reader's own error
         files.store.store_config()
-    packed = load_packed(root, records=files.ok_records(), config=files.config)
+    packed = load_packed(root, records=files.ok_records(), config=files.config, index=files.packed_index)
     return OpenStore(files.store.root, files.config, packed)
 
 

@@ -37,6 +37,12 @@ def pack(root: str | Path, force: bool = False, records: list[dict] | None = Non
     """Build FEATURES/packed/ from the per-clip files (skipped when it is up to date). `records`
     (the ok clips' manifest records, sorted by id) and `config` are read from the store unless
     the caller read them already (contracts/openstore.py: each file once)."""
+    return _pack(root, force, records, config)[0]
+
+
+def _pack(root: str | Path, force: bool = False, records: list[dict] | None = None,
+          config: StoreConfig | None = None, index: dict | None = None) -> tuple[Path, dict]:
+    """pack, and the packed view's index (`index`: as the caller read it, else read here)."""
     store = FeatureStore(root)
     if records is None:
         records = sorted(store.records("ok"), key=lambda r: r["id"])
@@ -45,8 +51,10 @@ def pack(root: str | Path, force: bool = False, records: list[dict] | None = Non
     out = store.root / PACKED
     fingerprint = _fingerprint(records)
     index_path = out / "index.json"
-    if not force and index_path.is_file() and read_json(index_path, store.repair_hint).get("fingerprint") == fingerprint:
-        return out
+    if index is None and index_path.is_file():
+        index = read_json(index_path, store.repair_hint)
+    if not force and isinstance(index, dict) and index.get("fingerprint") == fingerprint:
+        return out, index
     arrays = {m: [store.load(m, r["id"]) for r in records] for m in ("rgb", "flow")}
     audio = [store.load("audio", r["id"]) for r in records if r.get("has_audio")]
     rgb_len = [len(a) for a in arrays["rgb"]]
@@ -79,7 +87,7 @@ def pack(root: str | Path, force: bool = False, records: list[dict] | None = Non
     for r in records:
         audio_index.append(k if r.get("has_audio") else -1)
         k += bool(r.get("has_audio"))
-    atomic_write_json(index_path, {
+    index = {
         "fingerprint": fingerprint,
         "ids": [r["id"] for r in records],
         "labels": [r["label"] for r in records],
@@ -89,9 +97,10 @@ def pack(root: str | Path, force: bool = False, records: list[dict] | None = Non
         "audio_index": audio_index,
         "audio_dim": (config or store.store_config()).audio_dim,
         "frames_offsets": np.concatenate([[0], np.cumsum([len(f) for f in frames])]).tolist() if frames else None,
-    })
+    }
+    atomic_write_json(index_path, index)
     log.info("packed %d clips into %s", len(records), out)
-    return out
+    return out, index
 
 
 @dataclass
@@ -148,13 +157,14 @@ class PackedFeatures:
         return self.audio_index >= 0
 
 
-def load_packed(root: str | Path, records: list[dict] | None = None, config: StoreConfig | None = None) -> PackedFeatures:
+def load_packed(root: str | Path, records: list[dict] | None = None, config: StoreConfig | None = None,
+                index: dict | None = None) -> PackedFeatures:
     """Open (building first if needed) the packed view of a feature store, unchecked: pipelines
     open a store with contracts.openstore.open_store, which checks it first (damage is reported
-    up front, by file, not as numpy's error) and hands `records` and `config` on (see pack)."""
-    out = pack(root, records=records, config=config)
+    up front, by file, not as numpy's error) and hands `records`, `config` and the packed
+    `index` on as it read them (see pack)."""
+    out, index = _pack(root, records=records, config=config, index=index)
     fix = repair_hint(root, "rerun this command (the packed view is rebuilt from the clip files)")
-    index = read_json(out / "index.json", fix)
     audio_path = out / "audio.npy"
     return PackedFeatures(
         ids=index["ids"], labels=index["labels"], splits=index["splits"],

@@ -37,17 +37,19 @@ class Damage:
 
 @dataclass(frozen=True)
 class StoreFiles:
-    """config.json and manifest.jsonl of a store, each read once: what the check, the packed
-    view and the pipelines work from."""
+    """config.json, manifest.jsonl and packed/index.json of a store, each read once: what the
+    check, the packed view and the pipelines work from."""
 
     store: FeatureStore
     config: StoreConfig | None  # None: missing or damaged (config_problem says how)
     config_problem: str | None
     lines: list[tuple[int, str, dict[str, Any] | None]]  # the manifest's lines, as Manifest.lines gives them
+    #: packed/index.json parsed; a string: what is wrong with it; None: there is none yet
+    index: dict[str, Any] | str | None = None
 
     @classmethod
     def read(cls, root: str | Path) -> StoreFiles:
-        """Read config.json and the manifest of the store at `root` (once each)."""
+        """Read config.json, the manifest and the packed view's index of the store at `root` (once each)."""
         store = FeatureStore(root)
         config_path = store.root / CONFIG
         try:
@@ -55,7 +57,12 @@ class StoreFiles:
         except StoreError as exc:
             config = None
             problem = "missing" if not config_path.is_file() else str(exc).removeprefix(f"{config_path}: ").split(";")[0]
-        return cls(store, config, problem, list(store.manifest.lines()))
+        return cls(store, config, problem, list(store.manifest.lines()), _read_index(store.root / "packed"))
+
+    @property
+    def packed_index(self) -> dict[str, Any] | None:
+        """The packed view's index as read, where it parsed (what pack and load_packed take)."""
+        return self.index if isinstance(self.index, dict) else None
 
     @cached_property
     def records(self) -> dict[str, dict[str, Any]]:
@@ -65,6 +72,18 @@ class StoreFiles:
     def ok_records(self) -> list[dict[str, Any]]:
         """The ok clips' records, sorted by id (the packed view's order)."""
         return sorted((r for r in self.records.values() if r.get("status") == "ok"), key=lambda r: r["id"])
+
+
+def _read_index(packed: Path) -> dict[str, Any] | str | None:
+    """The packed view's index parsed, what is wrong with it, or None where there is none."""
+    path = packed / "index.json"
+    try:
+        index = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return f"damaged index ({exc})"
+    return index if isinstance(index, dict) else "damaged index (not a JSON object)"
 
 
 def npy_problem(path: Path, shape: tuple[int | None, ...], dtype: str | None = None, deep: bool = False) -> str | None:
@@ -136,20 +155,22 @@ def store_damage(files: StoreFiles, deep: bool) -> tuple[list[Damage], int]:
             if problem:
                 damage.append(Damage(store.path(modality, cid), problem,
                                      "--repair marks the clip; the next `afgen extract` redoes it", cid))
-    return damage + packed_damage(store.root / "packed"), checked
+    return damage + packed_damage(store.root / "packed", files.index), checked
 
 
-def packed_damage(packed: Path) -> list[Damage]:
-    """What is wrong with a store's packed view (nothing when there is none yet)."""
+def packed_damage(packed: Path, index: dict[str, Any] | str | None) -> list[Damage]:
+    """What is wrong with a store's packed view (nothing when there is none yet), from its index
+    as StoreFiles read it."""
     index_path = packed / "index.json"
-    if not index_path.is_file():
+    if index is None:
         return []
     fix = "--repair removes the packed view; training rebuilds it from the clip files"
+    if isinstance(index, str):
+        return [Damage(index_path, index, fix)]
     try:
-        index = json.loads(index_path.read_text())
         rows = {"rgb": index["rgb_offsets"][-1], "flow": index["flow_offsets"][-1],
                 "audio": sum(1 for k in index["audio_index"] if k >= 0)}
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, IndexError) as exc:
+    except (KeyError, TypeError, IndexError) as exc:
         return [Damage(index_path, f"damaged index ({exc})", fix)]
     out = []
     for name, n in rows.items():
