@@ -1,7 +1,8 @@
-"""A feature store's config.json, read: `StoreConfig` names its sections (settings: what decides
-a clip's bytes; extract: how the store was extracted; dataset: which clips, and the class order)
-and the values readers need, so no module outside contracts/ indexes the file by hand. It wraps
-the parsed dict, as a run's model.pt and an exported model's meta.json also carry it.
+"""A feature store's config.json: `new_store_config` lays out what `afgen extract` writes, and
+`StoreConfig` names its sections (settings: what decides a clip's bytes; extract: how the store
+was extracted; dataset: which clips, and the class order) and the values readers need, so no
+module outside contracts/ indexes the file by hand. It wraps the parsed dict, as a run's
+model.pt and an exported model's meta.json also carry it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,12 @@ from typing import Any
 #: The sections of config.json: settings decide a clip's bytes (a rerun must match them);
 #: extract and dataset are provenance (how the store was extracted, which clips, the class order).
 SETTINGS, EXTRACT, DATASET = "settings", "extract", "dataset"
+
+
+def new_store_config(settings: dict[str, Any], extract: dict[str, Any], versions: dict[str, Any]) -> dict[str, Any]:
+    """config.json as `afgen extract` writes it (FeatureStore.open_for_writing writes it whole;
+    the dataset section is recorded after, by FeatureStore.record)."""
+    return {SETTINGS: settings, "versions": versions, EXTRACT: extract}
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from afgen.config import AudioFeatureConfig, ExtractConfig, FlowConfig, VideoConfig, to_dict
 from afgen.contracts.store import CONFIG, FeatureStore
+from afgen.contracts.storeconfig import StoreConfig, new_store_config
 from afgen.encoders.audio import get_encoder
 from afgen.encoders.backbones import Backbone, build_backbone
 from afgen.encoders.flows import is_learned
@@ -84,9 +85,11 @@ def flow_settings(flow: FlowConfig, raft: RaftFlow | None = None) -> dict:
 
 
 def store_config(backbone: Backbone, cfg: ExtractConfig, video: VideoConfig, flow: FlowConfig,
-                 audio: AudioFeatureConfig, raft: RaftFlow | None = None, device: str | None = None) -> dict:
+                 audio: AudioFeatureConfig, raft: RaftFlow | None = None, device: str | None = None,
+                 stored_as: dict | None = None) -> dict:
     """config.json: the settings that decide the bytes (compared on rerun) and provenance
-    (`device`: where the backbone ran, when not where `backbone` was built: Ray's actors)."""
+    (`device`: where the backbone ran, when not where `backbone` was built: Ray's actors;
+    `stored_as`: a resumed store's own runtime and precision, which its settings keep)."""
     encoder = get_encoder(audio.encoder, audio)
     settings = {
         "video": to_dict(video) | {"decoder_threads": None},
@@ -95,11 +98,13 @@ def store_config(backbone: Backbone, cfg: ExtractConfig, video: VideoConfig, flo
         **backbone.identity(),
         "dtype": cfg.dtype,
     }
-    return {"settings": settings, "versions": package_versions(),
-            "extract": {"batch_size": cfg.batch_size, "device": device or str(backbone.device),
-                        "workers": cfg.workers, "weights_arg": cfg.weights, "engine": cfg.engine,
-                        "flow_weights_arg": cfg.flow_weights if raft is not None else None,
-                        "audio_weights_arg": audio.weights if audio.encoder != "logmel" else None}}
+    return new_store_config(
+        _recorded(settings, stored_as) if stored_as is not None else settings,
+        {"batch_size": cfg.batch_size, "device": device or str(backbone.device),
+         "workers": cfg.workers, "weights_arg": cfg.weights, "engine": cfg.engine,
+         "flow_weights_arg": cfg.flow_weights if raft is not None else None,
+         "audio_weights_arg": audio.weights if audio.encoder != "logmel" else None},
+        package_versions())
 
 
 def extract(
@@ -168,11 +173,11 @@ def _extract(dataset: Dataset, store: FeatureStore, plan: Plan, video: VideoConf
     build_seconds = time.perf_counter() - start
     store.root.mkdir(parents=True, exist_ok=True)
     scope = ALL if shard is None else shard_scope(*shard)
-    config = store_config(backbone, cfg, video, flow, audio, raft, device=plan.remote_device)
+    config = store_config(backbone, cfg, video, flow, audio, raft, device=plan.remote_device, stored_as=plan.stored_as)
     ran_as = {}
     if plan.stored_as is not None:  # a resumed store run otherwise on this device: its settings stay its own
-        config["settings"] = _recorded(config["settings"], plan.stored_as)
-        ran_as = {"ran_as": {"runtime": cfg.runtime, "precision": cfg.precision, "device": config["extract"]["device"]}}
+        ran_as = {"ran_as": {"runtime": cfg.runtime, "precision": cfg.precision,
+                             "device": StoreConfig(config).extract["device"]}}
     with StoreLock(store.root, scope, command=" ".join(sys.argv)):
         store.open_for_writing(config, overwrite=overwrite)
         if dataset.selection:
@@ -230,7 +235,7 @@ def _stored_settings(store: FeatureStore, overwrite: bool) -> dict | None:
     if overwrite or not (store.root / CONFIG).is_file():
         return None
     try:
-        settings = store.config()["settings"]
+        settings = store.store_config().settings
         return settings if isinstance(settings, dict) else None
     except (StoreError, KeyError, TypeError):
         return None
