@@ -52,3 +52,12 @@ def test_the_greps_find_what_they_forbid(tmp_path):
                                          'ident = f"timm:{arch}:{tag}"\nfound = f"file:{p.name}"\n')
     assert hand_parsers(MODEL_PT_KEYS, Path("contracts"), tmp_path) == {"trained.py": [2, 3]}
     assert hand_parsers(IDENTITY, Path("encoders/weights.py"), tmp_path) == {"predict.py": [1, 4, 5]}
+
+
+#: export.json's keys read by hand (an export folder's meta is read through contracts/exportfolder.py).
+EXPORT_KEYS = re.compile(r"""\[\s*["'](files|store_config|format)["']\s*\]|\.get\(\s*["'](files|format)["']""")
+
+
+def test_no_module_outside_contracts_indexes_export_json_by_hand():
+    assert hand_parsers(EXPORT_KEYS, Path("contracts")) == {}, (
+        "read an export folder's export.json through afgen.contracts.exportfolder.read_export")

@@ -22,8 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from afgen.contracts.exportfolder import INSTALL, META, onnx_session
-from afgen.contracts.store import atomic_write_json
+from afgen.contracts.exportfolder import INSTALL, onnx_session, write_export_meta
 from afgen.errors import AfgenError
 from afgen.learning.models import AudioVisualClassifier, SoundFeatureGenerator
 from afgen.learning.run_loader import load_run
@@ -105,16 +104,7 @@ def export_model(run: str | Path, out: str | Path, fmt: str = "onnx") -> ExportR
     diff = {"generator_logits": float(np.abs(got_gen[0] - want_gen[0].numpy()).max()),
             "generator_audio_relative": float(np.abs(got_gen[1] - want_gen[1].numpy()).max()) / scale,
             "classifier_logits": float(np.abs(got_cls - want_cls.numpy()).max())}
-    atomic_write_json(out / META, {
-        "format": fmt, "files": {"generator": files[0].name, "classifier": files[1].name},
-        "classes": trained.classes, "dims": dims, "run": str(trained.path.resolve()),
-        "store_config": trained.store_config,  # extraction settings, so `predict --onnx` needs no run
-        "inputs": {"generator": ["v_c [B, T, input_dim] float32", "lengths [B] int64"],
-                   "classifier": ["v_c", "lengths", "audio [B, audio_dim] float32 (raw store space)"]},
-        "outputs": {"generator": ["logits [B, num_classes]", "audio [B, audio_dim] (raw store space)"],
-                    "classifier": ["logits [B, num_classes]"]},
-        "difference_vs_pytorch": diff,
-    })
+    write_export_meta(out, fmt, files, trained.classes, dims, trained.path.resolve(), trained.store_config, diff)
     return ExportResult(out, files, diff)
 
 

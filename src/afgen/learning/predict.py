@@ -18,7 +18,7 @@ import torch
 from afgen.config import AudioFeatureConfig, ExtractConfig, FlowConfig, PredictConfig, VideoConfig, from_dict
 from afgen.contracts.packed import v_c
 from afgen.contracts.runfolder import require_model
-from afgen.contracts.store import CONFIG, atomic_save_npy, read_json
+from afgen.contracts.store import CONFIG, atomic_save_npy
 from afgen.contracts.storeconfig import StoreConfig
 from afgen.encoders.backbones import Backbone, build_backbone
 from afgen.encoders.devices import for_device, resolve_device
@@ -61,15 +61,15 @@ class Scorer:
         require_model(run, onnx)
         self.onnx = Path(onnx) if onnx is not None else None
         if self.onnx is not None:
-            from afgen.contracts.exportfolder import META, onnx_session
+            from afgen.contracts.exportfolder import onnx_session, read_export
 
-            meta = read_json(self.onnx / META, "rerun `afgen export-model RUN OUT`")
-            if meta.get("format") != "onnx":
+            export = read_export(self.onnx)
+            if export.format != "onnx":
                 raise AfgenError("this folder holds a TorchScript export; export with --format onnx for --onnx", onnx)
-            self.store_config, self.classes = meta["store_config"], meta["classes"]
-            self.config_source: str | Path = f"{self.onnx / META} (store_config)"
-            self._generator = onnx_session(self.onnx / meta["files"]["generator"])
-            self._classifier = onnx_session(self.onnx / meta["files"]["classifier"])
+            self.store_config, self.classes = export.store_config, export.classes
+            self.config_source: str | Path = export.source
+            self._generator = onnx_session(export.path("generator"))
+            self._classifier = onnx_session(export.path("classifier"))
         else:
             self.trained = load_run(run)
             self.store_config, self.classes = self.trained.store_config, self.trained.classes
