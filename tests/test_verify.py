@@ -15,6 +15,7 @@ from conftest import TINY_TRAIN, write_clip
 
 from afgen import cli
 from afgen.config import ExtractConfig, VideoConfig
+from afgen.contracts.openstore import open_store
 from afgen.contracts.store import FeatureStore
 from afgen.contracts.storecheck import npy_problem
 from afgen.errors import AfgenError, RunError, StoreError, WriteError
@@ -22,7 +23,7 @@ from afgen.extraction.dataset import discover
 from afgen.extraction.extract import extract
 from afgen.learning.run_loader import load_run
 from afgen.learning.train import train
-from afgen.verify import open_packed, verify
+from afgen.verify import verify
 
 FAST = ExtractConfig(backbone="resnet18", weights="none", workers=0, batch_size=4, precision="fp32")
 SMALL = VideoConfig(height=32, width=32)
@@ -74,7 +75,7 @@ def test_damaged_feature_file_is_named_reported_and_repaired(clean, tmp_path, da
     shutil.copytree(clean / "clean", store)
     path = STORE_DAMAGE[damage](store)
     with pytest.raises(StoreError) as err:  # what `afgen train` and `afgen evaluate` open first
-        open_packed(store)
+        open_store(store)
     assert str(path) in str(err.value) and "afgen verify" in str(err.value)
     report = verify(store)
     assert [d.path for d in report.damage] == [path]
@@ -85,7 +86,7 @@ def test_damaged_feature_file_is_named_reported_and_repaired(clean, tmp_path, da
     assert (summary.done, summary.skipped) == (1, 2)  # exactly the damaged clip is redone
     assert verify(store).ok
     assert _npy_files(store) == _npy_files(clean / "clean")
-    open_packed(store)
+    open_store(store)
 
 
 def test_invalid_config_json_is_a_clear_error_and_repair_keeps_the_clips(clean, tmp_path, capsys):
@@ -132,12 +133,12 @@ def test_garbage_manifest_line_is_tolerated_reported_and_removed(clean, tmp_path
 def test_damaged_packed_view_is_named_and_rebuilt(clean, tmp_path):
     store = tmp_path / "store"
     shutil.copytree(clean / "clean", store)
-    open_packed(store)
+    open_store(store)
     _truncate(store / "packed/rgb.npy", 300)
     with pytest.raises(StoreError, match="packed/rgb.npy"):
-        open_packed(store)
+        open_store(store)
     verify(store, repair=True)
-    assert len(open_packed(store)) == 3
+    assert len(open_store(store).packed) == 3
 
 
 def test_extract_into_a_file_and_verify_of_a_non_store(clean, tmp_path, capsys):

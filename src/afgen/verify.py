@@ -25,11 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from afgen.contracts.modelfile import read_model_file
-from afgen.contracts.openstore import open_store
-from afgen.contracts.packed import PackedFeatures
-from afgen.contracts.runfolder import BUNDLE, OOF_DIR, SEEDS_FILE, load_checkpoint
-from afgen.contracts.store import CONFIG, FeatureStore, atomic_write_bytes
-from afgen.contracts.storecheck import REJECTED, Damage, StoreFiles, damage_error, store_damage
+from afgen.contracts.runfolder import BUNDLE, METRICS, OOF_DIR, PROVENANCE, SEEDS_FILE, load_checkpoint
+from afgen.contracts.store import CONFIG, MANIFEST, FeatureStore, atomic_write_bytes
+from afgen.contracts.storecheck import REJECTED, Damage, StoreFiles, store_damage
 from afgen.errors import AfgenError
 
 log = logging.getLogger(__name__)
@@ -91,19 +89,6 @@ def repair_store(report: Report) -> None:
         report.repaired.append("removed the damaged packed view (rebuilt by the next `afgen train`)")
 
 
-def require_intact_store(root: str | Path) -> None:
-    """The cheap store check, as one error naming the damaged files and the fix."""
-    report = check_store(root, deep=False)
-    if report.damage:
-        raise damage_error(report.root, report.damage)
-
-
-def open_packed(root: str | Path, check: bool = True) -> PackedFeatures:
-    """The packed view of a checked store (contracts.openstore.open_store, which pipelines use:
-    it also gives the config and the class order)."""
-    return open_store(root, check).packed
-
-
 # -- runs -------------------------------------------------------------------------------
 
 def check_run(root: str | Path) -> Report:
@@ -121,7 +106,7 @@ def check_run(root: str | Path) -> Report:
             report.damage.append(Damage(root / SEEDS_FILE, f"damaged ({exc})", fix))
             subs = sorted(p for p in root.glob("seed-*") if p.is_dir())
     for sub in subs:
-        for name in (BUNDLE, "provenance.json", "metrics.json"):
+        for name in (BUNDLE, PROVENANCE, METRICS):
             path = sub / name
             report.checked += 1
             if not path.is_file():
@@ -172,11 +157,11 @@ def verify(path: str | Path, repair: bool = False, deep: bool = True) -> Report:
     path = Path(path)
     if not path.is_dir():
         raise AfgenError("not a folder: give a feature store (from `afgen extract`) or a run (from `afgen train`)", path)
-    if (path / CONFIG).exists() or (path / "manifest.jsonl").exists():
+    if (path / CONFIG).exists() or (path / MANIFEST).exists():
         report = check_store(path, deep)
         if repair and report.damage:
             repair_store(report)
-    elif any((path / name).exists() for name in ("model.pt", "seeds.json", "provenance.json")) or any(
+    elif any((path / name).exists() for name in (BUNDLE, SEEDS_FILE, PROVENANCE)) or any(
             path.glob("*/checkpoints")) or any(path.glob("seed-*")):
         report = check_run(path)
         if repair and report.damage:

@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 
 from afgen.config import EvalConfig
+from afgen.contracts.openstore import open_store
 from afgen.contracts.packed import v_c
 from afgen.contracts.store import FeatureStore
 from afgen.learning.evaluate import evaluate
 from afgen.learning.method_registry import registry
 from afgen.learning.run_loader import load_run
-from afgen.verify import open_packed, verify
+from afgen.verify import verify
 
 PREMOVE = Path(__file__).parent.parent / "data" / "premove"
 
@@ -34,7 +35,7 @@ def test_the_old_store_verifies_and_opens(premove):
     store = FeatureStore(premove / "features")
     records = store.records("ok")
     assert len(records) == 12
-    packed = open_packed(premove / "features")
+    packed = open_store(premove / "features").packed
     i = packed.ids.index(records[0]["id"])
     np.testing.assert_array_equal(
         packed.v_c(i), v_c(np.asarray(store.load("rgb", records[0]["id"]), np.float32),

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
+from afgen.contracts.openstore import open_store
 from afgen.contracts.packed import PackedFeatures
 from afgen.errors import AfgenError
 from afgen.learning.batches import ClipSet, FrameAudio, collate
-from afgen.verify import open_packed
 
 D, A, BANDS = 2, 3, 2
 
@@ -88,7 +88,7 @@ def test_frame_audio_needs_a_store_with_per_frame_audio():
 
 @pytest.mark.parametrize("view", ["clip", "pooled frames", "frames"])
 def test_tensors_never_alias_the_memory_map(tiny_store, view):
-    packed = open_packed(tiny_store / "features")
+    packed = open_store(tiny_store / "features").packed
     if view != "clip":
         packed = FrameAudio(packed, pooled=view == "pooled frames")
     with_audio = [i for i in range(len(packed.ids)) if packed.has_audio()[i]]

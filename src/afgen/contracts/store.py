@@ -32,6 +32,7 @@ from afgen.errors import StoreError, repair_hint, write_failed
 
 MODALITIES = ("rgb", "flow", "audio", "audio_frames")
 CONFIG = "config.json"
+MANIFEST = "manifest.jsonl"
 #: config.json keys that must match for a rerun to add to the same store.
 SETTINGS_KEY = SETTINGS
 
@@ -103,7 +104,7 @@ class FeatureStore:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
-        self.manifest = Manifest(self.root / "manifest.jsonl")
+        self.manifest = Manifest(self.root / MANIFEST)
 
     @property
     def repair_hint(self) -> str:

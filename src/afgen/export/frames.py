@@ -19,6 +19,7 @@ import cv2
 
 from afgen.config import FlowConfig, VideoConfig
 from afgen.contracts.manifest import Manifest
+from afgen.contracts.store import MANIFEST
 from afgen.encoders.flows import iter_flow_images
 from afgen.errors import AfgenError
 from afgen.extraction.dataset import Clip, Dataset
@@ -91,7 +92,7 @@ def write_frames(
 ) -> FramesSummary:
     """Write the seed's RGB and flow JPEGs for every clip; finished clips are skipped on rerun."""
     out = Path(out)
-    manifest = Manifest(out / "manifest.jsonl")
+    manifest = Manifest(out / MANIFEST)
     names = _folder_names(dataset)
     finished = manifest.ids_with_status("ok")
     todo = [c for c in dataset.clips

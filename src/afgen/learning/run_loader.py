@@ -1,4 +1,4 @@
-"""A trained run's models, rebuilt from RUN/model.pt (see contracts/runfolder.py), in eval mode."""
+"""A trained run's models, rebuilt from RUN/model.pt (read by contracts/modelfile.py), in eval mode."""
 
 from __future__ import annotations
 

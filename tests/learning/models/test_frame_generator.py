@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from afgen.contracts.openstore import open_store
 from afgen.learning.batches import ClipSet, FrameAudio, collate
 from afgen.learning.models import FrameGenerator, masked_frame_mse, pool_frames
-from afgen.verify import open_packed
 
 
 def test_pooling_reads_only_the_valid_frames():
@@ -31,7 +31,7 @@ def test_the_frame_loss_ignores_padding_and_clips_without_audio():
 
 
 def test_the_frame_view_lines_audio_up_with_v_c(tiny_store):
-    packed = open_packed(tiny_store / "features")
+    packed = open_store(tiny_store / "features").packed
     seq, pooled = FrameAudio(packed, pooled=False), FrameAudio(packed, pooled=True)
     with_audio = [i for i in range(len(packed)) if packed.audio(i) is not None]
     without = [i for i in range(len(packed)) if packed.audio(i) is None]
