@@ -3,13 +3,9 @@ walks the table's detections, and the CLI's --layout choices come from the table
 
 from __future__ import annotations
 
-import importlib
-import typing
-
 import pytest
 
 from afgen.errors import DatasetError
-from afgen.extraction import layouts
 from afgen.extraction.dataset import discover
 from afgen.extraction.layouts import LAYOUTS, Found, Layout, detect_layout
 
@@ -59,7 +55,12 @@ def test_an_unknown_layout_names_the_choices(tmp_path):
 
 
 def test_the_cli_offers_the_tables_layouts_after_auto():
-    cli_app = importlib.import_module("afgen.cli.app")  # the module (afgen.cli.app is also the Typer app)
-    assert typing.get_args(cli_app.LayoutName) == ("auto", *LAYOUTS) == layouts.LAYOUT_NAMES
+    from typer.testing import CliRunner
+
+    from afgen.cli import app
+
+    shown = " ".join(CliRunner().invoke(app, ["extract", "--help"], terminal_width=400).output.split())
+    assert "<auto|" + "|".join(LAYOUTS) + ">" in shown
+    assert all(layout.help.split(" (")[0] in shown for layout in LAYOUTS.values())
     assert all(layout.read and layout.help for layout in LAYOUTS.values())
     assert [name for name, layout in LAYOUTS.items() if layout.detect is None] == ["folders"]  # one fallback
