@@ -1,6 +1,6 @@
-"""Each file format is parsed by the module that owns it (issue 28): model.pt's keys only in
-contracts/ (contracts/modelfile.py), the weights identity a store records only in
-encoders/weights.py. (config.json's sections: tests/contracts/test_storeconfig.py.)"""
+"""Each file format is parsed by the module that owns it (issue 28): config.json's sections,
+model.pt's keys and export.json's only in contracts/ (storeconfig.py, modelfile.py,
+exportfolder.py), the weights identity a store records only in encoders/weights.py."""
 
 from __future__ import annotations
 
@@ -61,3 +61,13 @@ EXPORT_KEYS = re.compile(r"""\[\s*["'](files|store_config|format)["']\s*\]|\.get
 def test_no_module_outside_contracts_indexes_export_json_by_hand():
     assert hand_parsers(EXPORT_KEYS, Path("contracts")) == {}, (
         "read an export folder's export.json through afgen.contracts.exportfolder.read_export")
+
+
+#: config.json's sections indexed by hand.
+CONFIG_SECTIONS = re.compile(r"""\[\s*["'](settings|extract|dataset)["']\s*\]|\.get\(\s*["'](settings|extract|dataset)["']""")
+
+
+def test_no_module_outside_contracts_indexes_config_json_by_hand():
+    """Its sections are read through StoreConfig and laid out by new_store_config (contracts/storeconfig.py)."""
+    assert hand_parsers(CONFIG_SECTIONS, Path("contracts")) == {}, (
+        "read config.json through afgen.contracts.storeconfig.StoreConfig")

@@ -5,10 +5,8 @@ and no module outside contracts/ indexes the file's sections by hand."""
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
-import afgen
 from afgen.contracts.store import FeatureStore
 from afgen.contracts.storeconfig import StoreConfig
 
@@ -36,19 +34,3 @@ def test_the_class_order_is_the_datasets_then_the_rest_sorted():
     assert config.classes_of(["beta", "alpha", None, "zeta", "aaa", "alpha"]) == ["zeta", "alpha", "aaa", "beta"]
     assert StoreConfig({"settings": {}}).classes_of(["b", "a"]) == ["a", "b"]
     assert config.visual_ceiling == 0.75
-
-
-def test_no_module_outside_contracts_indexes_config_json_by_hand():
-    """The sections are read through StoreConfig and laid out by new_store_config, both in
-    contracts/storeconfig.py: no exemption."""
-    src = Path(afgen.__file__).parent
-    pattern = re.compile(r"""\[\s*["'](settings|extract|dataset)["']\s*\]|\.get\(\s*["'](settings|extract|dataset)["']""")
-    found = {}
-    for path in sorted(src.rglob("*.py")):
-        rel = path.relative_to(src)
-        if rel.parts[0] == "contracts":
-            continue
-        hits = [n for n, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
-        if hits:
-            found[str(rel)] = hits
-    assert found == {}, f"read config.json through afgen.contracts.storeconfig.StoreConfig: {found}"

@@ -59,6 +59,11 @@ def write_model_file(run: Path, model_file: ModelFile) -> Path:
     return run / BUNDLE
 
 
+def _rebuild(run: Path) -> str:
+    """The fix for a damaged model.pt: resume the run, which writes it anew."""
+    return repair_hint(run, f"`afgen train FEATURES {run} --resume` to rebuild it")
+
+
 def load_bundle(path: Path) -> dict:
     """RUN/model.pt as torch.load gives it (weights_only); a missing, damaged or outdated one is
     a RunError naming it and the fix."""
@@ -71,8 +76,7 @@ def load_bundle(path: Path) -> dict:
     try:
         bundle = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad zip/pickle
-        raise damaged(path, exc, repair_hint(run, f"`afgen train FEATURES {run} --resume` "
-                                 "to rebuild it")) from None
+        raise damaged(path, exc, _rebuild(run)) from None
     if not isinstance(bundle, dict) or bundle.get("format") not in READABLE_BUNDLE_FORMATS:
         raise RunError("this run was trained by an older afgen (model.pt format 1) or is not a model bundle; "
                        "retrain it with `afgen train`", path)
@@ -89,8 +93,7 @@ def read_model_file(path: Path) -> ModelFile:
                          format=int(bundle["format"]), tokens=list(bundle.get("tokens", ())),
                          frame_models=list(bundle.get("frame_models", ())))
     except (KeyError, TypeError, ValueError) as exc:
-        raise damaged(path, exc, repair_hint(path.parent, f"`afgen train FEATURES {path.parent} --resume` "
-                                 "to rebuild it")) from None
+        raise damaged(path, exc, _rebuild(path.parent)) from None
 
 
 __all__ = ["BUNDLE", "BUNDLE_FORMAT", "READABLE_BUNDLE_FORMATS", "ModelFile", "load_bundle", "read_model_file",
