@@ -99,17 +99,17 @@ class FakeClock:
         return self.now
 
 
-def _two_cores(clock, rates, workers=None, threads=None, key=None, clips=30):
+def _two_cores(clock, rates, workers=None, threads=None, key=None, clips=30, cores=2):
     """A 2-core run whose model split is 1 + 1 (producers 0.88 of the cores), its first check
     after 3 clips, then `clips` clips of 35 images, each taking 35 / rates[split] wall seconds."""
-    b = Balancer(2, 0.0053, "stub", workers, threads, prior=0.0042, after=3, most=48, split_key=key, clock=clock)
+    b = Balancer(cores, 0.0053, "stub", workers, threads, prior=0.0042, after=3, most=48, split_key=key, clock=clock)
     for _ in range(3):
         b.observe(0.0042 * 35, 35)
     tried, images = [], 0
     for _ in range(clips):
         tried.append((b.split.producers, b.split.threads))
         images += 35
-        clock.now += 35 / rates[tried[-1]]
+        clock.now += 35 / rates.get(tried[-1], 100.0)
         b.finished(images)
     return b, list(dict.fromkeys(tried))
 
@@ -152,6 +152,8 @@ def test_workers_given_only_the_threads_are_tried():
     b, tried = _two_cores(FakeClock(), {**RATES, (1, 2): 500.0}, workers=2)  # 1 + 2 would win: not tried
     assert tried == [(2, 1), (2, 2)] and (b.split.producers, b.split.threads) == (2, 2)
     assert "(--workers)" in b.split.reason and "chosen by trial" in b.split.reason
+    four, tried = _two_cores(FakeClock(), {(3, 4): 500.0, (2, 4): 200.0}, workers=2, cores=4)
+    assert tried == [(2, 3), (2, 4)] and (four.split.producers, four.split.threads) == (2, 4)  # 3 + 4 never run
     threads, tried = _two_cores(FakeClock(), RATES, threads=1)
     assert tried == [(1, 1), (2, 1)] and (threads.split.producers, threads.split.threads) == (1, 1)
     both, tried = _two_cores(FakeClock(), RATES, workers=1, threads=1)
