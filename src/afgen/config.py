@@ -44,7 +44,7 @@ DEFAULT_WORKERS = max(1, (os.cpu_count() or 2) - 1)  #: Producers before anythin
 PRODUCER_COST_PRIOR = 0.0095  #: Producer core-s per image until clips measure it (Farneback, 224 px: 0.33 per clip).
 BALANCE_AFTER_CLIPS = 3  #: The cores' split is re-checked after this many clips, then at 2x, 4x, ... as many.
 SPLIT_TRIAL = True  #: After that first check, the neighbouring splits are tried on the run's clips; the fastest kept.
-SPLIT_TRIAL_CLIPS = (1, 2)  #: Per split tried: clips skipped after the switch (it settles), then clips timed.
+SPLIT_TRIAL_CLIPS = (1, 4)  #: Per split tried: clips skipped after the switch (it settles), then clips timed.
 
 
 def cache_dir() -> Path:

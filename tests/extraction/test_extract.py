@@ -420,6 +420,7 @@ def test_the_split_is_chosen_by_trial_on_the_runs_clips_and_remembered(tmp_path,
 
     import torch
 
+    import afgen.config
     from afgen.config import CACHE_DIR_ENV
 
     threads = torch.get_num_threads()
@@ -427,6 +428,7 @@ def test_the_split_is_chosen_by_trial_on_the_runs_clips_and_remembered(tmp_path,
     monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
     _stub_backbone_speed(monkeypatch, 1e6)
     made = _fake_wall_clock(monkeypatch, rates)
+    monkeypatch.setattr(afgen.config, "SPLIT_TRIAL_CLIPS", (1, 2))
     import afgen.extraction.engines.local as local_engine
 
     applied, real_set_threads = [], local_engine.set_threads

@@ -133,8 +133,11 @@ def test_a_trial_keeps_the_models_split_when_it_is_the_fastest():
     assert "1+1 3.43 clips/s" in b.split.reason
 
 
-def test_a_trial_skips_a_clip_after_each_switch_and_waits_for_new_processes_to_start():
+def test_a_trial_skips_a_clip_after_each_switch_and_waits_for_new_processes_to_start(monkeypatch):
     """The settling clip's time never counts: a slow first clip after a switch changes nothing."""
+    import afgen.config
+
+    monkeypatch.setattr(afgen.config, "SPLIT_TRIAL_CLIPS", (1, 2))
     clock = FakeClock()
     b = Balancer(2, 0.0053, "stub", prior=0.0042, after=3, most=48, clock=clock)
     for _ in range(3):
@@ -182,7 +185,7 @@ def test_no_trial_when_it_is_off_or_the_run_is_too_short(monkeypatch):
     b = Balancer(2, 0.0053, "stub", prior=0.0042, after=3, most=10, clock=FakeClock())
     for _ in range(3):
         b.observe(0.0042 * 35, 35)
-    assert b.trial is None  # 7 clips left, 12 needed
+    assert b.trial is None  # 7 clips left, 4 x (1 + 4) needed
     monkeypatch.setattr(afgen.config, "SPLIT_TRIAL", False)
     _, tried = _two_cores(FakeClock(), RATES)
     assert tried == [(1, 1)]
