@@ -189,3 +189,28 @@ def test_no_trial_when_it_is_off_or_the_run_is_too_short(monkeypatch):
     monkeypatch.setattr(afgen.config, "SPLIT_TRIAL", False)
     _, tried = _two_cores(FakeClock(), RATES)
     assert tried == [(1, 1)]
+
+
+def test_a_trial_the_run_would_end_in_keeps_the_fastest_so_far_and_is_not_remembered(tmp_path, monkeypatch):
+    """24 clips: 3, then 4 splits x 5 would fit, but a process that starts slowly costs two: the
+    last split is not tried, the fastest of the others is kept, and nothing is remembered."""
+    from afgen.config import CACHE_DIR_ENV
+    from afgen.extraction.engines.balance import SPLIT_FILE, _remembered, cost_key
+
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path))
+    clock, key = FakeClock(), cost_key({"run": "short"})
+    b = Balancer(2, 0.0053, "stub", prior=0.0042, after=3, most=24, split_key=key, clock=clock)
+    images = 0
+    for _ in range(3):
+        images += 35
+        b.finished(images)
+        b.observe(0.0042 * 35, 35)
+    tried = []
+    for i in range(21):
+        tried.append((b.split.producers, b.split.threads))
+        images += 35
+        clock.now += 35 / RATES[tried[-1]]
+        b.finished(images, settled=i not in (5, 6))  # the first two clips of 1 + 2 wait for nothing: say so
+    assert list(dict.fromkeys(tried)) == [(1, 1), (1, 2), (2, 2)] and b.trial.done
+    assert (b.split.producers, b.split.threads) == (2, 2) and "cut short by the end of the run" in b.split.reason
+    assert _remembered(SPLIT_FILE, key) is None

@@ -179,6 +179,15 @@ class SplitTrial:
     def winner(self) -> tuple[int, int]:
         return max(self.rates, key=self.rates.__getitem__)
 
+    def needed(self) -> int:
+        """Clips the split on trial still needs (at least; more while a process starts)."""
+        if self.skipped < self.settle:
+            return self.settle - self.skipped + self.window
+        return self.window - self.timed
+
+    def stop(self) -> None:
+        self.index = len(self.candidates)
+
     def clip_finished(self, images: int, settled: bool = True) -> tuple[int, int] | None:
         """A clip's features are done, `images`: the backbone's images so far; `settled`: every
         producer process of this split has started. The split to switch to when this one's
@@ -226,6 +235,7 @@ class Balancer:
         self.rebalanced = 0
         self.history = ""  # the last re-balance, said in the reason
         self.trial: SplitTrial | None = None
+        self.finished_clips = 0  # clips through the backbone
         self.model: Split | None = None  # the cost model's split a trial started from
         self.tried = ""  # a trial's result, once there is one (this run's or remembered)
         if earlier is not None:
@@ -298,10 +308,15 @@ class Balancer:
     def finished(self, images: int, settled: bool = True) -> Split | None:
         """A clip's features are done (`images`: the backbone's so far; `settled`: every producer
         process has started): during a trial, the split to switch to when one's window is over."""
+        self.finished_clips += 1
         trial = self.trial
         if trial is None or trial.done:
             return None
         to = trial.clip_finished(images, settled)
+        cut = not trial.done and self.most is not None and self.most - self.finished_clips < trial.needed()
+        if cut:  # the run ends before this split's window would: the fastest so far
+            trial.stop()
+            to = trial.winner() if trial.rates else (self.model.producers, self.model.threads)
         if to is None:
             return None
         before = (self.split.producers, self.split.threads)
@@ -312,8 +327,9 @@ class Balancer:
         ranked = sorted(trial.rates.items(), key=lambda kv: -kv[1])
         rates = ", ".join(f"{p}+{t} {r / per_clip:.2f}{' clips/s' if i == 0 else ''}"
                           for i, ((p, t), r) in enumerate(ranked))
-        if self.split_key is not None:
+        if self.split_key is not None and not cut:
             _remember(SPLIT_FILE, self.split_key, {"producers": to[0], "threads": to[1], "rates": rates})
-        self.tried = f"chosen by trial ({trial.window} clips each): {rates}"
+        self.tried = (f"chosen by trial ({trial.window} clips each{', cut short by the end of the run' if cut else ''})"
+                      f": {rates or 'none timed'}")
         self.split = Split(*to, f"{self._won_text(*to)}; the cost model said {self.model.reason}")
         return self.split if to != before else None
