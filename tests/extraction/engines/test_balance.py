@@ -191,9 +191,9 @@ def test_no_trial_when_it_is_off_or_the_run_is_too_short(monkeypatch):
     assert tried == [(1, 1)]
 
 
-def test_a_trial_the_run_would_end_in_keeps_the_fastest_so_far_and_is_not_remembered(tmp_path, monkeypatch):
+def test_a_trial_the_run_would_end_in_keeps_the_fastest_so_far_and_the_next_run_starts_there(tmp_path, monkeypatch):
     """24 clips: 3, then 4 splits x 5 would fit, but a process that starts slowly costs two: the
-    last split is not tried, the fastest of the others is kept, and nothing is remembered."""
+    last split is not tried, the fastest of the others is kept, and the next run starts at it."""
     from afgen.config import CACHE_DIR_ENV
     from afgen.extraction.engines.balance import SPLIT_FILE, _remembered, cost_key
 
@@ -213,4 +213,7 @@ def test_a_trial_the_run_would_end_in_keeps_the_fastest_so_far_and_is_not_rememb
         b.finished(images, settled=i not in (5, 6))  # the first two clips of 1 + 2 wait for nothing: say so
     assert list(dict.fromkeys(tried)) == [(1, 1), (1, 2), (2, 2)] and b.trial.done
     assert (b.split.producers, b.split.threads) == (2, 2) and "cut short by the end of the run" in b.split.reason
-    assert _remembered(SPLIT_FILE, key) is None
+    assert _remembered(SPLIT_FILE, key)["producers"] == 2
+    later = Balancer(2, 0.0053, "stub", prior=0.0042, after=3, most=24, split_key=key, clock=clock)
+    assert (later.split.producers, later.split.threads) == (2, 2)
+    assert "earlier run here: 2+2 3.14 clips/s, 1+2 2.86, 1+1 2.71 (1 split(s) untried: that run ended)" in later.split.reason

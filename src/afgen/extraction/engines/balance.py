@@ -327,8 +327,9 @@ class Balancer:
         ranked = sorted(trial.rates.items(), key=lambda kv: -kv[1])
         rates = ", ".join(f"{p}+{t} {r / per_clip:.2f}{' clips/s' if i == 0 else ''}"
                           for i, ((p, t), r) in enumerate(ranked))
-        if self.split_key is not None and not cut:
-            _remember(SPLIT_FILE, self.split_key, {"producers": to[0], "threads": to[1], "rates": rates})
+        if self.split_key is not None and trial.rates:  # cut short: the next run starts at the best timed, untried
+            _remember(SPLIT_FILE, self.split_key, {"producers": to[0], "threads": to[1], "rates": rates + (
+                f" ({len(trial.candidates) - len(trial.rates)} split(s) untried: that run ended)" if cut else "")})
         self.tried = (f"chosen by trial ({trial.window} clips each{', cut short by the end of the run' if cut else ''})"
                       f": {rates or 'none timed'}")
         self.split = Split(*to, f"{self._won_text(*to)}; the cost model said {self.model.reason}")
