@@ -394,6 +394,63 @@ def test_the_split_is_rebalanced_when_the_first_clips_measure_the_producers(tmp_
             assert (tmp_path / "f" / mod / f"{cid}.npy").read_bytes() == (tmp_path / "one" / mod / f"{cid}.npy").read_bytes()
 
 
+def _fake_wall_clock(monkeypatch, rates: dict) -> list:
+    """The balancer local.py makes gets a clock on which each clip the backbone finishes takes
+    1 / rates[split] seconds of the split running then; returns the balancers made."""
+    import afgen.extraction.engines.local as local_engine
+    from afgen.extraction.engines.balance import Balancer
+
+    made, now = [], [0.0]
+
+    def clock() -> float:
+        now[0] += 1.0 / rates[(made[-1].split.producers, made[-1].split.threads)]
+        return now[0]
+
+    monkeypatch.setattr(local_engine, "Balancer", lambda *a, **k: made.append(Balancer(*a, clock=clock, **k)) or made[-1])
+    return made
+
+
+@pytest.mark.parametrize("rates,won", [({(2, 1): 1.0, (2, 2): 2.0}, (2, 2)), ({(2, 1): 2.0, (2, 2): 1.0}, (2, 1))])
+def test_the_split_is_chosen_by_trial_on_the_runs_clips_and_remembered(tmp_path, clip_factory, monkeypatch, rates,
+                                                                      won):
+    """Issue 29: on 2 cores a backbone measured fast gets 2 producers + 1 thread from the cost model;
+    the run then tries 2 + 2 on its own clips and keeps whichever the (fake) wall clock says is
+    faster, with the same bytes as one process; the next run with these settings starts there."""
+    import os
+
+    import torch
+
+    import afgen.config
+    from afgen.config import CACHE_DIR_ENV
+
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
+    _stub_backbone_speed(monkeypatch, 1e6)
+    made = _fake_wall_clock(monkeypatch, rates)
+    monkeypatch.setattr(afgen.config, "SPLIT_TRIAL_CLIPS", (1, 2))
+    import afgen.extraction.engines.local as local_engine
+
+    applied, real_set_threads = [], local_engine.set_threads
+    monkeypatch.setattr(local_engine, "set_threads", lambda b, n: applied.append(n) or real_set_threads(b, n))
+    ds = _n_clips(tmp_path, clip_factory, 10)  # 3 clips, then 2 splits x (1 settling + 2 timed)
+    cfg = replace(FAST, workers=None, runtime="torch")
+    try:
+        summary = extract(ds, tmp_path / "f", cfg, SMALL, show_progress=False)
+        assert summary.done == 10 and made[-1].trial.done and set(made[-1].trial.rates) == {(2, 1), (2, 2)}
+        said = f"{won[0]} producer processes, {won[1]} backbone thread{'s' if won[1] > 1 else ''} on 2 cores, chosen by"
+        assert said in summary.split and f"{won[0]}+{won[1]} " in summary.split.split("clips each): ")[1][:5]
+        assert applied[0] == 1 and 2 in applied and applied[-1] == won[1]  # the backbone ran each, ends on the winner
+        again = extract(ds, tmp_path / "g", cfg, SMALL, show_progress=False)
+        assert made[-1].trial is None and f"{said} trial in an earlier run here" in again.split
+    finally:
+        torch.set_num_threads(threads)
+    extract(ds, tmp_path / "one", replace(FAST, runtime="torch"), SMALL, show_progress=False)  # in-process
+    for cid in [c.id for c in ds.clips]:
+        for mod in ("rgb", "flow"):
+            assert (tmp_path / "f" / mod / f"{cid}.npy").read_bytes() == (tmp_path / "one" / mod / f"{cid}.npy").read_bytes()
+
+
 def test_a_first_ever_auto_run_writes_the_bytes_of_a_run_chosen_from_the_cache(tmp_path, clip_factory, monkeypatch):
     """Issue 29, point 2: the machine's first `--runtime auto` run measures the runtimes (quickly)
     and keeps features from the chosen runtime only: its store equals a later run's, whose

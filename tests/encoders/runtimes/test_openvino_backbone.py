@@ -38,6 +38,39 @@ def test_openvino_features_match_torch_and_survive_pickling():
     np.testing.assert_allclose(again(np.zeros((1, 3, 40, 40), np.float32)), ov.exported(np.zeros((1, 3, 40, 40), np.float32)))
 
 
+def test_a_rebuild_to_a_thread_count_used_just_before_reuses_its_compiled_model(monkeypatch):
+    """A trial of splits (engines/balance.py) moves the backbone between two thread counts: the
+    graph is converted once, each count compiled once (the last two kept)."""
+    import openvino as ov
+
+    from afgen.encoders.runtimes.openvino import OpenVinoBackbone
+
+    graph = build_backbone("resnet18", "none", "cpu", "fp32", 4, runtime="openvino").exported.graph
+    converted, threads = [], torch.get_num_threads()
+    real = ov.convert_model
+    monkeypatch.setattr(ov, "convert_model", lambda *a, **k: converted.append(1) or real(*a, **k))
+    try:
+        torch.set_num_threads(1)
+        ovb = OpenVinoBackbone(graph)  # from the bytes: no cached graph
+        one = ovb.compiled
+        torch.set_num_threads(2)
+        ovb.rebuild()
+        two = ovb.compiled
+        torch.set_num_threads(1)
+        ovb.rebuild()
+        assert ovb.compiled is one and ovb.threads == 1 and len(converted) == 1
+        torch.set_num_threads(3)
+        ovb.rebuild()
+        torch.set_num_threads(1)
+        ovb.rebuild()
+        assert ovb.compiled is one  # 1 used last but one: kept
+        torch.set_num_threads(2)
+        ovb.rebuild()
+        assert ovb.compiled is not two and len(converted) == 1  # 2 was dropped: compiled again
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_openvino_is_refused_where_it_cannot_run():
     with pytest.raises(AfgenError, match="on the CPU"):
         resolve_runtime("openvino", torch.device("cuda"), "fp32")

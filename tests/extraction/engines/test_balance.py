@@ -45,9 +45,13 @@ def test_workers_and_threads_given_are_kept():
     assert split(8, FAST_BACKBONE, PRODUCERS, workers=0).threads == 8  # in-process producers
 
 
-def test_the_split_follows_the_measured_producer_cost_after_the_first_clips():
+def test_the_split_follows_the_measured_producer_cost_after_the_first_clips(monkeypatch):
     """The prior says the producers are cheap; the first clips measure them 10x dearer: the
-    balancer moves cores to them once, then keeps the split while the cost stays."""
+    balancer moves cores to them once, then keeps the split while the cost stays (the cost
+    model alone: no trial of splits)."""
+    import afgen.config
+
+    monkeypatch.setattr(afgen.config, "SPLIT_TRIAL", False)
     b = Balancer(8, 0.01, "stub", prior=0.001, after=3)
     assert (b.split.producers, b.split.threads) == (1, 7) and "assumed" in b.split.reason  # 7.3 cores: 7
     assert b.observe(0.35, 35) is None and b.observe(0.35, 35) is None  # 2 clips: not yet
@@ -83,3 +87,133 @@ def test_a_later_run_starts_from_the_cost_an_earlier_one_measured(tmp_path, monk
     assert "measured on 3 clips of an earlier run here" in later.split.reason
     other = Balancer(8, 0.01, "stub", key=cost_key({"flow": "dis"}))
     assert "assumed" in other.split.reason  # other settings: their own cost
+
+
+class FakeClock:
+    """Wall seconds as a test says they pass."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _two_cores(clock, rates, workers=None, threads=None, key=None, clips=30, cores=2):
+    """A 2-core run whose model split is 1 + 1 (producers 0.88 of the cores), its first check
+    after 3 clips, then `clips` clips of 35 images, each taking 35 / rates[split] wall seconds."""
+    b = Balancer(cores, 0.0053, "stub", workers, threads, prior=0.0042, after=3, most=48, split_key=key, clock=clock)
+    for _ in range(3):
+        b.observe(0.0042 * 35, 35)
+    tried, images = [], 0
+    for _ in range(clips):
+        tried.append((b.split.producers, b.split.threads))
+        images += 35
+        clock.now += 35 / rates.get(tried[-1], 100.0)
+        b.finished(images)
+    return b, list(dict.fromkeys(tried))
+
+
+RATES = {(1, 1): 95.0, (1, 2): 100.0, (2, 1): 90.0, (2, 2): 110.0}  # img/s: 2 + 2 the fastest
+
+
+def test_a_trial_of_the_neighbouring_splits_keeps_the_fastest_and_says_so():
+    """Issue 29: the cost model says 1 + 1 on 2 cores; measured, 2 + 2 runs the pipeline fastest."""
+    b, tried = _two_cores(FakeClock(), RATES)
+    assert tried == [(1, 1), (1, 2), (2, 2), (2, 1)]  # the extra producer process starts once
+    assert (b.split.producers, b.split.threads) == (2, 2) and b.trial.done
+    assert "2 producer processes, 2 backbone threads on 2 cores, chosen by trial" in b.split.reason
+    assert "2+2 3.14 clips/s, 1+2 2.86, 1+1 2.71, 2+1 2.57" in b.split.reason  # 35 images per clip
+    assert "the cost model said 1 producer process, 1 backbone thread" in b.split.reason
+
+
+def test_a_trial_keeps_the_models_split_when_it_is_the_fastest():
+    b, tried = _two_cores(FakeClock(), {**RATES, (1, 1): 120.0})
+    assert len(tried) == 4 and (b.split.producers, b.split.threads) == (1, 1)
+    assert "1+1 3.43 clips/s" in b.split.reason
+
+
+def test_a_trial_skips_a_clip_after_each_switch_and_waits_for_new_processes_to_start(monkeypatch):
+    """The settling clip's time never counts: a slow first clip after a switch changes nothing."""
+    import afgen.config
+
+    monkeypatch.setattr(afgen.config, "SPLIT_TRIAL_CLIPS", (1, 2))
+    clock = FakeClock()
+    b = Balancer(2, 0.0053, "stub", prior=0.0042, after=3, most=48, clock=clock)
+    for _ in range(3):
+        b.observe(0.0042 * 35, 35)
+    assert b.finished(35, settled=False) is None and b.finished(70, settled=False) is None
+    clock.now += 100.0  # the settling clip: slow
+    assert b.finished(105) is None
+    clock.now += 1.0
+    assert b.finished(140) is None
+    clock.now += 1.0
+    assert b.finished(175) is not None and b.trial.rates == {(1, 1): 35.0}
+
+
+def test_workers_given_only_the_threads_are_tried():
+    b, tried = _two_cores(FakeClock(), {**RATES, (1, 2): 500.0}, workers=2)  # 1 + 2 would win: not tried
+    assert tried == [(2, 1), (2, 2)] and (b.split.producers, b.split.threads) == (2, 2)
+    assert "(--workers)" in b.split.reason and "chosen by trial" in b.split.reason
+    four, tried = _two_cores(FakeClock(), {(3, 4): 500.0, (2, 4): 200.0}, workers=2, cores=4)
+    assert tried == [(2, 3), (2, 4)] and (four.split.producers, four.split.threads) == (2, 4)  # 3 + 4 never run
+    threads, tried = _two_cores(FakeClock(), RATES, threads=1)
+    assert tried == [(1, 1), (2, 1)] and (threads.split.producers, threads.split.threads) == (1, 1)
+    both, tried = _two_cores(FakeClock(), RATES, workers=1, threads=1)
+    assert tried == [(1, 1)] and both.trial is None
+
+
+def test_a_remembered_winner_starts_the_next_run_without_a_trial(tmp_path, monkeypatch):
+    from afgen.config import CACHE_DIR_ENV
+    from afgen.extraction.engines.balance import cost_key
+
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path))
+    key = cost_key({"backbone": "efficientnet_lite0"})
+    first, _ = _two_cores(FakeClock(), RATES, key=key)
+    later = Balancer(2, 0.0053, "stub", prior=0.0042, after=3, most=48, split_key=key, clock=FakeClock())
+    assert (later.split.producers, later.split.threads) == (2, 2)  # from the start
+    assert "chosen by trial in an earlier run here: 2+2 3.14 clips/s" in later.split.reason
+    _, tried = _two_cores(FakeClock(), {**RATES, (1, 1): 500.0}, key=key)
+    assert tried == [(2, 2)]  # no trial: 1 + 1, now the fastest, is never run
+    other, tried = _two_cores(FakeClock(), RATES, key=cost_key({"backbone": "resnet18"}))
+    assert tried[0] == (1, 1) and len(tried) == 4  # another backbone: its own trial
+
+
+def test_no_trial_when_it_is_off_or_the_run_is_too_short(monkeypatch):
+    import afgen.config
+
+    b = Balancer(2, 0.0053, "stub", prior=0.0042, after=3, most=10, clock=FakeClock())
+    for _ in range(3):
+        b.observe(0.0042 * 35, 35)
+    assert b.trial is None  # 7 clips left, 4 x (1 + 4) needed
+    monkeypatch.setattr(afgen.config, "SPLIT_TRIAL", False)
+    _, tried = _two_cores(FakeClock(), RATES)
+    assert tried == [(1, 1)]
+
+
+def test_a_trial_the_run_would_end_in_keeps_the_fastest_so_far_and_the_next_run_starts_there(tmp_path, monkeypatch):
+    """24 clips: 3, then 4 splits x 5 would fit, but a process that starts slowly costs two: the
+    last split is not tried, the fastest of the others is kept, and the next run starts at it."""
+    from afgen.config import CACHE_DIR_ENV
+    from afgen.extraction.engines.balance import SPLIT_FILE, _remembered, cost_key
+
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path))
+    clock, key = FakeClock(), cost_key({"run": "short"})
+    b = Balancer(2, 0.0053, "stub", prior=0.0042, after=3, most=24, split_key=key, clock=clock)
+    images = 0
+    for _ in range(3):
+        images += 35
+        b.finished(images)
+        b.observe(0.0042 * 35, 35)
+    tried = []
+    for i in range(21):
+        tried.append((b.split.producers, b.split.threads))
+        images += 35
+        clock.now += 35 / RATES[tried[-1]]
+        b.finished(images, settled=i not in (5, 6))  # the first two clips of 1 + 2 wait for nothing: say so
+    assert list(dict.fromkeys(tried)) == [(1, 1), (1, 2), (2, 2)] and b.trial.done
+    assert (b.split.producers, b.split.threads) == (2, 2) and "cut short by the end of the run" in b.split.reason
+    assert _remembered(SPLIT_FILE, key)["producers"] == 2
+    later = Balancer(2, 0.0053, "stub", prior=0.0042, after=3, most=24, split_key=key, clock=clock)
+    assert (later.split.producers, later.split.threads) == (2, 2)
+    assert "earlier run here: 2+2 3.14 clips/s, 1+2 2.86, 1+1 2.71 (1 split(s) untried: that run ended)" in later.split.reason

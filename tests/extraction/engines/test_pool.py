@@ -41,7 +41,18 @@ def _pool(messages: list[tuple]) -> ProducerPool:
     pool = object.__new__(ProducerPool)
     pool.jobs, pool.results, pool.procs = queue.Queue(), _SlowResults(messages), {0: _Alive()}
     pool.retiring, pool.exited, pool.running, pool.ended = 0, set(), False, False
+    pool.started = set()
     return pool
+
+
+def test_the_pool_is_settled_once_every_process_has_taken_a_clip():
+    """A trial of splits (balance.py) times nothing while a process is still warming up."""
+    clips = [Clip("a", Path("a.mp4"), "x", None, "a.mp4")]
+    pool = _pool([("start", "a", 0), ("images", "a", "chunk", 0), ("done", "a", {"t": 1}, {}), ("exit", None, 0)])
+    messages = pool.messages(clips, Stats())
+    assert not pool.settled
+    assert next(messages)[0] == "images" and pool.settled
+    list(messages)
 
 
 def test_waiting_before_the_first_message_is_start_up_and_after_it_is_waiting():

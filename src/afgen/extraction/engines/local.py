@@ -20,10 +20,10 @@ from afgen.config import DEFAULT_WORKERS, ExtractConfig, VideoConfig
 from afgen.encoders.backbones import Backbone, set_threads
 from afgen.encoders.devices import for_device, resolve_device, resolve_precision
 from afgen.encoders.runtime_choice import choose_runtime, measured_speed
-from afgen.extraction.assemble import Assembler
+from afgen.extraction.assemble import Assembler, ClipFeatures
 from afgen.extraction.dataset import Clip
 from afgen.extraction.engines import Event, Stats
-from afgen.extraction.engines.balance import Balancer, cost_key
+from afgen.extraction.engines.balance import Balancer, Split, cost_key
 from afgen.extraction.engines.interface import Job, Plan, Request, requested_runtime
 from afgen.extraction.engines.pool import ProducerPool, producer_settings, start_producers
 from afgen.extraction.producer import Settings, produce
@@ -81,7 +81,10 @@ def _balancer(chosen: Plan, cfg: ExtractConfig, request: Request, device: torch.
         cost = threads / trial.images_per_s
         how = f"{trial.label} at {trial.images_per_s:.1f} img/s on {threads} thread{'s' if threads != 1 else ''}"
     workers = None if cfg.workers is None else min(cfg.workers, n_clips)
-    return Balancer(cores, cost, how, workers, cfg.threads, most=n_clips, key=cost_key(asdict(settings)))
+    backbone = {"backbone": ran.backbone, "runtime": ran.runtime, "precision": ran.precision,
+                "batch": ran.batch_for(device), "cores": cores, "workers": cfg.workers, "threads": cfg.threads}
+    return Balancer(cores, cost, how, workers, cfg.threads, most=n_clips, key=cost_key(asdict(settings)),
+                    split_key=cost_key({**asdict(settings), **backbone}))
 
 
 def _choose_runtime(cfg: ExtractConfig, settings: Settings, stored: dict | None, video: VideoConfig,
@@ -112,6 +115,7 @@ def run(todo: list[Clip], job: Job) -> Iterator[Event]:
     of the cores (balance.py), re-checked from the producers' cost as clips finish; without one,
     the backbone gets the cores the producers leave. `job.stats` collects where the time went."""
     cfg, settings, backbone, flow, stats = job.cfg, job.settings, job.backbone, job.raft, job.stats
+    callers_threads = torch.get_num_threads()  # put back at the end: a library caller's (predict's)
     pool = job.plan.pool if job.plan is not None else None
     balancer = job.plan.balancer if job.plan is not None else None
     workers = balancer.split.producers if balancer is not None else initial_workers(cfg)
@@ -125,21 +129,30 @@ def run(todo: list[Clip], job: Job) -> Iterator[Event]:
         configure_threads(pool.workers if pool is not None else 0)
     assembler = Assembler(backbone, flow)
     messages = pool.messages(todo, stats) if pool is not None else _in_process(todo, settings)
+    trying = balancer is not None and pool is not None
+
+    def done(features: Iterator[ClipFeatures]) -> Iterator[Event]:
+        for f in features:
+            yield ("done", f.clip_id, f)
+            if trying:  # a trial of splits times the backbone's images per wall second
+                _apply(balancer, balancer.finished(assembler.images, pool.settled), pool, backbone, stats)
+
     try:
         for message in messages:
             kind, clip_id = message[0], message[1]
             if kind == "images":
-                yield from (("done", f.clip_id, f) for f in assembler.add(clip_id, message[2], message[3]))
+                yield from done(assembler.add(clip_id, message[2], message[3]))
             elif kind == "done":
-                if balancer is not None and pool is not None:
+                if trying:
                     _rebalance(balancer, message[2], pool, backbone, stats)
-                yield from (("done", f.clip_id, f) for f in assembler.finish(clip_id, message[2], message[3]))
+                yield from done(assembler.finish(clip_id, message[2], message[3]))
             elif kind == "failed":
                 assembler.drop(clip_id)
                 yield ("failed", clip_id, message[2], message[3])
-        yield from (("done", f.clip_id, f) for f in assembler.flush())
+        yield from done(assembler.flush())
     finally:
         stats.backbone_seconds += assembler.seconds
+        torch.set_num_threads(callers_threads)
         if own:
             pool.close()
 
@@ -152,7 +165,12 @@ def _in_process(clips: list[Clip], settings: Settings) -> Iterator[tuple]:
 def _rebalance(balancer: Balancer, meta: dict, pool: ProducerPool, backbone: Backbone, stats: Stats) -> None:
     """Count a finished clip's producer cost; apply the split when the measurement changed it."""
     frames = meta.get("t") or 0
-    new = balancer.observe(meta.get("cpu_seconds"), 2 * frames - 1 if frames else 0)
+    _apply(balancer, balancer.observe(meta.get("cpu_seconds"), 2 * frames - 1 if frames else 0), pool, backbone,
+           stats)
+
+
+def _apply(balancer: Balancer, new: Split | None, pool: ProducerPool, backbone: Backbone, stats: Stats) -> None:
+    """Run the balancer's new split, if it has one: processes started or retired, threads rebuilt."""
     stats.split = balancer.split.reason
     if new is None:
         return

@@ -32,6 +32,7 @@ class ProducerPool:
         self.procs: dict[int, mp.process.BaseProcess] = {}
         self.retiring = 0  # stop signals queued for processes that have not taken them yet
         self.exited: set[int] = set()
+        self.started: set[int] = set()  # processes that took a clip (warmed up)
         self.running = self.ended = False  # handing out clips; every clip handed out
         for _ in range(max(1, workers)):
             self._start_one()
@@ -40,6 +41,11 @@ class ProducerPool:
     def workers(self) -> int:
         """Processes working (or starting), not counting those told to stop."""
         return len(self.procs) - len(self.exited) - self.retiring
+
+    @property
+    def settled(self) -> bool:
+        """Every process working has started (taken its first clip): none is still warming up."""
+        return len(self.started - self.exited) >= self.workers
 
     def _start_one(self) -> None:
         i = len(self.procs)
@@ -108,6 +114,7 @@ class ProducerPool:
             kind = message[0]
             if kind == "start":
                 in_flight[message[2]] = message[1]
+                self.started.add(message[2])
                 queued -= 1
                 feed()
             elif kind == "exit":
