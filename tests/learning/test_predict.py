@@ -6,7 +6,7 @@ import torch
 from typer.testing import CliRunner
 
 from afgen.cli import app
-from afgen.config import FlowConfig
+from afgen.config import ExtractConfig, FlowConfig
 from afgen.contracts.manifest import Manifest
 from afgen.contracts.packed import load_packed
 from afgen.learning.predict import predict
@@ -197,7 +197,7 @@ def test_one_clip_on_ray_scores_as_the_local_engine(tiny_run, clip_factory, capl
     assert "Ray: 1 clips, 2 producer tasks at a time" in caplog.text  # Ray Data ran it, with --workers' tasks
 
 
-def test_extraction_for_a_raft_store_carries_its_raft_weights_to_the_engine(tiny_store):
+def test_extraction_for_a_raft_store_carries_its_raft_weights_to_the_engine(tiny_store, monkeypatch):
     """Ray's actors build RAFT from the ExtractConfig extraction_for returns: a store extracted with
     random RAFT weights must not be scored with the pretrained ones there."""
     from afgen.contracts.store import FeatureStore
@@ -208,6 +208,22 @@ def test_extraction_for_a_raft_store_carries_its_raft_weights_to_the_engine(tiny
     store = FeatureStore(tiny_store / "features").config()
     flow = FlowConfig(algorithm="raft_small")
     store["settings"] = store["settings"] | {"flow": flow_settings(flow, build_raft(flow, torch.device("cpu"), "none", 2))}
-    cfg, _, settings, raft = extraction_for(store, None, "cpu")
-    assert settings.flow.algorithm == "raft_small" and raft is not None
-    assert cfg.flow_weights == "none"
+    built = extraction_for(store, None, "cpu")
+    assert built[2].flow.algorithm == "raft_small" and built[3] is not None
+    assert built[0].flow_weights == "none"
+    # and the engine's job carries them (run_with rebuilds its config from the command's)
+    import sys
+
+    from afgen import config
+    from afgen.extraction.engines.interface import run_with
+
+    class Recorder:
+        def run(self, todo, job):
+            self.job = job
+            return iter(())
+
+    recorder = Recorder()
+    monkeypatch.setitem(sys.modules, "afgen_test_recorder", recorder)
+    monkeypatch.setitem(config.ENGINES, "recorder", "afgen_test_recorder")
+    list(run_with([], ExtractConfig(engine="recorder"), *built))
+    assert recorder.job.cfg.flow_weights == "none"

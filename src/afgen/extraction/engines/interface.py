@@ -100,7 +100,7 @@ def run_with(todo: list[Clip], cfg: ExtractConfig, built: ExtractConfig, backbon
     `settings` and RAFT: a store's, as prediction rebuilds them), scheduled by the engine `cfg.engine`
     with cfg's workers and Ray settings; the engine plans nothing more (Ray places its actors)."""
     engine_cfg = replace(cfg, backbone=built.backbone, weights=built.weights, precision=built.precision,
-                         runtime=built.runtime, batch_size=backbone.batch_size)
+                         runtime=built.runtime, batch_size=backbone.batch_size, flow_weights=built.flow_weights)
     return engine(engine_cfg.engine).run(todo, Job(settings, engine_cfg, backbone, raft))
 
 
