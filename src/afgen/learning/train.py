@@ -252,7 +252,11 @@ def _keep_earlier(run: Path, outputs: dict[str, Trained], classes: list[str], di
         return True
 
     kept = [n for n in candidates if unchanged(n)]
-    dropped = sorted(set(candidates) - set(kept))
+    unknown = sorted(n for n in candidates if n not in stages)
+    dropped = sorted(set(candidates) - set(kept) - set(unknown))
+    if unknown:
+        log.warning("dropping the run's earlier %s: no longer registered (its plug-in is not installed), so what it "
+                    "learnt from cannot be checked", ", ".join(unknown))
     if dropped:
         log.warning("dropping the run's earlier %s: a stage it learnt from was trained again now (train its rows "
                     "again with --methods)", ", ".join(dropped))
