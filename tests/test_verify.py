@@ -212,6 +212,7 @@ def run_copy(tiny_run, tmp_path):
     return run
 
 
+@pytest.mark.slow
 def test_truncated_model_pt_is_named_and_rebuilt_by_resume(tiny_store, run_copy, capsys):
     _truncate(run_copy / "model.pt", 1000)
     with pytest.raises(RunError, match="model.pt.*damaged.*verify"):

@@ -51,6 +51,7 @@ def test_checkpoint_errors_name_the_file(tmp_path):
         load_checkpoint(bad)
 
 
+@pytest.mark.slow
 def test_extract_with_aisfx_writes_512d_audio(tmp_path, clip_factory):
     """Through the CLI, as a user runs it: the track is decoded at aisfx's 44.1 kHz."""
     import subprocess

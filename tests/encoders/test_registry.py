@@ -49,7 +49,8 @@ def test_every_flow(entry):
         assert np.median(runs[0][8:24, 8:24, 0]) > 0.5
 
 
-@pytest.mark.parametrize("entry", list(AUDIO), ids=lambda e: e.name)
+@pytest.mark.parametrize("entry", [pytest.param(e, marks=pytest.mark.slow) if e.name == "ast" else e for e in AUDIO],
+                         ids=lambda e: e.name)  # AST (a transformer) takes ~6 s
 def test_every_audio_encoder(entry):
     rate = 16_000
     tone = (0.5 * np.sin(2 * np.pi * 440 * np.arange(rate) / rate)).astype(np.float32)

@@ -410,7 +410,8 @@ def _fake_wall_clock(monkeypatch, rates: dict) -> list:
     return made
 
 
-@pytest.mark.parametrize("rates,won", [({(2, 1): 1.0, (2, 2): 2.0}, (2, 2)), ({(2, 1): 2.0, (2, 2): 1.0}, (2, 1))])
+@pytest.mark.parametrize("rates,won", [({(2, 1): 1.0, (2, 2): 2.0}, (2, 2)),
+                                       pytest.param({(2, 1): 2.0, (2, 2): 1.0}, (2, 1), marks=pytest.mark.slow)])
 def test_the_split_is_chosen_by_trial_on_the_runs_clips_and_remembered(tmp_path, clip_factory, monkeypatch, rates,
                                                                       won):
     """Issue 29: on 2 cores a backbone measured fast gets 2 producers + 1 thread from the cost model;

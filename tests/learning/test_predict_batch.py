@@ -90,6 +90,7 @@ def _predict_cmd(clips, run, out, *extra):
     return afgen_loading("predict", clips, "--run", run, "--out", out, "--workers", "0", *extra)
 
 
+@pytest.mark.slow
 def test_the_same_predict_twice_on_one_out_the_second_is_refused_and_rows_stay_one_per_clip(tiny_run, mixed,
                                                                                            tmp_path):
     import subprocess

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import warnings
 
+import pytest
+
 from afgen.learning.quiet import quiet_library_warnings, quiet_lightning_logs
 
 NOISE = ("litlogger", "TPU available", "GPU available", "not writable", "DeprecationWarning", "is deprecated")
@@ -22,6 +24,7 @@ def _train(tiny_store, run, *extra):
     return done.stdout + done.stderr
 
 
+@pytest.mark.slow
 def test_train_prints_no_library_chatter_and_verbose_shows_it(tiny_store, tmp_path):
     quiet = _train(tiny_store, tmp_path / "quiet")
     assert "run:" in quiet and not [word for word in NOISE if word in quiet], quiet

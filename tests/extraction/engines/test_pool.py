@@ -9,6 +9,8 @@ import queue
 import time
 from pathlib import Path
 
+import pytest
+
 from afgen.config import AudioFeatureConfig, FlowConfig, VideoConfig
 from afgen.extraction.dataset import Clip, discover
 from afgen.extraction.engines import Stats
@@ -93,6 +95,7 @@ def _done(pool, clips, after=None):
     return out
 
 
+@pytest.mark.slow
 def test_a_pool_grown_and_then_shrunk_mid_run_gives_every_clip_once(tmp_path, clip_factory):
     for i in range(12):
         clip_factory(f"data/c/{i}.mp4", seconds=1.0)
