@@ -153,3 +153,55 @@ def test_a_candidate_already_slower_on_its_probe_is_timed_no_further(monkeypatch
     timed_speeds = {k: t.images_per_s for k, t in trials.items() if not t.dropped}
     assert timed_speeds == pytest.approx({k: speeds[k] for k in timed_speeds})  # the batch's speed, not the probe's
     assert all(t.threads > 0 for t in trials.values())
+
+
+def test_every_timed_call_is_inside_hush_and_every_build_outside(monkeypatch):
+    """Issue 29, no dead start: the run's producers work through the measurement's builds and
+    exports and are paused (`hush`) while a candidate is timed, so the speeds are the backbone's alone."""
+    from contextlib import contextmanager
+
+    import numpy as np
+
+    speeds = {("openvino", "bf16"): 100.0, ("torch", "bf16"): 70.0, ("openvino", "fp32"): 30.0, ("torch", "fp32"): 20.0}
+    hushed, events = [False], []
+
+    class Fake:
+        def __init__(self, pair, batch):
+            self.pair, self.batch_size, self.calls = pair, batch, 0
+
+        def __call__(self, images):
+            self.calls += 1
+            events.append(("call", self.pair, self.calls, hushed[0]))
+            return np.ones((len(images), 8), np.float32)
+
+    def build(name, w, d, prec, batch, runtime):
+        events.append(("build", (runtime, prec), 0, hushed[0]))
+        return Fake((runtime, prec), batch)
+
+    @contextmanager
+    def hush():
+        hushed[0] = True
+        yield
+        hushed[0] = False
+
+    monkeypatch.setattr(rc, "candidates", lambda precision: list(speeds))
+    monkeypatch.setattr(rc, "build_backbone", build)
+    rc.measure("resnet50", SIZE, 16, "auto", hush=hush)
+    assert [e for e in events if e[0] == "build" and e[3]] == []  # builds (exports, compiles) overlap the producers
+    firsts = [e for e in events if e[0] == "call" and e[2] == 1 and e[1] != ("torch", "fp32")]
+    assert firsts and not any(e[3] for e in firsts)  # a first call (one-off costs, the cosine) is not timed
+    timed = [e for e in events if e[0] == "call" and (e[2] > 1 or e[1] == ("torch", "fp32"))]
+    reference = next(e for e in events if e[0] == "call" and e[1] == ("torch", "fp32"))
+    assert all(e[3] for e in timed if e is not reference)  # every probe and batch timed: producers paused
+    assert not hushed[0]
+
+
+def test_will_measure_says_whether_choose_runtime_times_anything(cache, monkeypatch):
+    assert rc.will_measure("resnet18", SIZE, 4)
+    monkeypatch.setattr(rc, "measure", _fake([rc.Trial("openvino", "fp32", 30.0, 1.0)])[0])
+    rc.choose_runtime("resnet18", SIZE, 4)
+    assert not rc.will_measure("resnet18", SIZE, 4)  # cached now
+    assert rc.will_measure("resnet18", SIZE, 8)  # another batch: another key
+    assert not rc.will_measure("resnet18", SIZE, 8, runtime="onnxruntime")  # nothing to choose
+    monkeypatch.setenv(MEASURE_RUNTIMES_ENV, "0")
+    assert not rc.will_measure("resnet18", SIZE, 8)

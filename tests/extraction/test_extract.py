@@ -469,3 +469,33 @@ def test_a_first_ever_auto_run_writes_the_bytes_of_a_run_chosen_from_the_cache(t
         for mod in ("rgb", "flow"):
             assert (tmp_path / "first" / mod / f"{cid}.npy").read_bytes() == (
                 tmp_path / "again" / mod / f"{cid}.npy").read_bytes()
+
+
+def test_a_first_ever_run_hands_its_first_clips_to_the_producers_before_measuring(tmp_path, clip_factory, monkeypatch):
+    """Issue 29, no dead start: with nothing cached, the producers get the first clips before `auto`
+    measures the runtimes (and are paused while it times); the store is byte for byte the one a
+    run in one process writes. A second run (cached) hands nothing out early."""
+    import afgen.encoders.runtime_choice as rc
+    from afgen.config import CACHE_DIR_ENV
+    from afgen.extraction.engines.pool import ProducerPool
+
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "empty-cache"))
+    order, real_ahead, real_measure, real_paused = [], ProducerPool.ahead, rc.measure, ProducerPool.paused
+    monkeypatch.setattr(ProducerPool, "ahead", lambda self, clips, room: order.append(("ahead", len(clips))) or
+                        real_ahead(self, clips, room))
+    monkeypatch.setattr(rc, "measure", lambda *a, **k: order.append(("measure",)) or
+                        real_measure(*a, **k))
+    monkeypatch.setattr(ProducerPool, "paused", lambda self: order.append(("paused",)) or real_paused(self))
+    ds = _n_clips(tmp_path, clip_factory, 3)
+    cfg = replace(FAST, workers=1, runtime="auto", precision="auto")
+    first = extract(ds, tmp_path / "first", cfg, SMALL, show_progress=False)
+    assert first.done == 3 and "measured now" in first.runtime_choice
+    assert order[:2] == [("ahead", 3), ("measure",)] and ("paused",) in order[2:]  # hushed while it timed
+    order.clear()
+    again = extract(ds, tmp_path / "again", cfg, SMALL, show_progress=False)
+    assert again.done == 3 and "cached measurement" in again.runtime_choice and order == []
+    extract(ds, tmp_path / "one", replace(FAST, runtime=again.runtime_choice.split()[0], precision="auto"), SMALL,
+            show_progress=False)  # in one process, the runtime auto chose
+    for cid in [c.id for c in ds.clips]:
+        for mod in ("rgb", "flow"):
+            assert (tmp_path / "first" / mod / f"{cid}.npy").read_bytes() == (tmp_path / "one" / mod / f"{cid}.npy").read_bytes()

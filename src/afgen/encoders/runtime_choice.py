@@ -18,6 +18,8 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -127,21 +129,25 @@ def cache_key(backbone: str, size: tuple[int, int], batch: int, precision: str) 
 
 
 def measure(backbone: str, size: tuple[int, int], batch: int, precision: str,
-            trials: int = RUNTIME_TRIAL_BATCHES, weights: str = "none") -> tuple[Trial, ...]:
+            trials: int = RUNTIME_TRIAL_BATCHES, weights: str = "none",
+            hush: Callable[[], AbstractContextManager] = nullcontext) -> tuple[Trial, ...]:
     """Time every candidate on the same random images at torch's current threads and compare
     its features with fp32 eager torch's. Each is first probed on REFERENCE_IMAGES images (the
     cosine check, and eager fp32's run is the reference itself), timed on a second call; the likely fastest go first,
     and one whose probe is already RUNTIME_DROP_SLOWER x slower than the fastest so far is timed
     no further (it cannot win): on a bf16 CPU that skips the full batches of eager torch, the
     slowest. The others get a warm-up batch and the fastest of `trials` batches. `weights`: the
-    run's, so the graph exported here is the one it runs (the cache's), not built twice."""
+    run's, so the graph exported here is the one it runs (the cache's), not built twice. `hush`:
+    a block that pauses other work on this machine (the run's producers, which work through the
+    builds and exports) while a candidate is timed."""
     images = np.random.default_rng(0).integers(0, 255, (batch, *size, 3), dtype=np.uint8)
     threads = torch.get_num_threads()
     few = min(batch, REFERENCE_IMAGES)
     out: dict[tuple[str, str], Trial] = {}
     eager = build_backbone(backbone, weights, "cpu", "fp32", few, runtime="torch")
     reference = eager(images[:few])
-    probes = {("torch", "fp32"): _probe(eager, images[:few])}
+    with hush():
+        probes = {("torch", "fp32"): _probe(eager, images[:few])}
     best = 0.0  # the fastest candidate's img/s so far
     order = sorted(candidates(precision), key=lambda c: _LIKELY_ORDER.index(c) if c in _LIKELY_ORDER else 0)
     for runtime, prec in order:
@@ -151,17 +157,19 @@ def measure(backbone: str, size: tuple[int, int], batch: int, precision: str,
             else:
                 model = build_backbone(backbone, weights, "cpu", prec, few, runtime=runtime)
                 feats = model(images[:few])  # compared below; also the first call's one-off costs
-                probes[runtime, prec] = _probe(model, images[:few])
+                with hush():
+                    probes[runtime, prec] = _probe(model, images[:few])
             rate = probes[runtime, prec]
             dropped = rate * RUNTIME_DROP_SLOWER < best
             if not dropped:  # its speed is the run's batch's, not the probe's (a few images can run faster)
                 model.batch_size = batch
-                model(images)  # warm-up at the run's batch
-                rate = 0.0
-                for _ in range(trials):
-                    start = time.perf_counter()
-                    model(images)
-                    rate = max(rate, batch / (time.perf_counter() - start))
+                with hush():
+                    model(images)  # warm-up at the run's batch
+                    rate = 0.0
+                    for _ in range(trials):
+                        start = time.perf_counter()
+                        model(images)
+                        rate = max(rate, batch / (time.perf_counter() - start))
         except Exception as exc:  # noqa: BLE001 - a runtime that fails here is simply not chosen
             out[runtime, prec] = Trial(runtime, prec, error=f"{type(exc).__name__}: {exc}"[:200], threads=threads)
             continue
@@ -216,13 +224,24 @@ def _write_cache(path: Path, data: dict) -> None:
         log.warning("cannot cache the runtime measurement (%s); it will be measured again next time", exc)
 
 
+def will_measure(backbone: str, size: tuple[int, int], batch: int, precision: str = "auto",
+                 device: torch.device = CPU, runtime: str = "auto") -> bool:
+    """Whether choose_runtime with these arguments times the runtimes now (seconds of work):
+    on a CPU, measuring on, a runtime to choose and nothing cached for them."""
+    if runtime == ONNXRUNTIME or device.type != "cpu" or os.environ.get(MEASURE_RUNTIMES_ENV, "1") == "0":
+        return False
+    return cache_key(backbone, size, batch, precision) not in _read_cache(cache_dir() / CACHE_FILE)
+
+
 def choose_runtime(backbone: str, size: tuple[int, int], batch: int, precision: str = "auto",
-                   device: torch.device = CPU, runtime: str = "auto", weights: str = "none") -> Choice:
+                   device: torch.device = CPU, runtime: str = "auto", weights: str = "none",
+                   hush: Callable[[], AbstractContextManager] = nullcontext) -> Choice:
     """The runtime and precision `--runtime auto` runs `backbone` with at `size` (h, w) and `batch`:
     on a CPU the fastest eligible trial (cached per machine), elsewhere the fixed rule. With a
     `runtime` named (and precision auto), the fastest eligible precision of that runtime.
     `weights`: the run's, measured with (the speed and the cosine do not depend on them, but the
-    graph exported for the measurement is then the run's own, cached, not exported again)."""
+    graph exported for the measurement is then the run's own, cached, not exported again).
+    `hush`: see measure."""
     if runtime == ONNXRUNTIME:  # it runs fp32 only: nothing to measure
         return Choice(ONNXRUNTIME, resolve_precision(precision, device, ONNXRUNTIME),
                       how="--precision auto with --runtime onnxruntime: fp32, the only precision it runs")
@@ -243,7 +262,7 @@ def choose_runtime(backbone: str, size: tuple[int, int], batch: int, precision: 
     if not cached:
         log.info("measuring the backbone runtimes for %s at %dx%d px, batch %d, once on this machine (cached in %s)",
                  backbone, *size, batch, path)
-        trials = measure(backbone, size, batch, precision, weights=weights)
+        trials = measure(backbone, size, batch, precision, weights=weights, hush=hush)
         cache = _read_cache(path)  # another process may have written meanwhile
         cache[key] = {"trials": [asdict(t) for t in trials], "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
         _write_cache(path, cache)

@@ -153,8 +153,9 @@ def _prepare_and_run(dataset: Dataset, out: str | Path, cfg: ExtractConfig, vide
         raise StoreError("exists and is a file, not a folder: choose another output folder for the feature store",
                          store.root)
     n_clips = len(dataset.clips[: cfg.limit] if cfg.limit else dataset.clips)
-    request = Request(cfg, video, flow, audio, n_clips, _stored_settings(store, overwrite), backbone is not None,
-                      pools)
+    stored = _stored_settings(store, overwrite)
+    request = Request(cfg, video, flow, audio, n_clips, stored, backbone is not None, pools,
+                      clips=_selected(dataset, cfg, shard) if stored is None else [])
     plan = engine(cfg.engine).plan(request)
     summary = _extract(dataset, store, plan, video, flow, audio, overwrite, show_progress, backbone, shard, start)
     return replace(summary, runtime_choice=plan.reason())
@@ -182,9 +183,7 @@ def _extract(dataset: Dataset, store: FeatureStore, plan: Plan, video: VideoConf
         store.open_for_writing(config, overwrite=overwrite)
         if dataset.selection:
             store.record("dataset", dataset.selection)  # which clips, chosen how, and the class order
-        clips = list(dataset.clips[: cfg.limit] if cfg.limit else dataset.clips)
-        if shard is not None:
-            clips = [c for c in clips if shard_of(c.id, shard[1]) == shard[0]]
+        clips = _selected(dataset, cfg, shard)
         sid = store.settings_id()
         done = store.done_ids(sid)
         todo = [c for c in clips if c.id not in done]
@@ -213,6 +212,12 @@ def _extract(dataset: Dataset, store: FeatureStore, plan: Plan, video: VideoConf
                           first_clip_seconds=written.first_clip, wait_seconds=stats.wait_seconds,
                           startup_wait_seconds=stats.startup_wait_seconds, backbone_seconds=stats.backbone_seconds,
                           split=stats.split)
+
+
+def _selected(dataset: Dataset, cfg: ExtractConfig, shard: tuple[int, int] | None) -> list[Clip]:
+    """The clips this run is for: the first --limit, of --shard's only."""
+    clips = list(dataset.clips[: cfg.limit] if cfg.limit else dataset.clips)
+    return clips if shard is None else [c for c in clips if shard_of(c.id, shard[1]) == shard[0]]
 
 
 @dataclass

@@ -103,12 +103,15 @@ def warm_up(settings: Settings) -> None:
         log.debug("warm-up failed (%s); the first clip will report it", exc)
 
 
-def worker_loop(worker: int, jobs, results, settings: Settings, parent: int | None = None) -> None:
+def worker_loop(worker: int, jobs, results, settings: Settings, parent: int | None = None, room=None) -> None:
     """A worker process: warm up, then take (clip_id, path) jobs until None, putting messages
-    on `results`. It dies with `parent` (the extracting process), however that ends."""
+    on `results`, each after taking a credit from `room` (a semaphore: the queue's bound, None:
+    unbounded). It dies with `parent` (the extracting process), however that ends."""
     import cv2
 
     die_with_parent(parent)
+    if room is not None:
+        results = _Bounded(results, room)
 
     cv2.setNumThreads(1)
     warm_up(settings)
@@ -124,3 +127,14 @@ def worker_loop(worker: int, jobs, results, settings: Settings, parent: int | No
         except Exception as exc:  # a bug or a library crash: record it, keep the worker alive
             results.put(("failed", clip_id, {}, f"{path}: unexpected {type(exc).__name__}: {exc}"))
     results.put(("exit", None, worker))
+
+
+class _Bounded:
+    """`results.put` after taking a credit from `room` (the pool's bound on messages in flight)."""
+
+    def __init__(self, results, room) -> None:
+        self.results, self.room = results, room
+
+    def put(self, message: tuple) -> None:
+        self.room.acquire()
+        self.results.put(message)

@@ -92,3 +92,22 @@ def test_a_store_extracted_with_openvino_records_it_and_resumes_with_it(tmp_path
     again = extract(discover(listing), tmp_path / "f", ExtractConfig(backbone="resnet18", weights="none", workers=0,
                     precision="fp32"), VideoConfig(height=32, width=32), show_progress=False)
     assert (again.done, again.skipped) == (0, 4)  # `auto` on a resumed store keeps its runtime
+
+
+def test_two_threads_run_two_streams_and_each_image_keeps_its_place():
+    """Beside busy producers a stream per thread keeps going when a core is taken away (see
+    OpenVinoBackbone): a batch is split between the streams and put back in order."""
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        ovb = build_backbone("resnet18", "none", "cpu", "fp32", 4, runtime="openvino").exported
+        assert ovb.compiled.get_property("NUM_STREAMS") == 2
+        x = np.random.default_rng(1).standard_normal((5, 3, 40, 40)).astype(np.float32)
+        alone = np.concatenate([np.asarray(ovb.compiled(x[i:i + 1])[0]) for i in range(5)])
+        np.testing.assert_allclose(ovb(x), alone, rtol=1e-5, atol=1e-5)
+        torch.set_num_threads(1)
+        ovb.rebuild()
+        assert ovb.compiled.get_property("NUM_STREAMS") == 1
+        np.testing.assert_allclose(ovb(x), alone, rtol=1e-5, atol=1e-5)
+    finally:
+        torch.set_num_threads(threads)

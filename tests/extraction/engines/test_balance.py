@@ -217,3 +217,26 @@ def test_a_trial_the_run_would_end_in_keeps_the_fastest_so_far_and_the_next_run_
     later = Balancer(2, 0.0053, "stub", prior=0.0042, after=3, most=24, split_key=key, clock=clock)
     assert (later.split.producers, later.split.threads) == (2, 2)
     assert "earlier run here: 2+2 3.14 clips/s, 1+2 2.86, 1+1 2.71 (1 split(s) untried: that run ended)" in later.split.reason
+
+
+def test_clips_handed_out_during_the_measurement_take_every_core_and_no_trial_times_them():
+    """Issue 29, no dead start: the producers worked on the first clips while `auto` measured, so
+    the backbone takes every core until it is through them; the split is then the model's (the
+    producers' cost measured meanwhile), and only then are splits checked and tried."""
+    clock = FakeClock()
+    b = Balancer(2, 0.0053, "stub", prior=0.0042, after=3, most=48, clock=clock, ahead=5)
+    assert b.draining and b.threads == 2 and (b.split.producers, b.split.threads) == (1, 1)
+    for _ in range(5):  # the producers finish the early clips (and more) before the backbone does
+        assert b.observe(0.0042 * 35, 35) is None
+    assert b.trial is None
+    for images in (35, 70, 105, 140):  # the backbone through 4 of the 5
+        assert b.finished(images) is None and b.draining and b.threads == 2
+    through = b.finished(175)
+    assert through is not None and (through.producers, through.threads) == (1, 1)  # the split's thread now
+    assert not b.draining and b.threads == 1 and b.trial is None
+    assert b.observe(0.0042 * 35, 35) is None and b.trial is not None  # the first check, then the trial begins
+
+
+def test_a_given_thread_count_is_kept_while_draining():
+    b = Balancer(4, 0.0053, "stub", threads=1, prior=0.0042, ahead=3)
+    assert b.draining and b.threads == 1

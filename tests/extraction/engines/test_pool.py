@@ -6,6 +6,7 @@ clip still coming out exactly once."""
 from __future__ import annotations
 
 import queue
+import threading
 import time
 from pathlib import Path
 
@@ -43,7 +44,7 @@ def _pool(messages: list[tuple]) -> ProducerPool:
     pool = object.__new__(ProducerPool)
     pool.jobs, pool.results, pool.procs = queue.Queue(), _SlowResults(messages), {0: _Alive()}
     pool.retiring, pool.exited, pool.running, pool.ended = 0, set(), False, False
-    pool.started = set()
+    pool.started, pool.room, pool.owed, pool.handed = set(), threading.Semaphore(0), 0, []
     return pool
 
 
@@ -127,3 +128,58 @@ def test_shrinking_before_the_run_stops_the_extra_processes_at_once(tmp_path, cl
         assert _done(pool, clips) == [clips[0].id]
     finally:
         pool.close()
+
+
+def _state(pid: int) -> str:
+    """The process's state letter from /proc (T: stopped)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def _all_in_state(pool, stopped: bool) -> bool:
+    """Whether every process is (or, within 5 s, comes to be) stopped, or not: signals arrive async."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if all((_state(p.pid) == "T") == stopped for p in pool.procs.values()):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def _queued_after(pool, seconds: float) -> int:
+    """Messages waiting for this process after `seconds` (the producers work meanwhile)."""
+    time.sleep(seconds)
+    return pool.results.qsize()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_clips_handed_out_ahead_are_produced_beyond_the_bound_paused_on_demand_and_come_out_once(tmp_path,
+                                                                                                  clip_factory):
+    """Issue 29, no dead start: clips handed out before the run (while `auto` measures) are worked on
+    past the queue's bound (4 messages here), the producers stop while the measurement times and
+    go on after; each clip comes out once, and one handed out but not asked for is dropped (with
+    the two processes the resize leaves, retired by stop signal: one may hold an early clip)."""
+    for i in range(6):
+        clip_factory(f"data/c/{i}.mp4", seconds=1.0)
+    clips = discover(tmp_path / "data").clips
+    pool = ProducerPool(SETTINGS, 2, 1)  # bound: depth 1 x max(2, workers) = 2 messages
+    try:
+        pool.ahead(clips[:4], 4 * 6)  # start + 2 rgb + 2 flow + done per 1-s clip, chunk 4
+        deadline = time.monotonic() + 60
+        while pool.results.qsize() < 2 and time.monotonic() < deadline:  # at work
+            time.sleep(0.05)
+        with pool.paused():
+            assert _all_in_state(pool, stopped=True)
+            time.sleep(0.2)  # a message on its way through the pipe lands
+            stopped_at = pool.results.qsize()
+            assert _queued_after(pool, 1.0) == stopped_at  # stopped: nothing more meanwhile
+        assert _all_in_state(pool, stopped=False)
+        deadline = time.monotonic() + 60
+        while pool.results.qsize() < 4 * 6 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert pool.results.qsize() >= 4 * 6 > 2  # all four produced, past the bound
+        pool.resize(1)  # after clips were handed out: retired by stop signal, none terminated mid-clip
+        done = _done(pool, clips[1:])  # clip 0 was handed out early but is not asked for
+    finally:
+        pool.close()
+    assert sorted(done) == sorted(c.id for c in clips[1:])
+    assert pool.owed == 0  # the extra room is taken back as its messages are read

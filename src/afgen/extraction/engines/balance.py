@@ -221,12 +221,16 @@ class Balancer:
                  workers: int | None = None, threads: int | None = None,
                  prior: float | None = None, after: int | None = None, most: int | None = None,
                  key: str | None = None, split_key: str | None = None,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+                 clock: Callable[[], float] = time.perf_counter, ahead: int = 0) -> None:
         """`key` (cost_key): where the producers' measured cost is remembered for the next run,
         whose first split then starts from it instead of the prior; `split_key`: where a trial's
-        winner is (with the backbone in it), for the next run to start at without a trial."""
+        winner is (with the backbone in it), for the next run to start at without a trial.
+        `ahead`: clips the producers were given while the runtimes were measured; until the
+        backbone is through them (they are mostly produced) it takes every core, and the split
+        is neither checked nor tried (their clips would time the backbone alone)."""
+        self.ahead = ahead
         self.cores, self.backbone_cost, self.backbone_how = cores, backbone_cost, backbone_how
-        self.workers, self.threads, self.most, self.key = workers, threads, most, key
+        self.workers, self.threads_given, self.most, self.key = workers, threads, most, key
         self.split_key, self.clock = split_key, clock
         earlier = remembered_cost(key) if key is not None and prior is None else None
         prior = config.PRODUCER_COST_PRIOR if prior is None else prior
@@ -254,15 +258,25 @@ class Balancer:
                 self.tried = ""
 
     @property
+    def draining(self) -> bool:
+        """The backbone is still going through the clips handed out early."""
+        return self.finished_clips < self.ahead
+
+    @property
+    def threads(self) -> int:
+        """The backbone's threads now: the split's, or every core while draining (unless --threads)."""
+        return self.cores if self.draining and self.threads_given is None else self.split.threads
+
+    @property
     def fixed(self) -> bool:
         """Nothing to decide: both sides given, or the producers run in this process."""
-        return self.workers == 0 or (self.workers is not None and self.threads is not None)
+        return self.workers == 0 or (self.workers is not None and self.threads_given is not None)
 
     def _may_trial(self) -> bool:
         return config.SPLIT_TRIAL and not self.fixed
 
     def _won_text(self, producers: int, threads: int) -> str:
-        return (f"{_split_text(self.cores, producers, threads, self.workers is not None, self.threads is not None)}"
+        return (f"{_split_text(self.cores, producers, threads, self.workers is not None, self.threads_given is not None)}"
                 f", {self.tried}")
 
     def observe(self, cpu_seconds: float | None, images: int) -> Split | None:
@@ -274,7 +288,7 @@ class Balancer:
         self.cpu_seconds += cpu_seconds
         self.images += images
         self.clips += 1
-        if self.clips < self.next_check or self.fixed:
+        if self.clips < self.next_check or self.fixed or self.draining:
             return None
         self.next_check *= 2
         cost = self.cpu_seconds / self.images
@@ -282,7 +296,7 @@ class Balancer:
             remember_cost(self.key, cost, self.clips)
         if self.trial is not None or self.tried:
             return None
-        new = split(self.cores, self.backbone_cost, cost, self.workers, self.threads, self.backbone_how,
+        new = split(self.cores, self.backbone_cost, cost, self.workers, self.threads_given, self.backbone_how,
                     f"measured on {self.clips} clips", self.most)
         changed = (new.producers, new.threads) != (self.split.producers, self.split.threads)
         if changed:
@@ -297,7 +311,7 @@ class Balancer:
         if not self._may_trial():
             return
         candidates = neighbours((self.split.producers, self.split.threads), self.cores, self.workers is None,
-                                self.threads is None, self.most)
+                                self.threads_given is None, self.most)
         settle, window = config.SPLIT_TRIAL_CLIPS
         if len(candidates) < 2 or (self.most is not None and
                                    self.most - self.clips < len(candidates) * (max(1, settle) + max(1, window))):
@@ -309,6 +323,8 @@ class Balancer:
         """A clip's features are done (`images`: the backbone's so far; `settled`: every producer
         process has started): during a trial, the split to switch to when one's window is over."""
         self.finished_clips += 1
+        if self.finished_clips == self.ahead and self.threads != self.cores:
+            return self.split  # through the clips handed out early: the split's threads now
         trial = self.trial
         if trial is None or trial.done:
             return None

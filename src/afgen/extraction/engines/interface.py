@@ -29,7 +29,8 @@ class Request:
     """What an engine plans an extraction from: the settings asked for, how many clips, the
     settings of a store being resumed (None: a new store), whether the caller gave its own
     backbone, and producer processes the CLI started early (`pools`: the engine may close them,
-    or add the ones it starts, which extract closes when it ends)."""
+    or add the ones it starts, which extract closes when it ends); `clips`: those the run does
+    if the store is new (after --limit and --shard), for an engine to start on early."""
 
     cfg: ExtractConfig
     video: VideoConfig
@@ -39,6 +40,7 @@ class Request:
     stored: dict | None = None
     backbone_given: bool = False
     pools: list[ProducerPool] = field(default_factory=list)
+    clips: list[Clip] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -10,16 +10,18 @@ split (balance.py), and starts the producers while the backbone is built.
 from __future__ import annotations
 
 import logging
+import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, replace
 
 import torch
 
-from afgen.config import DEFAULT_WORKERS, ExtractConfig, VideoConfig
+from afgen.config import AHEAD_CLIPS, DEFAULT_WORKERS, ExtractConfig, VideoConfig
 from afgen.encoders.backbones import Backbone, set_threads
 from afgen.encoders.devices import for_device, resolve_device, resolve_precision
-from afgen.encoders.runtime_choice import choose_runtime, measured_speed
+from afgen.encoders.runtime_choice import choose_runtime, measured_speed, will_measure
 from afgen.extraction.assemble import Assembler, ClipFeatures
 from afgen.extraction.dataset import Clip
 from afgen.extraction.engines import Event, Stats
@@ -41,15 +43,19 @@ def plan(request: Request) -> Plan:
         cfg = replace(cfg, batch_size=cfg.batch_for(device))
     settings = producer_settings(cfg, request.video, request.flow, request.audio)
     torch.set_num_threads(measuring_threads(cfg, n_clips))
-    # measured (or read from the cache) before extract's own producers start; the CLI's start
-    # earlier and warm up meanwhile
-    chosen = Plan(cfg, settings)
+    chosen, early = Plan(cfg, settings), None
     if not request.backbone_given:
-        chosen = _choose_runtime(cfg, settings, request.stored, request.video, device)
-    balancer = _balancer(chosen, cfg, request, device, settings)
+        # a new store's first clips go to the producers (the CLI's, started before torch loaded,
+        # or started now) before `auto` measures: they work through its builds and exports, and
+        # pause while it times
+        early = _hand_out_early(request, cfg, device)
+        chosen = _choose_runtime(cfg, settings, request.stored, request.video, device,
+                                 early.paused if early is not None else nullcontext)
+    balancer = _balancer(chosen, cfg, request, device, settings, len(early.handed) if early is not None else 0)
     if balancer is not None:  # before the backbone is built: its runtime takes the threads
-        torch.set_num_threads(balancer.split.threads)
-        log.info("the cores: %s", balancer.split.reason)
+        torch.set_num_threads(balancer.threads)
+        log.info("the cores: %s%s", balancer.split.reason, f" (the backbone takes all {balancer.threads} while "
+                 f"the {balancer.ahead} clips begun during the measurement come through)" if balancer.draining else "")
     else:
         configure_threads(min(initial_workers(cfg), n_clips))
     workers = balancer.split.producers if balancer is not None else initial_workers(cfg)
@@ -62,9 +68,10 @@ def plan(request: Request) -> Plan:
 
 
 def _balancer(chosen: Plan, cfg: ExtractConfig, request: Request, device: torch.device,
-              settings: Settings) -> Balancer | None:
+              settings: Settings, ahead: int = 0) -> Balancer | None:
     """How this CPU's cores are split (engines/balance.py), from the backbone's measured speed
-    (`auto`'s measurement, or the cache's for a runtime given); None on a GPU."""
+    (`auto`'s measurement, or the cache's for a runtime given); None on a GPU. `ahead`: clips
+    handed to the producers before the measurement."""
     if device.type != "cpu":
         return None
     cores = os.cpu_count() or 1
@@ -84,11 +91,31 @@ def _balancer(chosen: Plan, cfg: ExtractConfig, request: Request, device: torch.
     backbone = {"backbone": ran.backbone, "runtime": ran.runtime, "precision": ran.precision,
                 "batch": ran.batch_for(device), "cores": cores, "workers": cfg.workers, "threads": cfg.threads}
     return Balancer(cores, cost, how, workers, cfg.threads, most=n_clips, key=cost_key(asdict(settings)),
-                    split_key=cost_key({**asdict(settings), **backbone}))
+                    split_key=cost_key({**asdict(settings), **backbone}), ahead=ahead)
+
+
+def _hand_out_early(request: Request, cfg: ExtractConfig, device: torch.device) -> ProducerPool | None:
+    """The producers given a new store's first AHEAD_CLIPS clips now (started now if the CLI did
+    not start them), when `auto` is about to measure the runtimes on this CPU; else None."""
+    runtime, precision, own = requested_runtime(cfg, request.stored)
+    video = request.video
+    if own or not request.clips or "auto" not in (runtime, precision) or not will_measure(
+            cfg.backbone, (video.height, video.width), cfg.batch_for(device), precision, device, runtime):
+        return None
+    pools = request.pools
+    if not pools:
+        pools += [p for p in [start_producers(cfg, request.video, request.flow, request.audio,
+                                              request.n_clips)] if p is not None]
+    if not pools or pools[0].handed:
+        return pools[0] if pools else None
+    first = request.clips[:AHEAD_CLIPS]
+    chunks = 2 * math.ceil(request.video.fps * 3 / max(1, pools[0].settings.chunk))  # a 3-s clip's
+    pools[0].ahead(first, len(first) * (2 + chunks))
+    return pools[0]
 
 
 def _choose_runtime(cfg: ExtractConfig, settings: Settings, stored: dict | None, video: VideoConfig,
-                    device: torch.device) -> Plan:
+                    device: torch.device, hush: Callable[[], AbstractContextManager] = nullcontext) -> Plan:
     """The backbone's runtime and precision on `device`: a resumed store's own, as this device runs
     them (a CPU runtime runs as torch on a GPU, with a notice); on a CPU, `auto` (either of them)
     measured (cached per machine, encoders/runtime_choice.py); else as given."""
@@ -102,7 +129,7 @@ def _choose_runtime(cfg: ExtractConfig, settings: Settings, stored: dict | None,
     if device.type != "cpu" or "auto" not in (runtime, precision):
         return Plan(cfg, settings)
     choice = choose_runtime(cfg.backbone, (video.height, video.width), cfg.batch_for(device), precision, device,
-                            runtime, weights=cfg.weights)
+                            runtime, weights=cfg.weights, hush=hush)
     log.info("--runtime %s --precision %s: %s", runtime, precision, choice.reason())
     return Plan(replace(cfg, runtime=choice.runtime, precision=choice.precision), settings, choice)
 
@@ -123,7 +150,7 @@ def run(todo: list[Clip], job: Job) -> Iterator[Event]:
     if own:
         pool = ProducerPool(settings, min(workers, len(todo)), cfg.queue_depth)
     if balancer is not None:
-        set_threads(backbone, balancer.split.threads)
+        set_threads(backbone, balancer.threads)
         stats.split = balancer.split.reason
     else:
         configure_threads(pool.workers if pool is not None else 0)

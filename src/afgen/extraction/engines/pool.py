@@ -7,9 +7,11 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
+import signal
 import time
 from collections import deque
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 from afgen.config import DEFAULT_WORKERS, AudioFeatureConfig, ExtractConfig, FlowConfig, VideoConfig
 from afgen.errors import AfgenError
@@ -22,13 +24,20 @@ class ProducerPool:
     """Producer processes (decode, flow, audio: producer.py) feeding this one through a bounded
     queue. They start, import and warm up at once; clips are handed to them by `messages`, a
     few at a time, so `resize` can add processes or retire some (after their current clip)
-    while it runs."""
+    while it runs. `ahead` hands out the first clips before that, with room for their messages
+    beyond the bound, so the producers work while this process measures its runtimes
+    (issue 29's dead start); `paused` stops them while it times."""
 
     def __init__(self, settings: Settings, workers: int, depth: int) -> None:
         self.ctx = mp.get_context("spawn")
         self.settings, self.depth = settings, depth
         self.jobs = self.ctx.Queue()
-        self.results = self.ctx.Queue(maxsize=depth * max(2, workers))
+        self.results = self.ctx.Queue()
+        # the bound: a producer takes a credit per message, this process gives it back when it
+        # reads one (not while `owed`: the extra room `ahead` gave, taken back as it is read)
+        self.room = self.ctx.Semaphore(depth * max(2, workers))
+        self.owed = 0
+        self.handed: list[Clip] = []  # clips handed out by `ahead`, not yet by `messages`
         self.procs: dict[int, mp.process.BaseProcess] = {}
         self.retiring = 0  # stop signals queued for processes that have not taken them yet
         self.exited: set[int] = set()
@@ -49,8 +58,8 @@ class ProducerPool:
 
     def _start_one(self) -> None:
         i = len(self.procs)
-        p = self.ctx.Process(target=worker_loop, args=(i, self.jobs, self.results, self.settings, os.getpid()),
-                             daemon=True)
+        p = self.ctx.Process(target=worker_loop, args=(i, self.jobs, self.results, self.settings, os.getpid(),
+                                                       self.room), daemon=True)
         self.procs[i] = p
         p.start()
 
@@ -63,7 +72,7 @@ class ProducerPool:
         while self.workers < workers:
             self._start_one()
         while self.workers > workers:
-            if self.running:
+            if self.running or self.handed:  # (clips handed out early may be in a process's hands)
                 self.jobs.put(None)  # whichever process takes it next stops
                 self.retiring += 1
             else:  # still warming up: nothing of theirs is lost
@@ -72,11 +81,52 @@ class ProducerPool:
                 self.procs[i].join(timeout=5)
                 self.exited.add(i)
 
+    def ahead(self, clips: list[Clip], room: int) -> None:
+        """Hand `clips` out now, before `messages` (which must then be given them too), with `room`
+        messages of space beyond the bound: the producers work on them while this process is busy."""
+        for clip in clips:
+            self.jobs.put((clip.id, str(clip.path)))
+        self.handed += clips
+        for _ in range(room):
+            self.room.release()
+        self.owed += room
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """The producer processes stopped (SIGSTOP) for the block, then continued: a measurement
+        times the backbone alone while they work around it. Nothing is lost; elsewhere a no-op."""
+        stop = getattr(signal, "SIGSTOP", None)
+        stopped = []
+        try:
+            for i, p in self.procs.items():
+                if stop is not None and i not in self.exited and p.pid is not None and p.is_alive():
+                    os.kill(p.pid, stop)
+                    stopped.append(p.pid)
+            yield
+        finally:
+            for pid in stopped:
+                try:
+                    os.kill(pid, signal.SIGCONT)
+                except ProcessLookupError:
+                    pass
+
+    def _read(self, timeout: float) -> tuple:
+        message = self.results.get(timeout=timeout)
+        if self.owed:
+            self.owed -= 1
+        else:
+            self.room.release()
+        return message
+
     def messages(self, clips: list[Clip], stats: Stats) -> Iterator[tuple]:
-        """Producer messages for `clips`, in arrival order; a worker that dies costs its clip."""
-        jobs, results, procs = self.jobs, self.results, self.procs
-        pending = deque(clips)
-        queued = 0  # jobs put but not yet started
+        """Producer messages for `clips`, in arrival order; a worker that dies costs its clip.
+        Clips handed out by `ahead` are not handed out again; one of them not in `clips` is
+        dropped (its messages are not yielded)."""
+        jobs, procs = self.jobs, self.procs
+        early = {c.id for c in self.handed}
+        pending = deque(c for c in clips if c.id not in early)
+        queued = len(self.handed)  # jobs put but not yet started
+        wanted = {c.id for c in clips}
         self.running = True
 
         def feed() -> None:
@@ -92,11 +142,11 @@ class ProducerPool:
 
         feed()
         in_flight: dict[int, str] = {}
-        paths = {c.id: c.path for c in clips}
+        paths = {c.id: c.path for c in [*self.handed, *clips]}
         while len(self.exited) < len(procs):
             waited = time.perf_counter()
             try:
-                message = results.get(timeout=2.0)
+                message = self._read(timeout=2.0)
             except queue.Empty:
                 stats.waited(time.perf_counter() - waited)
                 for i, p in procs.items():
@@ -104,8 +154,9 @@ class ProducerPool:
                         self.exited.add(i)
                         if i in in_flight:
                             cid = in_flight.pop(i)
-                            yield ("failed", cid, {}, f"{paths[cid]}: worker process died "
-                                   f"(exit code {p.exitcode}) while decoding")
+                            if cid in wanted:
+                                yield ("failed", cid, {}, f"{paths[cid]}: worker process died "
+                                       f"(exit code {p.exitcode}) while decoding")
                 if len(self.exited) == len(procs) and (pending or not jobs.empty()):
                     raise AfgenError("every worker process died; rerun with --workers 0 to see why") from None
                 continue
@@ -125,7 +176,8 @@ class ProducerPool:
             else:
                 if kind in ("done", "failed"):
                     in_flight = {w: c for w, c in in_flight.items() if c != message[1]}
-                yield message
+                if message[1] in wanted:
+                    yield message
 
     def close(self) -> None:
         for p in self.procs.values():
