@@ -499,3 +499,17 @@ def test_a_first_ever_run_hands_its_first_clips_to_the_producers_before_measurin
     for cid in [c.id for c in ds.clips]:
         for mod in ("rgb", "flow"):
             assert (tmp_path / "first" / mod / f"{cid}.npy").read_bytes() == (tmp_path / "one" / mod / f"{cid}.npy").read_bytes()
+
+
+@pytest.mark.parametrize("runtime,streams", [("openvino", True), ("torch", False)])
+def test_an_openvino_backbone_is_split_as_one_stream_per_thread(tmp_path, clip_factory, monkeypatch, runtime, streams):
+    """OpenVINO runs a stream per thread, so its share of the cores is rounded up (balance.split)."""
+    pytest.importorskip("openvino")
+    import afgen.extraction.engines.local as local_engine
+    from afgen.extraction.engines.balance import Balancer
+
+    made = []
+    monkeypatch.setattr(local_engine, "Balancer", lambda *a, **k: made.append(k) or Balancer(*a, **k))
+    ds = _n_clips(tmp_path, clip_factory, 1)
+    extract(ds, tmp_path / "f", replace(FAST, runtime=runtime), SMALL, show_progress=False)
+    assert made and made[-1]["streams"] is streams

@@ -31,6 +31,9 @@ def test_the_producers_share_is_rounded_up_the_backbones_to_the_nearest_and_the_
     assert (split(2, 0.0253, 0.0057).producers, split(2, 0.0253, 0.0057).threads) == (1, 2)  # 1.63 cores: two
     assert "limit 100.0 img/s" in s.reason and "producers need 25%" in s.reason
     assert split(4, 0.03, 0.01, most=1).producers == 1
+    # a stream per thread (OpenVINO): the backbone's 1.12 cores are two threads, its 0.35 one
+    assert (split(2, 0.0053, 0.0042, streams=True).producers, split(2, 0.0053, 0.0042, streams=True).threads) == (1, 2)
+    assert split(2, FAST_BACKBONE, PRODUCERS, streams=True).threads == 1 and split(4, 0.03, 0.01, streams=True).threads == 3
     assert split(16, FAST_BACKBONE, PRODUCERS, most=3).producers == 3  # no more processes than clips
 
 

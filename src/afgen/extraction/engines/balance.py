@@ -3,9 +3,11 @@
 Both sides are CPU work on the same cores, so the fastest a run can go is
 cores / (producer + backbone core-seconds per image). Each side gets its share of the cores:
 the producers' rounded up (a side with slack blocks on the bounded queue and leaves its core to
-the other), the backbone's threads rounded to the nearest (they wait for each other at every
-layer, so a thread more than its cores costs more than one fewer: EfficientNet-Lite0 on
-OpenVINO bf16 ran 135 img/s on 2 threads beside a producer that needed 0.9 of a core, 170 on 1).
+the other), the backbone's threads rounded to the nearest where they wait for each other at every
+layer (a thread more than its cores costs more than one fewer: EfficientNet-Lite0 on one
+OpenVINO stream of 2 threads ran 135 img/s beside a producer that needed 0.9 of a core, 170 on
+1), rounded up where each thread is a stream of its own (OpenVINO now: a preempted thread stalls
+only its stream; on 2 AMX cores 2 threads beat 1 by 20-50% for ResNet50 and EfficientNet-Lite0).
 The backbone's cost comes from `--runtime auto`'s measurement (img/s at its threads), the
 producers' from the CPU time of the run's own first clips (a prior until then, or what an
 earlier run on this machine with these settings measured: cached in producers.json beside the
@@ -48,12 +50,12 @@ class Split:
 
 def split(cores: int, backbone_cost: float | None, producer_cost: float, workers: int | None = None,
           threads: int | None = None, backbone_how: str = "", producer_how: str = "",
-          most: int | None = None) -> Split:
+          most: int | None = None, streams: bool = False) -> Split:
     """The split of `cores` for these costs (core-seconds per image; `backbone_cost` None:
     unknown, then the backbone gets every core the producers leave): each side its share of
-    the cores (the producers' rounded up, the backbone's to the nearest, never 0); a `workers`
-    or `threads` given is kept; at most `most` producers
-    (the clips there are)."""
+    the cores (the producers' rounded up, the backbone's to the nearest, or up with `streams`:
+    one stream per thread; never 0); a `workers` or `threads` given is kept; at most `most`
+    producers (the clips there are)."""
     if backbone_cost is None or backbone_cost <= 0 or producer_cost <= 0:
         share = None
     else:
@@ -73,7 +75,8 @@ def split(cores: int, backbone_cost: float | None, producer_cost: float, workers
         elif share is None or workers is not None:  # every core the producers leave, and one more
             threads = max(1, cores - producers + 1)
         else:
-            threads = min(cores, max(1, math.floor(cores * (1 - share) + 0.5)))
+            wanted = cores * (1 - share)
+            threads = min(cores, max(1, math.ceil(wanted - 1e-9) if streams else math.floor(wanted + 0.5)))
     return Split(producers, threads, _reason(cores, producers, threads, share, backbone_cost, producer_cost,
                                              workers is not None, threads_given, backbone_how, producer_how))
 
@@ -221,14 +224,15 @@ class Balancer:
                  workers: int | None = None, threads: int | None = None,
                  prior: float | None = None, after: int | None = None, most: int | None = None,
                  key: str | None = None, split_key: str | None = None,
-                 clock: Callable[[], float] = time.perf_counter, ahead: int = 0) -> None:
+                 clock: Callable[[], float] = time.perf_counter, ahead: int = 0, streams: bool = False) -> None:
         """`key` (cost_key): where the producers' measured cost is remembered for the next run,
         whose first split then starts from it instead of the prior; `split_key`: where a trial's
         winner is (with the backbone in it), for the next run to start at without a trial.
         `ahead`: clips the producers were given while the runtimes were measured; until the
         backbone is through them (they are mostly produced) it takes every core, and the split
-        is neither checked nor tried (their clips would time the backbone alone)."""
-        self.ahead = ahead
+        is neither checked nor tried (their clips would time the backbone alone). `streams`: the
+        backbone runs a stream per thread (see split)."""
+        self.ahead, self.streams = ahead, streams
         self.cores, self.backbone_cost, self.backbone_how = cores, backbone_cost, backbone_how
         self.workers, self.threads_given, self.most, self.key = workers, threads, most, key
         self.split_key, self.clock = split_key, clock
@@ -247,7 +251,7 @@ class Balancer:
         else:
             how = "assumed until the first clips measure it"
         self.split = split(cores, backbone_cost, prior if earlier is None else earlier[0], workers, threads,
-                           backbone_how, how, most)
+                           backbone_how, how, most, streams)
         won = _remembered(SPLIT_FILE, split_key) if split_key is not None and self._may_trial() else None
         if won is not None:
             try:
@@ -297,7 +301,7 @@ class Balancer:
         if self.trial is not None or self.tried:
             return None
         new = split(self.cores, self.backbone_cost, cost, self.workers, self.threads_given, self.backbone_how,
-                    f"measured on {self.clips} clips", self.most)
+                    f"measured on {self.clips} clips", self.most, self.streams)
         changed = (new.producers, new.threads) != (self.split.producers, self.split.threads)
         if changed:
             self.rebalanced += 1

@@ -22,6 +22,7 @@ from afgen.config import AHEAD_CLIPS, DEFAULT_WORKERS, ExtractConfig, VideoConfi
 from afgen.encoders.backbones import Backbone, set_threads
 from afgen.encoders.devices import for_device, resolve_device, resolve_precision
 from afgen.encoders.runtime_choice import choose_runtime, measured_speed, will_measure
+from afgen.encoders.runtimes.openvino import OPENVINO
 from afgen.extraction.assemble import Assembler, ClipFeatures
 from afgen.extraction.dataset import Clip
 from afgen.extraction.engines import Event, Stats
@@ -91,7 +92,7 @@ def _balancer(chosen: Plan, cfg: ExtractConfig, request: Request, device: torch.
     backbone = {"backbone": ran.backbone, "runtime": ran.runtime, "precision": ran.precision,
                 "batch": ran.batch_for(device), "cores": cores, "workers": cfg.workers, "threads": cfg.threads}
     return Balancer(cores, cost, how, workers, cfg.threads, most=n_clips, key=cost_key(asdict(settings)),
-                    split_key=cost_key({**asdict(settings), **backbone}), ahead=ahead)
+                    split_key=cost_key({**asdict(settings), **backbone}), ahead=ahead, streams=ran.runtime == OPENVINO)
 
 
 def _hand_out_early(request: Request, cfg: ExtractConfig, device: torch.device) -> ProducerPool | None:
