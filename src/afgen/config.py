@@ -37,14 +37,14 @@ CUES = ("none", "subtle")
 RUNTIME_MIN_COSINE = 0.999  #: `--runtime auto` never picks a runtime below this cosine to fp32 eager torch.
 RUNTIME_TRIAL_BATCHES = 3  #: Batches `auto` times each runtime on (after a warm-up); its fastest counts.
 CACHE_DIR_ENV = "AFGEN_CACHE_DIR"  #: Where per-machine measurements go (default: $XDG_CACHE_HOME/afgen or ~/.cache/afgen).
-#: Set to 0: `--runtime auto` takes the fixed rule, unmeasured (ONNX Runtime for fp32 on a CPU, else torch).
-MEASURE_RUNTIMES_ENV = "AFGEN_MEASURE_RUNTIMES"
+MEASURE_RUNTIMES_ENV = "AFGEN_MEASURE_RUNTIMES"  #: Set to 0: `auto` takes the fixed rule (ORT for fp32 on a CPU, else torch).
 RUNTIME_DROP_SLOWER = 2.0  #: `auto` times no further a runtime whose probe is this many x slower than the fastest.
 DEFAULT_WORKERS = max(1, (os.cpu_count() or 2) - 1)  #: Producers before anything is measured, and `afgen frames`'.
 PRODUCER_COST_PRIOR = 0.0095  #: Producer core-s per image until clips measure it (Farneback, 224 px: 0.33 per clip).
 BALANCE_AFTER_CLIPS = 3  #: The cores' split is re-checked after this many clips, then at 2x, 4x, ... as many.
 SPLIT_TRIAL = True  #: After that first check, the neighbouring splits are tried on the run's clips; the fastest kept.
 SPLIT_TRIAL_CLIPS = (1, 4)  #: Per split tried: clips skipped after the switch (it settles), then clips timed.
+SPLIT_TIE = 0.03  #: Splits this close to the trial's fastest tie; the one with more producers wins (they idle cheaply).
 AHEAD_CLIPS = 16  #: A new store's first clips, begun while `auto` measures runtimes (room: 16 3-s clips, ~85 MB at 224 px).
 
 

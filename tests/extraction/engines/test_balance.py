@@ -243,3 +243,13 @@ def test_clips_handed_out_during_the_measurement_take_every_core_and_no_trial_ti
 def test_a_given_thread_count_is_kept_while_draining():
     b = Balancer(4, 0.0053, "stub", threads=1, prior=0.0042, ahead=3)
     assert b.draining and b.threads == 1
+
+
+def test_a_trial_near_tie_goes_to_the_split_with_more_producers():
+    """4-clip windows cannot tell a few percent apart; a producer too many costs little (it blocks
+    on the full queue), one too few starves the backbone: within SPLIT_TIE, more producers win."""
+    b, _ = _two_cores(FakeClock(), {**RATES, (1, 2): 112.0, (2, 2): 110.0})  # 2 + 2 within 2%
+    assert (b.split.producers, b.split.threads) == (2, 2)
+    assert "1+2 3.20 clips/s, 2+2 3.14" in b.split.reason and "2+2: within 3% of the fastest" in b.split.reason
+    b, _ = _two_cores(FakeClock(), {**RATES, (1, 2): 120.0, (2, 2): 110.0})  # 8% apart: the fastest
+    assert (b.split.producers, b.split.threads) == (1, 2)
