@@ -6,7 +6,9 @@ source) at the working size --size (224; e.g. ResNet18 at 112 for a small fast n
                       decode, resize (to the working size, RGB), flow, audio (decode + encoder),
                       backbone (its images on every core: wall x cores), write
   2. limit            the fastest any pipeline on these cores can go: per clip
-                      (backbone + producer core-seconds) / cores on a CPU; on a GPU,
+                      (backbone + producer core-seconds) / cores on a CPU, the producer's being
+                      its whole work (producer.produce on one core: the stages and their glue,
+                      one BLAS thread as in a worker); on a GPU,
                       max(backbone wall, producer core-seconds / producer processes)
   3. backbone alone   images/s on pre-made images (same model, runtime, batch, threads)
   4. afgen extract    steady state (after the first clip) with Farneback and with DIS, as a
@@ -55,6 +57,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 import afgen.extraction.video
 from afgen.config import (
@@ -73,6 +76,7 @@ from afgen.encoders.flows import gray, make_encoder, make_flow
 from afgen.encoders.raft import build_raft
 from afgen.encoders.runtime_choice import choose_runtime, cpu_description, measure
 from afgen.extraction.dataset import discover
+from afgen.extraction.producer import Settings, produce, warm_up
 from afgen.extraction.synth import generate, make_clip, write_clip
 from afgen.extraction.video import ClipReader
 
@@ -153,6 +157,9 @@ def stage_costs(clips: list[Path], store_root: Path, size: int = 224) -> dict[st
     video = VideoConfig(decoder_threads=1, height=size, width=size)
     flows = {name: (make_flow(FlowConfig(algorithm=name)), make_encoder(FlowConfig())) for name in ("farneback", "dis")}
     encoder = get_encoder("logmel", AudioFeatureConfig())
+    # one BLAS thread, as in a worker: a pool's threads spinning after the encoder's call would
+    # bill the next stage timed here (Farneback read 0.27 core-s per clip that way, 0.15 alone)
+    blas = threadpool_limits(limits=1, user_api="blas")
     encoder.encode(np.zeros(16_000, np.float32), 16_000, [0.0, 1 / 6], 1 / 6)  # imports: a worker's warm-up
     costs = dict.fromkeys(["decode", "resize", "farneback", "dis", "audio", "audio_packets", "write"], 0.0)
     real_rgb, real_audio = afgen.extraction.video._to_rgb, afgen.extraction.video.ClipReader._decode_audio
@@ -192,9 +199,26 @@ def stage_costs(clips: list[Path], store_root: Path, size: int = 224) -> dict[st
             costs["write"] += time.process_time() - t
     finally:
         afgen.extraction.video._to_rgb, afgen.extraction.video.ClipReader._decode_audio = real_rgb, real_audio
+        blas.unregister()
     costs["decode"] -= costs["resize"] + costs["audio_packets"]  # frames() also decoded the audio packets
     costs["audio"] += costs.pop("audio_packets")
     return {k: v / len(clips) for k, v in costs.items()}
+
+
+def producer_costs(clips: list[Path], size: int = 224) -> dict[str, float]:
+    """Core-seconds per clip of a producer's whole work (producer.produce: decode, resize, flow,
+    audio, the chunks it sends), one core, as a worker runs it: what the limit counts."""
+    cv2.setNumThreads(1)
+    out = {}
+    for flow in ("farneback", "dis"):
+        settings = Settings(video=VideoConfig(decoder_threads=1, height=size, width=size),
+                            flow=FlowConfig(algorithm=flow), audio=AudioFeatureConfig(), chunk=16)
+        warm_up(settings)
+        t = time.process_time()
+        for i, path in enumerate(clips):
+            list(produce(str(i), path, settings))
+        out[flow] = (time.process_time() - t) / len(clips)
+    return out
 
 
 def backbone_alone(cfg: ExtractConfig, images: int, size: int = 224) -> tuple[float, float]:
@@ -312,6 +336,7 @@ def main() -> None:
     r: dict = {"backbone": args.backbone, "device": args.device, "cores": cores, "clips": len(clips), "size": size}
 
     r["stages"] = stage_costs(clips[: min(8, len(clips))], root / "stage_store", size)
+    r["producer"] = producer_costs(clips[: min(8, len(clips))], size)
     torch.set_num_threads(cores)  # the backbone's threads while extract measures (its split follows)
     r["cpu"] = cpu_description()
     if args.device == "cpu":  # what `--runtime auto` measured (or reads from its cache); every run here uses it
@@ -335,8 +360,7 @@ def main() -> None:
         r[f"{flow}_trial"] = run_extract(listing, root / f"f_{flow}_1", cfg, flow, size, env)
         r[flow] = run_extract(listing, root / f"f_{flow}", cfg, flow, size, env)
     per_clip = r["farneback"]["images_per_clip"]
-    producer = {f: sum(r["stages"][k] for k in ("decode", "resize", "audio")) + r["stages"][f]
-                for f in ("farneback", "dis")}
+    producer = r["producer"]  # the whole of a worker's work per clip (the stages and their glue)
     if args.device == "cpu":
         backbone_core_s = per_clip * cores / r["backbone_img_s"]
         r["limit_clips_s"] = {f: cores / (backbone_core_s + producer[f] + r["stages"]["write"]) for f in producer}
@@ -406,6 +430,8 @@ def report(r: dict, quick: bool) -> None:
                        ("farneback", "flow: Farneback"), ("dis", "flow: DIS"), ("audio", "audio (decode + log-mel)"),
                        ("write", "write (4 .npy + manifest line, fsync)")]:
         print(f"| {label} | {st[key]:.3f} |")
+    for f in ("farneback", "dis"):
+        print(f"| producer, whole (produce(): the above as a worker runs them), {f} | {r['producer'][f]:.3f} |")
     unit = "core-s" if r["device"] == "cpu" else "GPU s"
     print(f"| backbone ({per_clip:.0f} images, {r['backbone_img_s']:.1f} img/s alone) | {backbone_core_s:.3f} {unit} |")
     if "limit_cpu_clips_s" in r:
