@@ -147,17 +147,16 @@ def test_unknown_timm_model_and_missing_timm(monkeypatch):
         build_backbone("timm:resnet18", "none")
 
 
-def test_own_preprocessing_is_decided_once_uncached_and_recorded_alike(monkeypatch):
-    """A BACKBONES entry flagged `own_preprocess` is both left out of the graph cache and recorded
-    with its preprocessing in the store's identity; an unflagged one is neither. timm and
+def test_own_preprocessing_is_decided_once_cached_and_recorded_alike(monkeypatch):
+    """A BACKBONES entry flagged `own_preprocess` has its preprocessing both kept beside its cached
+    graph and recorded in the store's identity; an unflagged one neither. timm and
     efficientnet_lite0 are flagged, the torchvision ones are not."""
-    from afgen.encoders.backbones import Backbone
+    from afgen.encoders.backbones import Backbone, _preprocess
     from afgen.encoders.registry import BACKBONES, Encoder
-    from afgen.encoders.runtimes import graph_cache
 
     def both(name: str) -> tuple[bool, bool]:
-        ident = Backbone(None, name, 8, "random:seed=0", torch.device("cpu"), "fp32", 2).identity()
-        return graph_cache.graph_key(name, "none") is None, "preprocess" in ident
+        backbone = Backbone(None, name, 8, "random:seed=0", torch.device("cpu"), "fp32", 2)
+        return _preprocess(backbone) is not None, "preprocess" in backbone.identity()
 
     BACKBONES.register(Encoder("mine_own", "x:y", 8, "none", "a plugin's", own_preprocess=True))
     BACKBONES.register(Encoder("mine_plain", "x:y", 8, "none", "a plugin's"))

@@ -159,8 +159,17 @@ def _from_graph_cache(name: str, weights: str, device: str, precision: str, batc
     if hit is None:
         return None
     graph, meta = hit
+    own = meta.get("preprocess")
+    if BACKBONES.get(name).own_preprocess and not isinstance(own, dict):
+        return None  # its preprocessing is not known without the model: built and exported again
+    try:
+        preprocess = {} if own is None else {
+            "mean": tuple(float(v) for v in own["mean"]), "std": tuple(float(v) for v in own["std"]),
+            "input_size": tuple(int(v) for v in own["input_size"]) or None, "interpolation": str(own["interpolation"])}
+    except (KeyError, TypeError, ValueError):
+        return None
     return Backbone(model=None, name=name, dim=int(meta["dim"]), weights_id=meta["weights_id"], device=dev,
-                    precision=prec, batch_size=batch_size, runtime=resolved,
+                    precision=prec, batch_size=batch_size, runtime=resolved, **preprocess,
                     exported=OpenVinoBackbone(graph, prec, meta["path"]) if resolved == OPENVINO else OnnxBackbone(graph))
 
 
@@ -182,6 +191,11 @@ def torchvision_backbone(name: str, weights: str, device: str, precision: str, b
                            precision=precision, batch_size=batch_size))
 
 
+def _preprocess(backbone: Backbone) -> dict | None:
+    """A backbone's own preprocessing as the graph cache keeps it (None: torchvision's ImageNet one)."""
+    return backbone.identity().get("preprocess")
+
+
 def _with_runtime(backbone: Backbone, runtime: str, weights: str) -> Backbone:
     """Resolve the runtime; for ONNX Runtime or OpenVINO, export the model (once per process and
     weights) and keep the graph in the on-disk cache for the next process."""
@@ -189,13 +203,15 @@ def _with_runtime(backbone: Backbone, runtime: str, weights: str) -> Backbone:
     key = (backbone.name, backbone.weights_id, backbone.input_size)
     if backbone.runtime == OPENVINO:  # `auto` picks it only by measurement (runtime_choice.py)
         graph = export(backbone.model, key, backbone.input_size)
-        path = graph_cache.save(graph_cache.graph_key(backbone.name, weights), graph, backbone.dim, backbone.weights_id)
+        path = graph_cache.save(graph_cache.graph_key(backbone.name, weights), graph, backbone.dim, backbone.weights_id,
+                                _preprocess(backbone))
         backbone.exported = OpenVinoBackbone(graph, backbone.precision, path)
     elif backbone.runtime == ONNXRUNTIME:
         try:
             graph = export(backbone.model, key, backbone.input_size)
             backbone.exported = OnnxBackbone(graph)
-            graph_cache.save(graph_cache.graph_key(backbone.name, weights), graph, backbone.dim, backbone.weights_id)
+            graph_cache.save(graph_cache.graph_key(backbone.name, weights), graph, backbone.dim, backbone.weights_id,
+                             _preprocess(backbone))
         except Exception as exc:  # noqa: BLE001 - the exporter raises many kinds for unsupported ops
             if runtime != "auto":
                 raise AfgenError(f"{backbone.name} cannot be exported to ONNX ({type(exc).__name__}: {exc}); "

@@ -44,7 +44,7 @@ class Encoder:
     #: Audio: the rate the track is best decoded at for it (None: VideoConfig.audio_rate).
     sample_rate: int | None = None
     #: Backbones: it brings its own preprocessing (not torchvision's ImageNet mean/std), so its
-    #: identity records it and its exported graph is not cached (runtimes/graph_cache.py).
+    #: identity records it and its cached graph keeps it beside (runtimes/graph_cache.py).
     own_preprocess: bool = False
 
     def load(self) -> Callable:
