@@ -76,7 +76,8 @@ from afgen.encoders.flows import gray, make_encoder, make_flow
 from afgen.encoders.raft import build_raft
 from afgen.encoders.runtime_choice import choose_runtime, cpu_description, measure
 from afgen.extraction.dataset import discover
-from afgen.extraction.producer import Settings, produce, warm_up
+from afgen.extraction.engines.pool import producer_settings
+from afgen.extraction.producer import produce, warm_up
 from afgen.extraction.synth import generate, make_clip, write_clip
 from afgen.extraction.video import ClipReader
 
@@ -211,8 +212,8 @@ def producer_costs(clips: list[Path], size: int = 224) -> dict[str, float]:
     cv2.setNumThreads(1)
     out = {}
     for flow in ("farneback", "dis"):
-        settings = Settings(video=VideoConfig(decoder_threads=1, height=size, width=size),
-                            flow=FlowConfig(algorithm=flow), audio=AudioFeatureConfig(), chunk=16)
+        settings = producer_settings(ExtractConfig(), VideoConfig(decoder_threads=1, height=size, width=size),
+                                     FlowConfig(algorithm=flow), AudioFeatureConfig())
         warm_up(settings)
         t = time.process_time()
         for i, path in enumerate(clips):

@@ -224,13 +224,27 @@ def _write_cache(path: Path, data: dict) -> None:
         log.warning("cannot cache the runtime measurement (%s); it will be measured again next time", exc)
 
 
+def _measures(device: torch.device, runtime: str) -> bool:
+    """Whether `auto` is measured at all here: a CPU, measuring not switched off, more than one
+    precision to choose between (ONNX Runtime runs fp32 only)."""
+    return runtime != ONNXRUNTIME and device.type == "cpu" and os.environ.get(MEASURE_RUNTIMES_ENV, "1") != "0"
+
+
+def _cached_trials(cache: dict, key: str) -> tuple[Trial, ...] | None:
+    """The trials cached under `key`, or None (not there, or an entry that does not read)."""
+    entry = cache.get(key)
+    try:
+        return tuple(Trial(**t) for t in entry["trials"]) if entry is not None else None
+    except (TypeError, KeyError):
+        return None
+
+
 def will_measure(backbone: str, size: tuple[int, int], batch: int, precision: str = "auto",
                  device: torch.device = CPU, runtime: str = "auto") -> bool:
     """Whether choose_runtime with these arguments times the runtimes now (seconds of work):
-    on a CPU, measuring on, a runtime to choose and nothing cached for them."""
-    if runtime == ONNXRUNTIME or device.type != "cpu" or os.environ.get(MEASURE_RUNTIMES_ENV, "1") == "0":
-        return False
-    return cache_key(backbone, size, batch, precision) not in _read_cache(cache_dir() / CACHE_FILE)
+    on a CPU, measuring on, a runtime to choose and nothing (readable) cached for them."""
+    return _measures(device, runtime) and _cached_trials(
+        _read_cache(cache_dir() / CACHE_FILE), cache_key(backbone, size, batch, precision)) is None
 
 
 def choose_runtime(backbone: str, size: tuple[int, int], batch: int, precision: str = "auto",
@@ -245,20 +259,14 @@ def choose_runtime(backbone: str, size: tuple[int, int], batch: int, precision: 
     if runtime == ONNXRUNTIME:  # it runs fp32 only: nothing to measure
         return Choice(ONNXRUNTIME, resolve_precision(precision, device, ONNXRUNTIME),
                       how="--precision auto with --runtime onnxruntime: fp32, the only precision it runs")
-    if device.type != "cpu" or os.environ.get(MEASURE_RUNTIMES_ENV, "1") == "0":
+    if not _measures(device, runtime):
         fixed = resolve_precision(precision, device, runtime)
         how = "not a CPU: torch" if device.type != "cpu" else f"fixed rule ({MEASURE_RUNTIMES_ENV}=0)"
         return Choice(resolve_runtime(runtime, device, fixed), fixed, how=how)
     path = cache_dir() / CACHE_FILE
     key = cache_key(backbone, size, batch, precision)
-    cache = _read_cache(path)
-    entry = cache.get(key)
-    cached = entry is not None
-    if cached:
-        try:
-            trials = tuple(Trial(**t) for t in entry["trials"])
-        except (TypeError, KeyError):
-            cached, trials = False, ()
+    trials = _cached_trials(_read_cache(path), key)
+    cached = trials is not None
     if not cached:
         log.info("measuring the backbone runtimes for %s at %dx%d px, batch %d, once on this machine (cached in %s)",
                  backbone, *size, batch, path)

@@ -91,3 +91,10 @@ def test_a_backbone_with_its_own_preprocessing_is_cached_with_it(cache):
     graph, meta = graph_cache.load(key)
     graph_cache.save(key, graph, meta["dim"], meta["weights_id"])  # as an older afgen wrote it: no preprocessing
     assert build_backbone("efficientnet_lite0", "none", "cpu", "fp32", 4, runtime="onnxruntime").model is not None
+
+
+def test_the_openvino_export_keeps_the_preprocessing_beside_the_graph_too(cache):
+    pytest.importorskip("openvino")
+    build_backbone("efficientnet_lite0", "none", "cpu", "fp32", 4, runtime="openvino")
+    _, meta = graph_cache.load(graph_cache.graph_key("efficientnet_lite0", "none"))
+    assert meta["preprocess"]["mean"] == [0.5] * 3 and meta["preprocess"]["std"] == [0.5] * 3

@@ -104,7 +104,13 @@ def test_two_threads_run_two_streams_and_each_image_keeps_its_place():
         assert ovb.compiled.get_property("NUM_STREAMS") == 2
         x = np.random.default_rng(1).standard_normal((5, 3, 40, 40)).astype(np.float32)
         alone = np.concatenate([np.asarray(ovb.compiled(x[i:i + 1])[0]) for i in range(5)])
+        sent, real = [], ovb._requests.start_async
+        ovb._requests = type("Spy", (), {"start_async": lambda self, part, i: sent.append(len(part)) or real(part, i),
+                                         "set_callback": lambda self, f: requests.set_callback(f),
+                                         "wait_all": lambda self: requests.wait_all()})()
+        requests = ovb._by_threads[2][1]
         np.testing.assert_allclose(ovb(x), alone, rtol=1e-5, atol=1e-5)
+        assert sent == [3, 2]  # the batch in two, one per stream
         torch.set_num_threads(1)
         ovb.rebuild()
         assert ovb.compiled.get_property("NUM_STREAMS") == 1

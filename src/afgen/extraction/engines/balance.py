@@ -161,7 +161,8 @@ def neighbours(at: tuple[int, int], cores: int, producers: bool = True, threads:
 class SplitTrial:
     """Splits tried one after another on the run's own clips: after each switch `settle` clips
     are skipped (processes start, threads are rebuilt), then the backbone's images over the next
-    `window` clips are timed on `clock`; the fastest split wins. Pure arithmetic on what it is told."""
+    `window` clips are timed on `clock`; the fastest split wins (a near tie: see winner). Pure
+    arithmetic on what it is told."""
 
     def __init__(self, candidates: list[tuple[int, int]], settle: int, window: int,
                  clock: Callable[[], float]) -> None:

@@ -10,7 +10,6 @@ split (balance.py), and starts the producers while the backbone is built.
 from __future__ import annotations
 
 import logging
-import math
 import os
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
@@ -36,8 +35,9 @@ log = logging.getLogger(__name__)
 
 def plan(request: Request) -> Plan:
     """The backbone on this machine's device (`--device`): its batch, its runtime and precision (a
-    resumed store's own, or `auto` measured on a CPU), the split of a CPU's cores between it and the
-    producers, and the producers started (or the CLI's early ones resized) while it is built."""
+    resumed store's own, or `auto` measured on a CPU: a new store's first clips go to the producers
+    first), the split of a CPU's cores between it and the producers, and the producers started (or
+    the CLI's early ones resized) while it is built."""
     cfg, n_clips, pools = request.cfg, request.n_clips, request.pools
     device = resolve_device(cfg.device)
     if cfg.batch_size is None:  # this device's default
@@ -109,9 +109,7 @@ def _hand_out_early(request: Request, cfg: ExtractConfig, device: torch.device) 
                                               request.n_clips)] if p is not None]
     if not pools or pools[0].handed:
         return pools[0] if pools else None
-    first = request.clips[:AHEAD_CLIPS]
-    chunks = 2 * math.ceil(request.video.fps * 3 / max(1, pools[0].settings.chunk))  # a 3-s clip's
-    pools[0].ahead(first, len(first) * (2 + chunks))
+    pools[0].ahead(request.clips[:AHEAD_CLIPS])
     return pools[0]
 
 
@@ -177,6 +175,8 @@ def run(todo: list[Clip], job: Job) -> Iterator[Event]:
             elif kind == "failed":
                 assembler.drop(clip_id)
                 yield ("failed", clip_id, message[2], message[3])
+                if trying:  # counted as through: the balancer's early clips end with it too
+                    _apply(balancer, balancer.finished(assembler.images, pool.settled), pool, backbone, stats)
         yield from done(assembler.flush())
     finally:
         stats.backbone_seconds += assembler.seconds

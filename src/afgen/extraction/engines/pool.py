@@ -4,6 +4,7 @@ their start-up (spawn, imports, the audio encoder's warm-up) overlaps the main p
 
 from __future__ import annotations
 
+import math
 import multiprocessing as mp
 import os
 import queue
@@ -37,7 +38,7 @@ class ProducerPool:
         # reads one (not while `owed`: the extra room `ahead` gave, taken back as it is read)
         self.room = self.ctx.Semaphore(depth * max(2, workers))
         self.owed = 0
-        self.handed: list[Clip] = []  # clips handed out by `ahead`, not yet by `messages`
+        self.handed: list[Clip] = []  # clips handed out by `ahead`, until `messages` takes them over
         self.procs: dict[int, mp.process.BaseProcess] = {}
         self.retiring = 0  # stop signals queued for processes that have not taken them yet
         self.exited: set[int] = set()
@@ -65,28 +66,25 @@ class ProducerPool:
 
     def resize(self, workers: int) -> None:
         """Run `workers` processes: start the missing ones (they warm up while the others work),
-        or tell the extra ones to stop after their current clip (before `messages`: at once)."""
+        or tell the extra ones to stop after their current clip (a stop signal on the job queue,
+        even before `messages`: one killed while it waited on the queue would keep its lock)."""
         workers = max(1, workers)
         if self.ended:  # every clip is handed out: the processes there finish the run
             return
         while self.workers < workers:
             self._start_one()
         while self.workers > workers:
-            if self.running or self.handed:  # (clips handed out early may be in a process's hands)
-                self.jobs.put(None)  # whichever process takes it next stops
-                self.retiring += 1
-            else:  # still warming up: nothing of theirs is lost
-                i = max(i for i in self.procs if i not in self.exited)
-                self.procs[i].terminate()
-                self.procs[i].join(timeout=5)
-                self.exited.add(i)
+            self.jobs.put(None)  # whichever process takes it next stops
+            self.retiring += 1
 
-    def ahead(self, clips: list[Clip], room: int) -> None:
-        """Hand `clips` out now, before `messages` (which must then be given them too), with `room`
-        messages of space beyond the bound: the producers work on them while this process is busy."""
+    def ahead(self, clips: list[Clip]) -> None:
+        """Hand `clips` out now, before `messages` (which must then be given them too), with room
+        for their messages beyond the bound (as many as a 3-s clip sends: AHEAD_CLIPS' estimate):
+        the producers work on them while this process is busy."""
         for clip in clips:
             self.jobs.put((clip.id, str(clip.path)))
         self.handed += clips
+        room = len(clips) * messages_per_clip(self.settings, seconds=3.0)
         for _ in range(room):
             self.room.release()
         self.owed += room
@@ -100,8 +98,8 @@ class ProducerPool:
         try:
             for i, p in self.procs.items():
                 if stop is not None and i not in self.exited and p.pid is not None and p.is_alive():
+                    stopped.append(p.pid)  # first: a signal between the two lines must not leave it stopped
                     os.kill(p.pid, stop)
-                    stopped.append(p.pid)
             yield
         finally:
             for pid in stopped:
@@ -123,9 +121,10 @@ class ProducerPool:
         Clips handed out by `ahead` are not handed out again; one of them not in `clips` is
         dropped (its messages are not yielded)."""
         jobs, procs = self.jobs, self.procs
-        early = {c.id for c in self.handed}
+        handed, self.handed = self.handed, []
+        early = {c.id for c in handed}
         pending = deque(c for c in clips if c.id not in early)
-        queued = len(self.handed)  # jobs put but not yet started
+        queued = len(handed)  # jobs put but not yet started
         wanted = {c.id for c in clips}
         self.running = True
 
@@ -142,7 +141,7 @@ class ProducerPool:
 
         feed()
         in_flight: dict[int, str] = {}
-        paths = {c.id: c.path for c in [*self.handed, *clips]}
+        paths = {c.id: c.path for c in [*handed, *clips]}
         while len(self.exited) < len(procs):
             waited = time.perf_counter()
             try:
@@ -183,7 +182,18 @@ class ProducerPool:
         for p in self.procs.values():
             if p.is_alive():
                 p.terminate()
+                if p.pid is not None and hasattr(signal, "SIGCONT"):  # a stopped process acts on it once continued
+                    try:
+                        os.kill(p.pid, signal.SIGCONT)
+                    except ProcessLookupError:
+                        pass
             p.join(timeout=5)
+
+
+def messages_per_clip(settings: Settings, seconds: float) -> int:
+    """The messages a producer sends for a clip `seconds` long: start, its RGB and flow chunks, done."""
+    frames = max(1, math.ceil(settings.video.fps * seconds))
+    return 2 + math.ceil(frames / settings.chunk) + math.ceil(max(1, frames - 1) / settings.chunk)
 
 
 def producer_settings(cfg: ExtractConfig, video: VideoConfig, flow: FlowConfig, audio: AudioFeatureConfig) -> Settings:
