@@ -487,17 +487,25 @@ def test_a_first_ever_run_hands_its_first_clips_to_the_producers_before_measurin
     monkeypatch.setattr(rc, "measure", lambda *a, **k: order.append(("measure",)) or
                         real_measure(*a, **k))
     monkeypatch.setattr(ProducerPool, "paused", lambda self: order.append(("paused",)) or real_paused(self))
-    ds = _n_clips(tmp_path, clip_factory, 3)
+    import afgen.extraction.engines.local as local_engine
+    from afgen.extraction.engines.balance import Balancer
+
+    made = []
+    monkeypatch.setattr(local_engine, "Balancer", lambda *a, **k: made.append(Balancer(*a, **k)) or made[-1])
+    _n_clips(tmp_path, clip_factory, 3)
+    (tmp_path / "data" / "c" / "broken.mp4").write_bytes(b"not a video")  # one of the early clips fails
+    ds = discover(tmp_path / "data")
     cfg = replace(FAST, workers=1, runtime="auto", precision="auto")
     first = extract(ds, tmp_path / "first", cfg, SMALL, show_progress=False)
-    assert first.done == 3 and "measured now" in first.runtime_choice
-    assert order[:2] == [("ahead", 3), ("measure",)] and ("paused",) in order[2:]  # hushed while it timed
+    assert (first.done, first.failed) == (3, 1) and "measured now" in first.runtime_choice
+    assert order[:2] == [("ahead", 4), ("measure",)] and ("paused",) in order[2:]  # hushed while it timed
+    assert made[-1].ahead == 4 and not made[-1].draining  # the failed clip counted: the split's threads after
     order.clear()
     again = extract(ds, tmp_path / "again", cfg, SMALL, show_progress=False)
     assert again.done == 3 and "cached measurement" in again.runtime_choice and order == []
     extract(ds, tmp_path / "one", replace(FAST, runtime=again.runtime_choice.split()[0], precision="auto"), SMALL,
             show_progress=False)  # in one process, the runtime auto chose
-    for cid in [c.id for c in ds.clips]:
+    for cid in [c.id for c in ds.clips if c.path.name != "broken.mp4"]:
         for mod in ("rgb", "flow"):
             assert (tmp_path / "first" / mod / f"{cid}.npy").read_bytes() == (tmp_path / "one" / mod / f"{cid}.npy").read_bytes()
 
