@@ -144,6 +144,7 @@ def test_the_example_plugin_adds_a_row_to_a_fresh_run_and_leaves_with_it(clean_r
     assert list(again.results["methods"]) == ["visual_only"]
 
 
+@pytest.mark.slow
 def test_afgen_methods_lists_every_row_its_source_and_what_it_needs():
     out = subprocess.run([sys.executable, "-m", "afgen", "methods"], capture_output=True, text=True, check=True,
                          env={"COLUMNS": "250", "PATH": "/usr/bin:/bin"}).stdout

@@ -71,6 +71,7 @@ def test_drop_audio_and_jsonl_and_a_torn_last_line(tiny_run, mixed, tmp_path):
     assert len(out.read_text().splitlines()) == 5
 
 
+@pytest.mark.slow
 def test_the_same_with_an_exported_onnx_model(tiny_run, mixed, tmp_path):
     export_model(tiny_run, tmp_path / "onnx", "onnx")
     a = predict_many(mixed, tmp_path / "run.csv", tiny_run, show_progress=False)
@@ -116,6 +117,7 @@ def test_the_same_predict_twice_on_one_out_the_second_is_refused_and_rows_stay_o
     assert not lock.parent.exists()  # the lock folder goes with its last holder
 
 
+@pytest.mark.slow
 def test_shards_share_one_out_and_the_same_shard_twice_is_refused(tiny_run, mixed, tmp_path):
     from afgen.errors import StoreError
     from afgen.extraction.lock import FileLock, shard_scope

@@ -252,6 +252,7 @@ def test_ddp_on_two_cpu_processes_writes_one_complete_run_validated_on_the_whole
     assert recorded == pytest.approx(acc, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_unlabelled_clips_are_left_out_of_training(tiny_store, tmp_path, caplog):
     import logging
     import shutil
