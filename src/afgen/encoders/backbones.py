@@ -25,7 +25,7 @@ from torch import nn
 
 from afgen.config import ExtractConfig
 from afgen.encoders.devices import bf16_supported, resolve_device, resolve_precision  # noqa: F401 - re-exported
-from afgen.encoders.registry import BACKBONES
+from afgen.encoders.registry import BACKBONES, TIMM_PREFIX
 from afgen.encoders.runtimes import graph_cache
 from afgen.encoders.runtimes.onnx import ONNXRUNTIME, OnnxBackbone, export
 from afgen.encoders.runtimes.openvino import OPENVINO, OpenVinoBackbone
@@ -39,8 +39,6 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 #: Random weights are drawn from this seed, so `--weights none` is the same network everywhere.
 RANDOM_WEIGHTS_SEED = RANDOM_SEED
-#: Backbone names with this prefix come from timm (a prefix entry of BACKBONES).
-TIMM = "timm:"
 
 
 @dataclass
@@ -237,7 +235,7 @@ def timm_backbone(name: str, weights: str, device: str, precision: str, batch_si
         from timm.data import resolve_data_config
     except ImportError:
         raise AfgenError(f"backbone {name!r} needs timm: pip install \"afgen[extractors]\" (or timm)") from None
-    arch = name[len(TIMM):]
+    arch = name[len(TIMM_PREFIX):]
     if arch not in timm.list_models(pretrained=False) and arch.split(".")[0] not in timm.list_models():
         raise AfgenError(f"unknown timm model {arch!r}; see timm.list_models(), e.g. timm:resnet50.a1_in1k")
 

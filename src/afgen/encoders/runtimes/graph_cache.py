@@ -20,6 +20,7 @@ from pathlib import Path
 
 from afgen.config import cache_dir
 from afgen.contracts.store import atomic_write_bytes
+from afgen.encoders.registry import TIMM_PREFIX
 from afgen.errors import WriteError
 from afgen.provenance import installed_version
 
@@ -38,7 +39,7 @@ def graph_key(name: str, weights: str) -> str | None:
             return None
         stat = path.stat()
         spec["weights"] = {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-    libraries = ("torch", "torchvision", "onnx") + (("timm",) if name.startswith("timm:") else ())
+    libraries = ("torch", "torchvision", "onnx") + (("timm",) if name.startswith(TIMM_PREFIX) else ())
     spec["versions"] = {p: installed_version(p) for p in libraries}
     return json.dumps(spec, sort_keys=True)
 
