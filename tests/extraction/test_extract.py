@@ -518,8 +518,10 @@ def test_an_openvino_backbone_is_split_as_one_stream_per_thread(tmp_path, clip_f
 
     import afgen.config
     import afgen.extraction.engines.local as local_engine
+    from afgen.config import CACHE_DIR_ENV
     from afgen.extraction.engines.balance import Balancer
 
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))  # no producer cost an earlier run remembered
     made = []
     monkeypatch.setattr(local_engine, "Balancer", lambda *a, **k: made.append(Balancer(*a, **k)) or made[-1])
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
