@@ -157,11 +157,16 @@ def run(todo: list[Clip], job: Job) -> Iterator[Event]:
     messages = pool.messages(todo, stats) if pool is not None else _in_process(todo, settings)
     trying = balancer is not None and pool is not None
 
+    def through() -> None:
+        """A clip is through (done or failed): a trial of splits times the backbone's images per
+        wall second, and the early clips end with their last one."""
+        if trying:
+            _apply(balancer, balancer.finished(assembler.images, pool.settled), pool, backbone, stats)
+
     def done(features: Iterator[ClipFeatures]) -> Iterator[Event]:
         for f in features:
             yield ("done", f.clip_id, f)
-            if trying:  # a trial of splits times the backbone's images per wall second
-                _apply(balancer, balancer.finished(assembler.images, pool.settled), pool, backbone, stats)
+            through()
 
     try:
         for message in messages:
@@ -175,8 +180,7 @@ def run(todo: list[Clip], job: Job) -> Iterator[Event]:
             elif kind == "failed":
                 assembler.drop(clip_id)
                 yield ("failed", clip_id, message[2], message[3])
-                if trying:  # counted as through: the balancer's early clips end with it too
-                    _apply(balancer, balancer.finished(assembler.images, pool.settled), pool, backbone, stats)
+                through()
         yield from done(assembler.flush())
     finally:
         stats.backbone_seconds += assembler.seconds
