@@ -43,7 +43,7 @@ def _pool(messages: list[tuple]) -> ProducerPool:
     """A pool whose one producer process is simulated: no process is started."""
     pool = object.__new__(ProducerPool)
     pool.jobs, pool.results, pool.procs = queue.Queue(), _SlowResults(messages), {0: _Alive()}
-    pool.retiring, pool.exited, pool.running, pool.ended = 0, set(), False, False
+    pool.retiring, pool.exited, pool.ended = 0, set(), False
     pool.started, pool.room, pool.owed, pool.handed = set(), threading.Semaphore(0), 0, []
     return pool
 

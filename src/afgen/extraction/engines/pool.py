@@ -43,7 +43,7 @@ class ProducerPool:
         self.retiring = 0  # stop signals queued for processes that have not taken them yet
         self.exited: set[int] = set()
         self.started: set[int] = set()  # processes that took a clip (warmed up)
-        self.running = self.ended = False  # handing out clips; every clip handed out
+        self.ended = False  # every clip handed out
         for _ in range(max(1, workers)):
             self._start_one()
 
@@ -126,7 +126,6 @@ class ProducerPool:
         pending = deque(c for c in clips if c.id not in early)
         queued = len(handed)  # jobs put but not yet started
         wanted = {c.id for c in clips}
-        self.running = True
 
         def feed() -> None:
             nonlocal queued
